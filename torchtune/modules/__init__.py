@@ -1,0 +1,24 @@
+"""Building blocks of decoder-only transformers."""
+
+from torchtune.modules._attention import MultiHeadAttention
+from torchtune.modules._decoder import TransformerDecoder
+from torchtune.modules._feed_forward import FeedForward
+from torchtune.modules._kv_cache import KVCache
+from torchtune.modules._rms_norm import RMSNorm
+from torchtune.modules._rope import RotaryPositionalEmbeddings, llama3_scale_frequencies
+from torchtune.modules._transformer import TiedLinear, TransformerSelfAttentionLayer
+from torchtune.modules.loss import ChunkedCrossEntropyLoss, chunked_cross_entropy
+
+__all__ = [
+    "ChunkedCrossEntropyLoss",
+    "FeedForward",
+    "KVCache",
+    "MultiHeadAttention",
+    "RMSNorm",
+    "RotaryPositionalEmbeddings",
+    "TiedLinear",
+    "TransformerDecoder",
+    "TransformerSelfAttentionLayer",
+    "chunked_cross_entropy",
+    "llama3_scale_frequencies",
+]

@@ -1,0 +1,167 @@
+"""Decoder-only transformer.
+
+Notation: b batch, s sequence, s_kv key/value length, d embed dim, v vocab.
+"""
+
+import logging
+
+import torch
+from torch import nn
+
+from torchtune.modules._transformer import TiedLinear
+
+logger = logging.getLogger(__name__)
+
+
+class TransformerDecoder(nn.Module):
+    """Embeddings, a stack of layers, a final norm and an output projection.
+
+    Args:
+        tok_embeddings (nn.Embedding): ``v -> d``.
+        layers (nn.ModuleList | list[nn.Module]): the decoder layers.
+        max_seq_len (int): longest sequence the model supports.
+        num_heads (int): query heads (for reference by callers).
+        head_dim (int): per-head dimension (for reference by callers).
+        norm (nn.Module): final norm.
+        output (nn.Linear | TiedLinear): ``d -> v``.
+        embed_scale (float | None): multiply embeddings by this (Gemma's ``sqrt(d)``).
+            Default: None.
+        final_logit_softcapping (float | None): logits become ``c * tanh(logits / c)``.
+            Default: None.
+        output_hidden_states (list[int] | None): indices of layers whose *input* hidden state
+            ``[b, s, d]`` is returned before the logits (index ``num_layers`` is the final
+            layer's output, before the norm). Default: None.
+    """
+
+    def __init__(
+        self,
+        *,
+        tok_embeddings: nn.Embedding,
+        layers: nn.ModuleList | list[nn.Module],
+        max_seq_len: int,
+        num_heads: int,
+        head_dim: int,
+        norm: nn.Module,
+        output: nn.Linear | TiedLinear,
+        embed_scale: float | None = None,
+        final_logit_softcapping: float | None = None,
+        output_hidden_states: list[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.tok_embeddings = tok_embeddings
+        self.layers = layers if isinstance(layers, nn.ModuleList) else nn.ModuleList(layers)
+        self.max_seq_len = max_seq_len
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.norm = norm
+        self.output = output
+        self.embed_scale = embed_scale
+        self.final_logit_softcapping = final_logit_softcapping
+        self.output_hidden_states = list(output_hidden_states or [])
+        self.num_output_chunks = 0
+        self.decoder_max_cache_seq_len: int | None = None
+
+    def set_num_output_chunks(self, num_output_chunks: int) -> None:
+        """Return logits as a list of this many chunks along s (0 = one tensor).
+
+        Args:
+            num_output_chunks (int): number of chunks, >= 0.
+
+        Raises:
+            ValueError: when negative.
+        """
+        if num_output_chunks < 0:
+            raise ValueError(f"num_output_chunks={num_output_chunks} must be >= 0")
+        self.num_output_chunks = num_output_chunks
+
+    def setup_caches(
+        self, batch_size: int, dtype: torch.dtype, *, decoder_max_seq_len: int | None = None
+    ) -> None:
+        """Allocate a KV cache in every layer.
+
+        Args:
+            batch_size (int): decoding batch size.
+            dtype (torch.dtype): cache dtype.
+            decoder_max_seq_len (int | None): number of cache slots; None = ``max_seq_len``.
+        """
+        self.decoder_max_cache_seq_len = decoder_max_seq_len or self.max_seq_len
+        for layer in self.layers:
+            layer.setup_caches(batch_size, dtype, self.decoder_max_cache_seq_len)
+
+    def caches_are_enabled(self) -> bool:
+        """bool: whether the layers hold KV caches."""
+        return len(self.layers) > 0 and self.layers[0].caches_are_enabled()
+
+    def reset_caches(self) -> None:
+        """Empty every KV cache (keeps the allocation).
+
+        Raises:
+            RuntimeError: when no caches are set up.
+        """
+        if not self.caches_are_enabled():
+            raise RuntimeError("reset_caches() called before setup_caches()")
+        for layer in self.layers:
+            layer.reset_cache()
+
+    def _check_inputs(self, tokens: torch.Tensor, mask: torch.Tensor | None) -> None:
+        s = tokens.shape[1]
+        if s > self.max_seq_len:
+            raise ValueError(f"sequence length {s} exceeds max_seq_len={self.max_seq_len}")
+        if mask is not None and self.caches_are_enabled():
+            s_kv = self.decoder_max_cache_seq_len
+            if mask.shape[-1] != s_kv:
+                raise ValueError(
+                    f"with KV caches the mask must be [b, s, {s_kv}], got {list(mask.shape)}"
+                )
+
+    def _project(self, h: torch.Tensor) -> torch.Tensor:
+        logits = self.output(h)  # [b, s, v]
+        if self.final_logit_softcapping is not None:
+            cap = self.final_logit_softcapping
+            logits = cap * torch.tanh(logits / cap)
+        return logits
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        *,
+        mask: torch.Tensor | None = None,
+        input_pos: torch.Tensor | None = None,
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """Compute logits.
+
+        Args:
+            tokens (torch.Tensor): ``[b, s]`` long.
+            mask (torch.Tensor | None): bool ``[b, s, s_kv]``, True = may attend; None = causal.
+                With KV caches, ``s_kv`` is the cache length and column j is cache slot j.
+                Rows with no True entry (padding queries) are let attend everywhere so that
+                they stay finite. Default: None.
+            input_pos (torch.Tensor | None): positions ``[b, s]`` long. Default: None.
+
+        Returns:
+            torch.Tensor | list[torch.Tensor]: logits ``[b, s, v]``, or a list of
+            ``num_output_chunks`` chunks ``[b, s_i, v]``; preceded by the requested hidden
+            states ``[b, s, d]`` (as a list) when ``output_hidden_states`` is set.
+
+        Raises:
+            ValueError: on sequences longer than ``max_seq_len`` or a mask of the wrong width.
+        """
+        self._check_inputs(tokens, mask)
+        if mask is not None:
+            mask = mask | ~mask.any(dim=-1, keepdim=True)  # keep fully masked rows finite
+        h = self.tok_embeddings(tokens)  # [b, s, d]
+        if self.embed_scale is not None:
+            h = h * torch.tensor(self.embed_scale, dtype=h.dtype)
+        hidden = []
+        for i, layer in enumerate(self.layers):
+            if i in self.output_hidden_states:
+                hidden.append(h)
+            h = layer(h, mask=mask, input_pos=input_pos)
+        if len(self.layers) in self.output_hidden_states:
+            hidden.append(h)
+        h = self.norm(h)
+        if self.num_output_chunks > 0:
+            out = [self._project(c) for c in h.chunk(self.num_output_chunks, dim=1)]
+        else:
+            out = self._project(h)
+        return [*hidden, out] if self.output_hidden_states else out
