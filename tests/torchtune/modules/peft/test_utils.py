@@ -1,0 +1,107 @@
+import pytest
+import torch
+from torch import nn
+
+from torchtune.modules.peft import (
+    DoRALinear,
+    LoRALinear,
+    disable_adapter,
+    get_adapter_params,
+    get_adapter_state_dict,
+    get_merged_lora_ckpt,
+    initialize_dora_magnitudes,
+    set_trainable_params,
+    validate_missing_and_unexpected_for_lora,
+)
+
+RANK, ALPHA = 2, 4.0
+
+
+class _Net(nn.Module):
+    def __init__(self, dora=False):
+        super().__init__()
+        cls = DoRALinear if dora else LoRALinear
+        self.a = cls(6, 8, RANK, ALPHA)
+        self.mid = nn.Linear(8, 8)
+        self.b = cls(8, 5, RANK, ALPHA, use_bias=True)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.mid(self.a(x))))
+
+
+class _Base(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(6, 8, bias=False)
+        self.mid = nn.Linear(8, 8)
+        self.b = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.mid(self.a(x))))
+
+
+def _trained(dora):
+    torch.manual_seed(0)
+    net = _Net(dora)
+    with torch.no_grad():
+        for name, p in get_adapter_params(net).items():
+            p.normal_() if "lora_b" in name else p.mul_(1.5)
+    return net.eval()
+
+
+def test_adapter_params_and_trainable():
+    net = _Net(dora=True)
+    params = get_adapter_params(net)
+    assert sorted(params) == sorted(
+        f"{m}.{p}" for m in "ab" for p in ("lora_a.weight", "lora_b.weight", "magnitude")
+    )
+    set_trainable_params(net, params)
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert trainable == set(params)
+    assert set(get_adapter_state_dict(net.state_dict())) == set(params)
+
+
+@pytest.mark.parametrize("dora", [False, True])
+def test_merged_checkpoint_matches_unmerged(dora):
+    net = _trained(dora)
+    base = _Base()
+    missing, unexpected = base.load_state_dict(get_merged_lora_ckpt(net.state_dict(), RANK, ALPHA), strict=True)
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(base(x), net(x), atol=1e-5, rtol=1e-5)
+
+
+def test_disable_adapter_gives_base_output():
+    net = _trained(False)
+    base = _Base()
+    sd = {k: v for k, v in net.state_dict().items() if "lora" not in k}
+    base.load_state_dict(sd)
+    x = torch.randn(3, 6)
+    with disable_adapter(net):
+        torch.testing.assert_close(net(x), base(x))
+    assert not torch.allclose(net(x), base(x))
+
+
+def test_initialize_dora_magnitudes():
+    net = _Net(dora=True)
+    with torch.no_grad():
+        net.a.weight.mul_(3)
+    initialize_dora_magnitudes(net)
+    torch.testing.assert_close(net.a.magnitude, net.a.weight.norm(dim=1))
+
+
+def test_validate_missing_and_unexpected():
+    net = _Net()
+    base_sd = {k: v for k, v in net.state_dict().items() if "lora" not in k}
+    missing, unexpected = net.load_state_dict(base_sd, strict=False)
+    validate_missing_and_unexpected_for_lora(net, base_missing=missing, base_unexpected=unexpected)
+    with pytest.raises(ValueError, match=r"base weights are missing non-adapter keys: \['mid.bias'\]"):
+        validate_missing_and_unexpected_for_lora(net, base_missing=[*missing, "mid.bias"])
+    with pytest.raises(ValueError, match=r"adapter weights are missing adapter keys: \['a.lora_a.weight'\]"):
+        validate_missing_and_unexpected_for_lora(net, lora_missing=["a.lora_a.weight", "mid.bias"])
+    with pytest.raises(ValueError, match=r"unexpected keys in the loaded state dict: \['x.y'\]"):
+        validate_missing_and_unexpected_for_lora(net, lora_unexpected=["x.y"])
+
+
+def test_merge_bad_rank():
+    with pytest.raises(ValueError, match="rank=0 must be a positive integer"):
+        get_merged_lora_ckpt({}, 0, 1.0)

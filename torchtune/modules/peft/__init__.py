@@ -1,0 +1,26 @@
+"""Parameter-efficient fine-tuning: LoRA, DoRA and adapter utilities."""
+
+from torchtune.modules.peft._lora import DoRALinear, LoRALinear
+from torchtune.modules.peft._utils import (
+    disable_adapter,
+    get_adapter_params,
+    get_adapter_state_dict,
+    get_merged_lora_ckpt,
+    initialize_dora_magnitudes,
+    is_adapter_key,
+    set_trainable_params,
+    validate_missing_and_unexpected_for_lora,
+)
+
+__all__ = [
+    "DoRALinear",
+    "LoRALinear",
+    "disable_adapter",
+    "get_adapter_params",
+    "get_adapter_state_dict",
+    "get_merged_lora_ckpt",
+    "initialize_dora_magnitudes",
+    "is_adapter_key",
+    "set_trainable_params",
+    "validate_missing_and_unexpected_for_lora",
+]
