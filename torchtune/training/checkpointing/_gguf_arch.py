@@ -1,0 +1,237 @@
+"""What each supported GGUF architecture means in Hugging Face terms.
+
+A GGUF file names its architecture in ``general.architecture`` and keeps the sizes under
+``<arch>.*`` keys. This module turns that metadata into a Hugging Face style ``config.json``
+dictionary, maps GGUF tensor names to Hugging Face parameter names (and back), and applies
+the value changes llama.cpp's converter makes:
+
+- ``llama``: the q/k projection rows (weights and biases) are permuted per head from the
+  "rotate half" layout to interleaved pairs (``permute_qk``); import undoes it (``unpermute_qk``).
+  qwen2, qwen3 and gemma2 are stored unpermuted.
+- ``gemma2``: every RMSNorm weight is stored as ``w + 1`` because llama.cpp's RMSNorm
+  multiplies by the weight where Gemma's multiplies by ``1 + w``.
+"""
+
+import logging
+import re
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2")
+_PERMUTED_ARCHITECTURES = frozenset({"llama"})
+_NORM_PLUS_ONE_ARCHITECTURES = frozenset({"gemma2"})
+
+_HF_MODEL_CLASSES = {
+    "llama": "LlamaForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
+    "gemma2": "Gemma2ForCausalLM",
+}
+
+# GGUF block tensor stem -> Hugging Face module path inside model.layers.{i}
+_BLOCK_NAMES = {
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "attn_q_norm": "self_attn.q_norm",
+    "attn_k_norm": "self_attn.k_norm",
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+# gemma2 has four norms per block: HF's post_attention_layernorm is GGUF's post_attention_norm
+_GEMMA2_BLOCK_NAMES = {
+    **_BLOCK_NAMES,
+    "ffn_norm": "pre_feedforward_layernorm",
+    "post_attention_norm": "post_attention_layernorm",
+    "post_ffw_norm": "post_feedforward_layernorm",
+}
+_GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+_BLOCK_RE = re.compile(r"^blk\.(\d+)\.([a-z_0-9]+)\.(weight|bias)$")
+_GLOBAL_RE = re.compile(r"^([a-z_0-9]+)\.(weight|bias)$")
+
+
+def check_architecture(arch: str) -> None:
+    """Raise unless ``arch`` is a supported GGUF architecture.
+
+    Raises:
+        ValueError: naming the architecture and the supported ones.
+    """
+    if arch not in SUPPORTED_ARCHITECTURES:
+        raise ValueError(
+            f"GGUF architecture '{arch}' is not supported; supported architectures: "
+            f"{', '.join(SUPPORTED_ARCHITECTURES)}"
+        )
+
+
+def _block_names(arch: str) -> dict[str, str]:
+    return _GEMMA2_BLOCK_NAMES if arch == "gemma2" else _BLOCK_NAMES
+
+
+def gguf_to_hf_name(name: str, arch: str) -> str:
+    """``blk.3.attn_q.weight`` -> ``model.layers.3.self_attn.q_proj.weight``.
+
+    Raises:
+        ValueError: for a tensor name with no Hugging Face counterpart.
+    """
+    if match := _BLOCK_RE.match(name):
+        layer, stem, kind = match.groups()
+        if stem in _block_names(arch):
+            return f"model.layers.{layer}.{_block_names(arch)[stem]}.{kind}"
+    elif (match := _GLOBAL_RE.match(name)) and match.group(1) in _GLOBAL_NAMES:
+        return f"{_GLOBAL_NAMES[match.group(1)]}.{match.group(2)}"
+    hint = " (llama3-style rope scaling is not supported)" if name.startswith("rope_freqs") else ""
+    raise ValueError(f"GGUF tensor '{name}' of architecture '{arch}' has no known mapping{hint}")
+
+
+def hf_to_gguf_name(name: str, arch: str) -> str:
+    """``model.layers.3.self_attn.q_proj.weight`` -> ``blk.3.attn_q.weight``.
+
+    Raises:
+        ValueError: for a parameter name with no GGUF counterpart.
+    """
+    reverse_block = {hf: stem for stem, hf in _block_names(arch).items()}
+    reverse_global = {hf: stem for stem, hf in _GLOBAL_NAMES.items()}
+    if match := re.match(r"^model\.layers\.(\d+)\.(.+)\.(weight|bias)$", name):
+        layer, module, kind = match.groups()
+        if module in reverse_block:
+            return f"blk.{layer}.{reverse_block[module]}.{kind}"
+    elif (match := re.match(r"^(.+)\.(weight|bias)$", name)) and match.group(1) in reverse_global:
+        return f"{reverse_global[match.group(1)]}.{match.group(2)}"
+    raise ValueError(f"parameter '{name}' of architecture '{arch}' has no GGUF tensor name")
+
+
+def permute_qk(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Reorder each head's rows from "rotate half" to llama.cpp's interleaved pairs.
+
+    Row ``i`` of the first half of a head goes to row ``2 i``, row ``i`` of the second half to
+    row ``2 i + 1``.
+
+    Args:
+        w (torch.Tensor): ``[n_heads * h_d, ...]`` weight or bias.
+        n_heads (int): heads in ``w`` (query heads for q, kv heads for k).
+
+    Returns:
+        torch.Tensor: the same shape.
+    """
+    rows = w.shape[0]
+    w = w.reshape(n_heads, 2, rows // n_heads // 2, *w.shape[1:])  # [n_h, 2, h_d/2, ...]
+    return w.transpose(1, 2).reshape(rows, *w.shape[3:])  # [n_h * h_d, ...]
+
+
+def unpermute_qk(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Inverse of :func:`permute_qk`: interleaved pairs back to "rotate half" rows."""
+    rows = w.shape[0]
+    w = w.reshape(n_heads, rows // n_heads // 2, 2, *w.shape[1:])  # [n_h, h_d/2, 2, ...]
+    return w.transpose(1, 2).reshape(rows, *w.shape[3:])  # [n_h * h_d, ...]
+
+
+def _is_norm(hf_name: str) -> bool:
+    return hf_name.endswith("norm.weight")
+
+
+def gguf_value_to_hf(hf_name: str, w: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
+    """Undo llama.cpp's converter changes to one tensor (see module docstring)."""
+    arch = config["model_type"]
+    if arch in _PERMUTED_ARCHITECTURES:
+        if ".q_proj." in hf_name:
+            return unpermute_qk(w, config["num_attention_heads"])
+        if ".k_proj." in hf_name:
+            return unpermute_qk(w, config["num_key_value_heads"])
+    if arch in _NORM_PLUS_ONE_ARCHITECTURES and _is_norm(hf_name):
+        return w - 1
+    return w
+
+
+def hf_value_to_gguf(hf_name: str, w: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
+    """Apply llama.cpp's converter changes to one tensor (inverse of :func:`gguf_value_to_hf`)."""
+    arch = config["model_type"]
+    if arch in _PERMUTED_ARCHITECTURES:
+        if ".q_proj." in hf_name:
+            return permute_qk(w, config["num_attention_heads"])
+        if ".k_proj." in hf_name:
+            return permute_qk(w, config["num_key_value_heads"])
+    if arch in _NORM_PLUS_ONE_ARCHITECTURES and _is_norm(hf_name):
+        return w + 1
+    return w
+
+
+def _require(metadata: dict[str, Any], key: str) -> Any:
+    if key not in metadata:
+        raise ValueError(f"GGUF metadata lacks required key '{key}'")
+    return metadata[key]
+
+
+def hf_config_from_metadata(
+    metadata: dict[str, Any], tensor_names: set[str]
+) -> dict[str, Any]:
+    """Build a Hugging Face ``config.json`` dictionary from GGUF metadata.
+
+    Args:
+        metadata (dict[str, Any]): GGUF key -> value (strings, numbers, lists).
+        tensor_names (set[str]): the GGUF tensor names, to detect tied embeddings and biases.
+
+    Returns:
+        dict[str, Any]: ``model_type``, ``architectures``, sizes, ``rope_theta``,
+        ``rms_norm_eps``, ``tie_word_embeddings``, token ids, and the family's extras.
+
+    Raises:
+        ValueError: for an unsupported architecture, rope scaling, or a missing key.
+    """
+    arch = _require(metadata, "general.architecture")
+    check_architecture(arch)
+    scaling = metadata.get(f"{arch}.rope.scaling.type", "none")
+    if scaling != "none" or "rope_freqs.weight" in tensor_names:
+        raise ValueError(f"GGUF rope scaling '{scaling}' (or a rope_freqs tensor) is not supported")
+    key = lambda k: _require(metadata, f"{arch}.{k}")  # noqa: E731
+    n_heads, d = int(key("attention.head_count")), int(key("embedding_length"))
+    head_dim = int(metadata.get(f"{arch}.attention.key_length", d // n_heads))
+    vocab = metadata.get(f"{arch}.vocab_size") or len(_require(metadata, "tokenizer.ggml.tokens"))
+    rope_theta = float(metadata.get(f"{arch}.rope.freq_base", 10000.0))
+    config = {
+        "model_type": arch,
+        "architectures": [_HF_MODEL_CLASSES[arch]],
+        "vocab_size": int(vocab),
+        "hidden_size": d,
+        "intermediate_size": int(key("feed_forward_length")),
+        "num_hidden_layers": int(key("block_count")),
+        "num_attention_heads": n_heads,
+        "num_key_value_heads": int(metadata.get(f"{arch}.attention.head_count_kv", n_heads)),
+        "head_dim": head_dim,
+        "rms_norm_eps": float(key("attention.layer_norm_rms_epsilon")),
+        "rope_theta": rope_theta,
+        "rope_parameters": {"rope_type": "default", "rope_theta": rope_theta},
+        "max_position_embeddings": int(key("context_length")),
+        "tie_word_embeddings": "output.weight" not in tensor_names,
+        "attention_bias": "blk.0.attn_q.bias" in tensor_names,
+        "hidden_act": "silu",
+    }
+    for name in ("bos", "eos", "padding"):
+        if f"tokenizer.ggml.{name}_token_id" in metadata:
+            config[f"{name if name != 'padding' else 'pad'}_token_id"] = int(
+                metadata[f"tokenizer.ggml.{name}_token_id"]
+            )
+    if arch == "gemma2":
+        config.update(_gemma2_extras(metadata, config))
+    return config
+
+
+def _gemma2_extras(metadata: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Gemma2 soft-capping, sliding window and query scaling (llama.cpp's choice of scalar)."""
+    # llama.cpp scales queries by 1/sqrt(d / n_h) for the 27B model (46 blocks), else 1/sqrt(h_d)
+    big = config["num_hidden_layers"] == 46
+    scalar = config["hidden_size"] // config["num_attention_heads"] if big else config["head_dim"]
+    return {
+        "hidden_act": "gelu_pytorch_tanh",
+        "hidden_activation": "gelu_pytorch_tanh",
+        "attn_logit_softcapping": float(metadata.get("gemma2.attn_logit_softcapping", 50.0)),
+        "final_logit_softcapping": float(metadata.get("gemma2.final_logit_softcapping", 30.0)),
+        "sliding_window": int(metadata.get("gemma2.attention.sliding_window", 4096)),
+        "query_pre_attn_scalar": scalar,
+    }

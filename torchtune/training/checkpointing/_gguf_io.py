@@ -1,0 +1,236 @@
+"""Reading GGUF files into Hugging Face style state dicts, and writing them back atomically."""
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from torchtune.training.checkpointing._gguf_arch import (
+    check_architecture,
+    gguf_to_hf_name,
+    gguf_value_to_hf,
+    hf_config_from_metadata,
+    hf_to_gguf_name,
+    hf_value_to_gguf,
+)
+from torchtune.training.checkpointing._gguf_quants import dequantize, quantize_q8_0
+
+logger = logging.getLogger(__name__)
+
+OUT_TYPES = ("F32", "F16", "Q8_0")
+_HEADER_KEYS = ("GGUF.version", "GGUF.tensor_count", "GGUF.kv_count")
+
+
+def _gguf():
+    from torchtune.utils._import import require
+
+    return require("gguf", extra="gguf")
+
+
+def open_gguf(path: str | Path) -> Any:
+    """Open a GGUF file read-only (memory-mapped).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"GGUF file '{path}' does not exist")
+    return _gguf().GGUFReader(path, "r")
+
+
+def read_metadata(reader: Any) -> dict[str, Any]:
+    """All key/value fields of a ``gguf.GGUFReader`` as Python values (header fields left out)."""
+    return {k: f.contents() for k, f in reader.fields.items() if k not in _HEADER_KEYS}
+
+
+def read_hf_state_dict(
+    reader: Any, config: dict[str, Any], dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
+    """Dequantise every tensor of a GGUF file and name it as Hugging Face does.
+
+    Args:
+        reader (gguf.GGUFReader): the open file.
+        config (dict[str, Any]): from :func:`hf_config_from_metadata`.
+        dtype (torch.dtype): the result dtype. Default ``torch.float32``.
+
+    Returns:
+        dict[str, torch.Tensor]: Hugging Face parameter name -> tensor, with llama.cpp's q/k
+        permutation and gemma norm offset undone.
+
+    Raises:
+        ValueError: for an unknown tensor name or an unsupported quantisation type.
+    """
+    state_dict = {}
+    for tensor in reader.tensors:
+        hf_name = gguf_to_hf_name(tensor.name, config["model_type"])
+        shape = tuple(int(s) for s in reversed(tensor.shape.tolist()))  # torch order [out, in]
+        value = dequantize(
+            tensor.data, tensor.tensor_type.name, shape, dtype=torch.float32, tensor_name=tensor.name
+        )
+        state_dict[hf_name] = gguf_value_to_hf(hf_name, value, config).to(dtype)
+    return state_dict
+
+
+def load_gguf(
+    path: str | Path, dtype: torch.dtype = torch.float32
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """Read a GGUF model file.
+
+    Args:
+        path (str | Path): the ``.gguf`` file.
+        dtype (torch.dtype): dtype of the returned weights. Default ``torch.float32``.
+
+    Returns:
+        tuple: (Hugging Face state dict, Hugging Face style config dict, GGUF metadata dict).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: for an unsupported architecture, tensor name or quantisation type.
+    """
+    reader = open_gguf(path)
+    metadata = read_metadata(reader)
+    check_architecture(metadata.get("general.architecture", "<missing>"))
+    config = hf_config_from_metadata(metadata, {t.name for t in reader.tensors})
+    state_dict = read_hf_state_dict(reader, config, dtype)
+    logger.info("Read %d tensors of a %s model from %s", len(state_dict), config["model_type"], path)
+    return state_dict, config, metadata
+
+
+def _add_value(writer: Any, key: str, value: Any) -> None:
+    """Add one metadata value with llama.cpp's usual types (ids uint32, int arrays int32)."""
+    vt = _gguf().GGUFValueType
+    if isinstance(value, bool):
+        writer.add_bool(key, value)
+    elif isinstance(value, int):
+        writer.add_uint32(key, value) if value >= 0 else writer.add_int32(key, value)
+    elif isinstance(value, float):
+        writer.add_float32(key, value)
+    elif isinstance(value, str):
+        writer.add_string(key, value)
+    elif isinstance(value, (list, tuple)):
+        sub = vt.STRING
+        if value and isinstance(value[0], bool):
+            sub = vt.BOOL
+        elif value and isinstance(value[0], int):
+            sub = vt.INT32
+        elif value and isinstance(value[0], float):
+            sub = vt.FLOAT32
+        writer.add_key_value(key, list(value), vt.ARRAY, sub_type=sub)
+    else:
+        raise ValueError(f"metadata key '{key}' has a value of type {type(value).__name__}, "
+                         "which GGUF cannot store")
+
+
+def _add_architecture(writer: Any, config: dict[str, Any]) -> None:
+    arch = config["model_type"]
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(config["num_attention_heads"])
+    writer.add_head_count_kv(config["num_key_value_heads"])
+    writer.add_layer_norm_rms_eps(float(config["rms_norm_eps"]))
+    writer.add_rope_freq_base(float(config["rope_theta"]))
+    writer.add_vocab_size(config["vocab_size"])
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    if head_dim * config["num_attention_heads"] != config["hidden_size"] or arch != "llama":
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
+    if arch == "llama":
+        writer.add_rope_dimension_count(head_dim)
+    if arch == "gemma2":
+        writer.add_attn_logit_softcapping(float(config["attn_logit_softcapping"]))
+        writer.add_final_logit_softcapping(float(config["final_logit_softcapping"]))
+        writer.add_sliding_window(int(config["sliding_window"]))
+
+
+def _encode_tensor(name: str, w: torch.Tensor, out_type: str) -> tuple[np.ndarray, Any]:
+    """GGUF bytes for one tensor: 1-D tensors stay F32 (as llama.cpp keeps them)."""
+    qt = _gguf().GGMLQuantizationType
+    w = w.detach().to(torch.float32)
+    if w.dim() == 1 or out_type == "F32":
+        return w.numpy(), None
+    if out_type == "F16":
+        return w.to(torch.float16).numpy(), None
+    if w.shape[-1] % 32:
+        logger.warning("%s has rows of %d values, not a multiple of 32: written as F16", name, w.shape[-1])
+        return w.to(torch.float16).numpy(), None
+    return quantize_q8_0(w), qt.Q8_0
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_gguf(
+    hf_state_dict: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    path: str | Path,
+    *,
+    tokenizer_metadata: dict[str, Any] | None = None,
+    out_type: str = "F16",
+    name: str | None = None,
+) -> Path:
+    """Write a GGUF model file from a Hugging Face state dict, atomically.
+
+    The file is written to a temporary file in the destination directory, fsynced and
+    renamed into place, so ``path`` is either the whole new file or untouched.
+
+    Args:
+        hf_state_dict (dict[str, torch.Tensor]): Hugging Face parameter names -> tensors.
+        config (dict[str, Any]): Hugging Face style config (``model_type`` and sizes).
+        path (str | Path): destination ``.gguf`` file.
+        tokenizer_metadata (dict[str, Any] | None): ``tokenizer.*`` keys to store (vocabulary,
+            merges, special ids, ``tokenizer.chat_template``). Default None (none stored).
+        out_type (str): ``"F32"``, ``"F16"`` or ``"Q8_0"`` for the 2-D weights. Default ``"F16"``.
+        name (str | None): ``general.name``. Default None.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        ValueError: for an unsupported ``out_type`` or architecture, or an unknown parameter.
+    """
+    if out_type not in OUT_TYPES:
+        raise ValueError(f"out_type={out_type!r} is not supported; choose one of {', '.join(OUT_TYPES)}")
+    arch = config.get("model_type", "<missing>")
+    check_architecture(arch)
+    gguf = _gguf()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer = gguf.GGUFWriter(tmp, arch)
+        if name:
+            writer.add_name(name)
+        writer.add_file_type({"F32": 0, "F16": 1, "Q8_0": 7}[out_type])
+        _add_architecture(writer, config)
+        for key, value in (tokenizer_metadata or {}).items():
+            _add_value(writer, key, value)
+        for hf_name, w in hf_state_dict.items():
+            gguf_name = hf_to_gguf_name(hf_name, arch)
+            data, raw_type = _encode_tensor(gguf_name, hf_value_to_gguf(hf_name, w, config), out_type)
+            writer.add_tensor(gguf_name, data, raw_dtype=raw_type)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    logger.info("Wrote %d tensors (%s) to %s", len(hf_state_dict), out_type, path)
+    return path

@@ -1,0 +1,142 @@
+"""Rebuild a ``tokenizers.Tokenizer`` from the vocabulary stored in GGUF metadata.
+
+Two GGUF tokenizer models are supported:
+
+- ``tokenizer.ggml.model == "gpt2"``: byte-level BPE from ``tokens`` and ``merges``; the
+  text is first split with the regular expressions llama.cpp uses for ``tokenizer.ggml.pre``.
+- ``tokenizer.ggml.model == "llama"``: SentencePiece-style BPE from ``tokens`` and ``scores``
+  with byte fallback; a merge's rank is the score of the piece it produces (higher first).
+
+Token types (``tokenizer.ggml.token_type``) follow llama.cpp: 1 normal, 2 unknown, 3 control,
+4 user-defined, 5 unused, 6 byte. Control tokens become special added tokens, user-defined
+tokens plain added tokens, so that both are matched whole in text.
+"""
+
+import logging
+from typing import Any
+
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+logger = logging.getLogger(__name__)
+
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
+
+# Well-known pre-tokenizer split expressions, keyed by llama.cpp's tokenizer.ggml.pre names.
+_GPT2_SPLIT = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+_LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+# pre name -> ordered list of split expressions applied one after another
+PRE_TOKENIZER_SPLITS: dict[str, list[str]] = {
+    "default": [_GPT2_SPLIT],
+    "gpt2": [_GPT2_SPLIT],
+    "smollm": [r"\p{N}", _GPT2_SPLIT],
+    "llama-bpe": [_LLAMA3_SPLIT],
+    "llama3": [_LLAMA3_SPLIT],
+    "qwen2": [_QWEN2_SPLIT],
+    "deepseek-r1-qwen": [_QWEN2_SPLIT],
+}
+# llama.cpp looks up whole pre-split words in the vocabulary before merging for these
+_IGNORE_MERGES = frozenset({"llama-bpe", "llama3"})
+
+
+def _byte_level_pre_tokenizer(pre: str) -> pre_tokenizers.PreTokenizer:
+    if pre not in PRE_TOKENIZER_SPLITS:
+        raise ValueError(
+            f"tokenizer.ggml.pre='{pre}' is not supported; supported: "
+            f"{', '.join(sorted(PRE_TOKENIZER_SPLITS))}"
+        )
+    splits = [pre_tokenizers.Split(Regex(p), behavior="isolated") for p in PRE_TOKENIZER_SPLITS[pre]]
+    return pre_tokenizers.Sequence([*splits, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+
+
+def _bpe_tokenizer(tokens: list[str], metadata: dict[str, Any]) -> Tokenizer:
+    """Byte-level BPE (``tokenizer.ggml.model == "gpt2"``)."""
+    if "tokenizer.ggml.merges" not in metadata:
+        raise ValueError("GGUF tokenizer model 'gpt2' needs tokenizer.ggml.merges, which is missing")
+    merges = [tuple(m.split(" ", 1)) for m in metadata["tokenizer.ggml.merges"]]
+    pre = metadata.get("tokenizer.ggml.pre", "default")
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    tokenizer = Tokenizer(models.BPE(vocab, merges, ignore_merges=pre in _IGNORE_MERGES))
+    tokenizer.pre_tokenizer = _byte_level_pre_tokenizer(pre)
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer
+
+
+def _spm_merges(tokens: list[str], scores: list[float], types: list[int]) -> list[tuple[str, str]]:
+    """Merges implied by a SentencePiece BPE vocabulary: every split of a piece into two
+    pieces of the vocabulary, ranked by the merged piece's score (higher first)."""
+    mergeable = {t: i for i, t in enumerate(tokens) if types[i] in (NORMAL, USER_DEFINED)}
+    ranked = []
+    for piece, pid in mergeable.items():
+        for cut in range(1, len(piece)):
+            left, right = piece[:cut], piece[cut:]
+            if left in mergeable and right in mergeable:
+                ranked.append((-scores[pid], pid, mergeable[left], mergeable[right], left, right))
+    ranked.sort()
+    return [(left, right) for *_, left, right in ranked]
+
+
+def _spm_tokenizer(tokens: list[str], metadata: dict[str, Any], types: list[int]) -> Tokenizer:
+    """SentencePiece-style BPE with byte fallback (``tokenizer.ggml.model == "llama"``)."""
+    if "tokenizer.ggml.scores" not in metadata:
+        raise ValueError("GGUF tokenizer model 'llama' needs tokenizer.ggml.scores, which is missing")
+    scores = [float(s) for s in metadata["tokenizer.ggml.scores"]]
+    unk_id = metadata.get("tokenizer.ggml.unknown_token_id")
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    bpe = models.BPE(
+        vocab,
+        _spm_merges(tokens, scores, types),
+        unk_token=tokens[unk_id] if unk_id is not None else None,
+        byte_fallback=True,
+        fuse_unk=True,
+    )
+    tokenizer = Tokenizer(bpe)
+    steps = [normalizers.Replace(" ", "\u2581")]
+    if metadata.get("tokenizer.ggml.add_space_prefix", True):
+        steps.insert(0, normalizers.Prepend("\u2581"))
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    strip_prefix = [decoders.Strip(" ", 1, 0)] if metadata.get("tokenizer.ggml.add_space_prefix", True) else []
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), *strip_prefix]
+    )
+    return tokenizer
+
+
+def tokenizer_from_gguf_metadata(metadata: dict[str, Any]) -> Tokenizer:
+    """Build the ``tokenizers.Tokenizer`` that a GGUF file's vocabulary describes.
+
+    Args:
+        metadata (dict[str, Any]): GGUF key -> value; needs ``tokenizer.ggml.model`` and
+            ``tokenizer.ggml.tokens`` plus ``merges`` (gpt2) or ``scores`` (llama).
+
+    Returns:
+        tokenizers.Tokenizer: encodes text to the file's token ids (no BOS/EOS added).
+
+    Raises:
+        ValueError: for a missing vocabulary, an unsupported tokenizer model or pre-tokenizer.
+    """
+    kind = metadata.get("tokenizer.ggml.model")
+    tokens = metadata.get("tokenizer.ggml.tokens")
+    if kind is None or tokens is None:
+        raise ValueError("GGUF metadata has no tokenizer (tokenizer.ggml.model / tokenizer.ggml.tokens)")
+    types = [int(t) for t in metadata.get("tokenizer.ggml.token_type", [NORMAL] * len(tokens))]
+    if kind == "gpt2":
+        tokenizer = _bpe_tokenizer(tokens, metadata)
+    elif kind == "llama":
+        tokenizer = _spm_tokenizer(tokens, metadata, types)
+    else:
+        raise ValueError(f"GGUF tokenizer model '{kind}' is not supported; supported: gpt2, llama")
+    added = [
+        AddedToken(tok, special=types[i] == CONTROL, normalized=False)
+        for i, tok in enumerate(tokens)
+        if types[i] in (CONTROL, USER_DEFINED)
+    ]
+    tokenizer.add_special_tokens([t for t in added if t.special])
+    tokenizer.add_tokens([t for t in added if not t.special])
+    return tokenizer

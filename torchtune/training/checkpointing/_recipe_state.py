@@ -1,0 +1,178 @@
+"""Recipe state (progress, optimizer, scheduler, RNG) saved without pickled objects.
+
+Tensors go to ``recipe_state.safetensors``; everything else is JSON in ``recipe_state.json``,
+where a tensor is referenced as ``{"__tensor__": key}``, a tuple as ``{"__tuple__": [...]}``
+and a dict with non-string keys as ``{"__items__": [[key, value], ...]}``. Loading never
+unpickles.
+"""
+
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+logger = logging.getLogger(__name__)
+
+STATE_JSON = "recipe_state.json"
+STATE_TENSORS = "recipe_state.safetensors"
+_FORMAT_VERSION = 1
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _encode(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Turn ``obj`` into JSON, moving tensors into ``tensors`` under dotted keys."""
+    if isinstance(obj, torch.Tensor):
+        tensors[key] = obj.detach().to("cpu").contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, _SCALARS):
+        return obj
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, f"{key}.{i}", tensors) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, f"{key}.{i}", tensors) for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _encode(v, f"{key}.{k}", tensors) for k, v in obj.items()}
+        return {"__items__": [[_encode(k, f"{key}.k{i}", tensors), _encode(v, f"{key}.{k}", tensors)]
+                              for i, (k, v) in enumerate(obj.items())]}
+    raise TypeError(
+        f"recipe state at {key!r} has type {type(obj).__name__}; allowed: tensors, numpy arrays, "
+        "str, int, float, bool, None, and lists/tuples/dicts of those"
+    )
+
+
+def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Invert :func:`_encode`."""
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if "__ndarray__" in obj:
+        return np.array(obj["__ndarray__"], dtype=obj["dtype"])
+    if "__tuple__" in obj:
+        return tuple(_decode(v, tensors) for v in obj["__tuple__"])
+    if "__items__" in obj:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in obj["__items__"]}
+    return {k: _decode(v, tensors) for k, v in obj.items()}
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Capture the Python, NumPy, torch CPU and (if available) CUDA random states.
+
+    Returns:
+        dict[str, Any]: ``python`` (tuple), ``numpy`` (tuple), ``torch_cpu`` (uint8 tensor) and
+        ``torch_cuda`` (list of uint8 tensors, empty without CUDA).
+    """
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch_cpu": torch.get_rng_state(),
+        "torch_cuda": list(cuda),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore random states captured by :func:`get_rng_state` (after a save/load round trip).
+
+    Args:
+        state (dict[str, Any]): the ``rng`` entry of :func:`load_recipe_state`.
+    """
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np.random.set_state(tuple(state["numpy"]))
+    torch.set_rng_state(state["torch_cpu"])
+    if state.get("torch_cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["torch_cuda"])
+
+
+def save_recipe_state(
+    directory: str | Path,
+    *,
+    step: int,
+    epoch: int,
+    seed: int | None = None,
+    samples_seen: int | None = None,
+    optimizer: torch.optim.Optimizer | dict | None = None,
+    lr_scheduler: Any = None,
+    rng_state: dict[str, Any] | None = None,
+    loss_history: list[float] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write the recipe state into ``directory`` (normally an :func:`atomic_directory`).
+
+    Args:
+        directory (str | Path): an existing directory.
+        step (int): optimizer steps taken so far.
+        epoch (int): the current epoch.
+        seed (int | None): the run's seed. Default None.
+        samples_seen (int | None): position inside the current epoch's sampler order. Default None.
+        optimizer (torch.optim.Optimizer | dict | None): an optimizer or its ``state_dict()``
+            (for sharded models, the full optimizer state dict). Default None.
+        lr_scheduler (Any): an object with ``state_dict()`` or a state dict. Default None.
+        rng_state (dict[str, Any] | None): from :func:`get_rng_state`; None captures it now.
+        loss_history (list[float] | None): losses so far, saved exactly. Default None.
+        extra (dict[str, Any] | None): other JSON-able/tensor values. Default None.
+
+    Raises:
+        TypeError: if a value cannot be stored without pickling.
+    """
+    directory = Path(directory)
+    if isinstance(optimizer, torch.optim.Optimizer):
+        optimizer = optimizer.state_dict()
+    if lr_scheduler is not None and hasattr(lr_scheduler, "state_dict"):
+        lr_scheduler = lr_scheduler.state_dict()
+    state = {
+        "version": _FORMAT_VERSION,
+        "step": step,
+        "epoch": epoch,
+        "seed": seed,
+        "samples_seen": samples_seen,
+        "optimizer": optimizer,
+        "lr_scheduler": lr_scheduler,
+        "rng": rng_state if rng_state is not None else get_rng_state(),
+        "loss_history": [float(x) for x in loss_history] if loss_history is not None else None,
+        "extra": extra,
+    }
+    tensors: dict[str, torch.Tensor] = {}
+    encoded = _encode(state, "state", tensors)
+    save_file(tensors, directory / STATE_TENSORS, metadata={"format": "pt"})
+    with open(directory / STATE_JSON, "w", encoding="utf-8") as f:
+        json.dump(encoded, f)
+
+
+def load_recipe_state(directory: str | Path) -> dict[str, Any]:
+    """Read what :func:`save_recipe_state` wrote.
+
+    Args:
+        directory (str | Path): the checkpoint directory.
+
+    Returns:
+        dict[str, Any]: keys ``step``, ``epoch``, ``seed``, ``samples_seen``, ``optimizer`` (a
+        state dict for ``optimizer.load_state_dict``), ``lr_scheduler``, ``rng`` (for
+        :func:`set_rng_state`), ``loss_history`` and ``extra``.
+
+    Raises:
+        FileNotFoundError: if the directory lacks the recipe state files.
+        ValueError: if the format version is unknown.
+    """
+    directory = Path(directory)
+    for name in (STATE_JSON, STATE_TENSORS):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{name} not found in {str(directory)!r}; it holds no recipe state")
+    with open(directory / STATE_JSON, encoding="utf-8") as f:
+        encoded = json.load(f)
+    if encoded.get("version") != _FORMAT_VERSION:
+        raise ValueError(f"recipe state version={encoded.get('version')!r} is not supported (expected 1)")
+    return _decode(encoded, load_file(directory / STATE_TENSORS))
