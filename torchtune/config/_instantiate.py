@@ -1,0 +1,150 @@
+"""Build objects from ``_component_`` nodes, only from allowed import roots."""
+
+import importlib
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable
+
+from torchtune.config._dict_config import DictConfig, did_you_mean
+from torchtune.config._errors import ComponentNotAllowedError, ConfigError
+
+#: Import roots whose callables a config may name by default. ``torchtune`` provides the
+#: models, datasets, tokenizers, checkpointers and loggers; the torch modules cover the
+#: optimizers, LR schedulers, loss functions and data-loading pieces that recipes build.
+#: Anything else (``torch.distributed``, ``os``, ``builtins``, user packages) must be
+#: allowed explicitly with the ``allowed_component_roots`` config key or
+#: ``--allow-component-root`` on the command line.
+DEFAULT_COMPONENT_ROOTS: tuple[str, ...] = (
+    "torchtune",
+    "torch.optim",  # includes torch.optim.lr_scheduler
+    "torch.nn",
+    "torch.utils.data",
+)
+
+#: Top-level config key that widens the allowlist, e.g. ``allowed_component_roots: [mypkg.]``.
+ALLOWED_ROOTS_KEY = "allowed_component_roots"
+
+
+def allowed_roots(node: DictConfig) -> tuple[str, ...]:
+    """Return the import roots allowed for ``node``'s config.
+
+    The defaults (:data:`DEFAULT_COMPONENT_ROOTS`), plus the top-level
+    ``allowed_component_roots`` list, plus roots given to
+    :func:`torchtune.config.load_config` / ``--allow-component-root``.
+    """
+    root = node.root()
+    extra = root.get(ALLOWED_ROOTS_KEY) or []
+    if isinstance(extra, str):
+        extra = [extra]
+    if not isinstance(extra, list) or not all(isinstance(r, str) for r in extra):
+        raise ConfigError(
+            f"'{ALLOWED_ROOTS_KEY}' ({root.location(ALLOWED_ROOTS_KEY) or 'config'}) must be a "
+            f"list of module prefixes such as [mypkg.], got {extra!r}"
+        )
+    roots = [*DEFAULT_COMPONENT_ROOTS, *extra, *root._extra_roots]
+    return tuple(dict.fromkeys(r.strip().rstrip(".") for r in roots if r.strip().rstrip(".")))
+
+
+def is_allowed(path: str, roots: Iterable[str]) -> bool:
+    """Whether ``path`` equals a root or lies below it (``torch.nn`` allows ``torch.nn.Linear``
+    but not ``torch.nnx``)."""
+    return any(path == r or path.startswith(r + ".") for r in roots)
+
+
+def check_allowed(node: DictConfig) -> str:
+    """Return ``node._component_`` after checking it is a dotted path under an allowed root.
+
+    Raises:
+        ConfigError: when ``_component_`` is not a dotted path string.
+        ComponentNotAllowedError: when the path is outside the allowed roots.
+    """
+    key = node.full_key("_component_")
+    where = node.location("_component_") or "config"
+    path = node["_component_"]
+    if not isinstance(path, str) or "." not in path.strip(".") or " " in path:
+        raise ConfigError(f"{where}: '{key}' must be a dotted import path like torch.optim.AdamW, got {path!r}")
+    roots = allowed_roots(node)
+    if not is_allowed(path, roots):
+        top = path.split(".")[0]
+        raise ComponentNotAllowedError(
+            f"{where}: config key '{key}' names '{path}', which is outside the allowed "
+            f"component roots ({', '.join(roots)}). If you trust it, allow it by adding "
+            f"'{ALLOWED_ROOTS_KEY}: [{top}.]' to the config or passing "
+            f"'--allow-component-root {top}.' on the command line"
+        )
+    return path
+
+
+def locate(path: str) -> Callable[..., Any]:
+    """Import the object named by a dotted ``path`` (``pkg.module.attr.attr``).
+
+    The caller must check the allowlist first: importing runs module code.
+
+    Raises:
+        ConfigError: when no prefix of ``path`` imports or an attribute is missing.
+    """
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:i])
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name is not None and module_name.startswith(e.name) and i > 1:
+                continue  # the missing module is (a prefix of) our guess: try shorter
+            raise ConfigError(f"cannot import '{path}': {e}") from e
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                public = [n for n in dir(obj) if not n.startswith("_")]
+                raise ConfigError(
+                    f"cannot import '{path}': '{obj.__name__}' has no attribute "
+                    f"'{attr}'{did_you_mean(attr, public)}"
+                )
+            obj = getattr(obj, attr)
+        return obj
+    raise ConfigError(f"cannot import '{path}': no module named '{parts[0]}'")
+
+
+def instantiate(config: DictConfig | Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+    """Build the object described by a ``_component_`` node.
+
+    Nested ``_component_`` nodes (also inside lists) are built first and passed as
+    arguments; other nested mappings are passed as plain dicts. ``args`` are passed
+    positionally before the node's keyword arguments; ``kwargs`` override node values.
+    Only callables under the allowed import roots are built (see
+    :data:`DEFAULT_COMPONENT_ROOTS`).
+
+    Args:
+        config (DictConfig | Mapping[str, Any]): a node with a ``_component_`` key.
+        *args (Any): positional arguments, e.g. ``model.parameters()`` for an optimizer.
+        **kwargs (Any): extra or overriding keyword arguments.
+
+    Returns:
+        Any: the built object.
+
+    Raises:
+        ConfigError: when ``config`` has no ``_component_`` or the path cannot be imported.
+        ComponentNotAllowedError: when a path is outside the allowed roots.
+
+    Example:
+        >>> opt = instantiate(cfg.optimizer, model.parameters(), lr=1e-3)
+    """
+    if not isinstance(config, DictConfig):
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"instantiate expects a mapping with '_component_', got {type(config).__name__}")
+        config = DictConfig(config)
+    if "_component_" not in config:
+        name = config.full_key() or "<root>"
+        raise ConfigError(f"config node '{name}' has no '_component_' key, so there is nothing to instantiate")
+    target = locate(check_allowed(config))
+    node_kwargs = {k: _build(v) for k, v in config.items() if k != "_component_"}
+    node_kwargs.update(kwargs)
+    return target(*args, **node_kwargs)
+
+
+def _build(value: Any) -> Any:
+    if isinstance(value, DictConfig):
+        if "_component_" in value:
+            return instantiate(value)
+        return {k: _build(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_build(v) for v in value]
+    return value
