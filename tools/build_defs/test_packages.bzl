@@ -1,0 +1,8 @@
+"""Every package that holds tests; //:unit, //:recipe, //:gpu and //:slow aggregate their suites.
+
+.ci/run checks with `bazel query` that no test target is left out of this list.
+"""
+
+TEST_PACKAGES = [
+    "//tools",
+]
