@@ -4,5 +4,7 @@
 """
 
 TEST_PACKAGES = [
+    "//recipe_tests",
+    "//tests/torchtune/modules",
     "//tools",
 ]
