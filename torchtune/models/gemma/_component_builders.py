@@ -1,0 +1,64 @@
+"""Gemma (v1) builders: GeGLU (tanh GELU) feed-forward, ``(1 + scale)`` RMSNorm, output tied to
+the embeddings and embeddings scaled by ``sqrt(embed_dim)``."""
+
+import logging
+import math
+
+from torch import nn
+
+from torchtune.models._decoder_builder import build_decoder
+from torchtune.models._lora_settings import LoRASettings, lora_builder
+from torchtune.modules import TransformerDecoder
+
+logger = logging.getLogger(__name__)
+
+# Gemma's RMSNorm multiplies by (1 + scale); Hugging Face stores `scale`.
+GEMMA_NORM_OFFSET = 1.0
+
+
+def gemma(
+    vocab_size: int,
+    num_layers: int,
+    num_heads: int,
+    head_dim: int,
+    num_kv_heads: int,
+    embed_dim: int,
+    intermediate_dim: int,
+    max_seq_len: int,
+    attn_dropout: float = 0.0,
+    norm_eps: float = 1e-6,
+    rope_base: float = 10_000,
+    lora: LoRASettings | None = None,
+) -> TransformerDecoder:
+    """Build a Gemma decoder.
+
+    Args:
+        vocab_size (int): vocabulary size v.
+        num_layers (int): number of decoder layers.
+        num_heads (int): query heads n_h.
+        head_dim (int): per-head dimension h_d (Gemma sets it explicitly: 256).
+        num_kv_heads (int): key/value heads n_kv.
+        embed_dim (int): model dimension d.
+        intermediate_dim (int): feed-forward hidden size.
+        max_seq_len (int): longest sequence.
+        attn_dropout (float): attention dropout. Default: 0.0.
+        norm_eps (float): RMSNorm epsilon. Default: 1e-6.
+        rope_base (float): RoPE theta. Default: 10000.
+        lora (LoRASettings | None): adapters to add (see :func:`lora_gemma`). Default: None.
+
+    Returns:
+        TransformerDecoder: the model, output tied to the embeddings.
+
+    Raises:
+        ValueError: on inconsistent head counts or LoRA on the (tied) output.
+    """
+    return build_decoder(
+        vocab_size=vocab_size, num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads,
+        embed_dim=embed_dim, intermediate_dim=intermediate_dim, max_seq_len=max_seq_len,
+        head_dim=head_dim, attn_dropout=attn_dropout, norm_eps=norm_eps, rope_base=rope_base,
+        tie_word_embeddings=True, norm_offset=GEMMA_NORM_OFFSET,
+        mlp_activation=nn.GELU(approximate="tanh"), embed_scale=math.sqrt(embed_dim), lora=lora,
+    )
+
+
+lora_gemma = lora_builder(gemma, "lora_gemma", __name__)

@@ -1,0 +1,92 @@
+"""Gemma 2 builders: Gemma plus post-attention/post-feed-forward norms, attention- and
+output-logit soft-capping, a ``query_pre_attn_scalar`` attention scale and a sliding window on
+every other layer (0, 2, 4, ... as in Hugging Face's ``layer_types``)."""
+
+import logging
+import math
+
+from torch import nn
+
+from torchtune.models._decoder_builder import build_decoder
+from torchtune.models._lora_settings import LoRASettings, lora_builder
+from torchtune.models.gemma._component_builders import GEMMA_NORM_OFFSET
+from torchtune.modules import TransformerDecoder
+
+logger = logging.getLogger(__name__)
+
+
+def layer_sliding_windows(num_layers: int, sliding_window: int | None) -> list[int | None]:
+    """Per-layer windows of Gemma 2: even layers slide, odd layers attend globally.
+
+    Args:
+        num_layers (int): number of layers.
+        sliding_window (int | None): the model's window; None disables it everywhere.
+
+    Returns:
+        list[int | None]: one window per layer.
+    """
+    return [sliding_window if i % 2 == 0 else None for i in range(num_layers)]
+
+
+def gemma2(
+    vocab_size: int,
+    num_layers: int,
+    num_heads: int,
+    head_dim: int,
+    num_kv_heads: int,
+    embed_dim: int,
+    intermediate_dim: int,
+    max_seq_len: int,
+    attn_dropout: float = 0.0,
+    norm_eps: float = 1e-6,
+    rope_base: float = 10_000,
+    hidden_capping_value: float | None = 50.0,
+    final_capping_value: float | None = 30.0,
+    sliding_window_size: int | None = 4096,
+    query_pre_attn_scalar: float | None = None,
+    lora: LoRASettings | None = None,
+) -> TransformerDecoder:
+    """Build a Gemma 2 decoder.
+
+    Args:
+        vocab_size (int): vocabulary size v.
+        num_layers (int): number of decoder layers.
+        num_heads (int): query heads n_h.
+        head_dim (int): per-head dimension h_d.
+        num_kv_heads (int): key/value heads n_kv.
+        embed_dim (int): model dimension d.
+        intermediate_dim (int): feed-forward hidden size.
+        max_seq_len (int): longest sequence.
+        attn_dropout (float): attention dropout. Default: 0.0.
+        norm_eps (float): RMSNorm epsilon. Default: 1e-6.
+        rope_base (float): RoPE theta. Default: 10000.
+        hidden_capping_value (float | None): attention-logit soft cap. Default: 50.0.
+        final_capping_value (float | None): output-logit soft cap. Default: 30.0.
+        sliding_window_size (int | None): window of the even layers. Default: 4096.
+        query_pre_attn_scalar (float | None): attention logits are scaled by
+            ``query_pre_attn_scalar ** -0.5``; None means ``head_dim``. Default: None.
+        lora (LoRASettings | None): adapters to add (see :func:`lora_gemma2`). Default: None.
+
+    Returns:
+        TransformerDecoder: the model, output tied to the embeddings.
+
+    Raises:
+        ValueError: on inconsistent head counts, a non-positive ``query_pre_attn_scalar`` or
+            LoRA on the (tied) output.
+    """
+    scalar = query_pre_attn_scalar if query_pre_attn_scalar is not None else head_dim
+    if scalar <= 0:
+        raise ValueError(f"query_pre_attn_scalar={query_pre_attn_scalar} must be positive")
+    return build_decoder(
+        vocab_size=vocab_size, num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads,
+        embed_dim=embed_dim, intermediate_dim=intermediate_dim, max_seq_len=max_seq_len,
+        head_dim=head_dim, attn_dropout=attn_dropout, norm_eps=norm_eps, rope_base=rope_base,
+        tie_word_embeddings=True, norm_offset=GEMMA_NORM_OFFSET,
+        mlp_activation=nn.GELU(approximate="tanh"), embed_scale=math.sqrt(embed_dim),
+        attn_scale=scalar**-0.5, attn_softcapping=hidden_capping_value,
+        final_logit_softcapping=final_capping_value, post_norms=True,
+        sliding_window=layer_sliding_windows(num_layers, sliding_window_size), lora=lora,
+    )
+
+
+lora_gemma2 = lora_builder(gemma2, "lora_gemma2", __name__)
