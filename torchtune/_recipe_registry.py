@@ -1,0 +1,182 @@
+"""The one list of recipes, their configs, and where their files live.
+
+Recipes are scripts, not library code: in a source checkout (or Bazel runfiles) they live in
+``recipes/<recipe>.py`` with configs in ``recipes/configs/<family>/<config>.yaml``; in an installed
+wheel the same tree ships as package data under ``torchtune/_recipes/``. :func:`recipes_root`
+is the single place that decides which one is used. Setting the environment variable
+``TORCHTUNE_RECIPES_ROOT`` to a directory overrides both (for tests and development).
+
+The registry below is explicit data. ``tests/torchtune/_cli/test_registry.py`` checks it against
+the files, so a registered entry without a file, or a shipped file that is not registered, fails.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torchtune
+
+RECIPES_ROOT_ENV = "TORCHTUNE_RECIPES_ROOT"
+
+# pip extra -> modules whose importability tells whether the extra is installed.
+EXTRAS: dict[str, list[str]] = {
+    "recipes": ["matplotlib"],
+    "eval": ["lm_eval"],
+    "hf": ["huggingface_hub"],
+    "datasets": ["datasets"],
+    "wandb": ["wandb"],
+    "tensorboard": ["tensorboard"],
+    "mlflow": ["mlflow"],
+    "gguf": ["gguf"],
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A config file shipped with a recipe.
+
+    Args:
+        name (str): the name users type, e.g. ``"llama3_2/1B_lora_single_device"``.
+        file_path (str): path relative to the recipes root, e.g.
+            ``"configs/llama3_2/1B_lora_single_device.yaml"``.
+    """
+
+    name: str
+    file_path: str
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A recipe script and the configs that go with it.
+
+    Args:
+        name (str): the name users type, e.g. ``"lora_finetune_single_device"``.
+        file_name (str): the script's path relative to the recipes root.
+        configs (list[Config]): the configs this recipe ships with.
+        supports_distributed (bool): whether the recipe may be launched through torchrun.
+        bazel_name (str): the short Bazel target name in ``//recipes`` (``"lora"`` ...).
+        extras (tuple[str, ...]): pip extras (keys of :data:`EXTRAS`) needed beyond the core.
+    """
+
+    name: str
+    file_name: str
+    configs: list[Config]
+    supports_distributed: bool
+    bazel_name: str
+    extras: tuple[str, ...]
+
+
+def recipes_root() -> Path:
+    """Return the directory that holds the recipe scripts and ``configs/``.
+
+    Order: ``$TORCHTUNE_RECIPES_ROOT`` when set and non-empty; else ``torchtune/_recipes``
+    next to the installed package when it exists; else ``recipes/`` beside the ``torchtune``
+    source directory (a source checkout or Bazel runfiles).
+
+    Returns:
+        Path: the recipes root (not checked for existence when taken from the environment).
+    """
+    override = os.environ.get(RECIPES_ROOT_ENV)
+    if override:
+        return Path(override)
+    package_dir = Path(torchtune.__file__).parent
+    installed = package_dir / "_recipes"
+    if installed.is_dir():
+        return installed
+    return package_dir.parent / "recipes"
+
+
+def _config(name: str) -> Config:
+    return Config(name=name, file_path=f"configs/{name}.yaml")
+
+
+# Model family -> preset sizes that ship LoRA and full fine-tuning configs.
+FAMILY_SIZES: dict[str, tuple[str, ...]] = {
+    "llama2": ("7B", "13B", "70B"),
+    "llama3": ("8B", "70B"),
+    "llama3_1": ("8B", "70B", "405B"),
+    "llama3_2": ("1B", "3B"),
+    "llama3_3": ("70B",),
+    "mistral": ("7B",),
+    "qwen2_5": ("0.5B", "1.5B", "3B", "7B", "14B", "32B", "72B"),
+    "qwen3": ("0.6B", "1.7B", "4B", "8B", "14B", "32B"),
+    "gemma": ("2B", "7B"),
+    "gemma2": ("2B", "9B", "27B"),
+    "phi3": ("mini",),
+    "phi4": ("14B",),
+}
+
+
+def _family_configs(suffix: str) -> list[Config]:
+    """Configs ``<family>/<size>_<suffix>`` for every family and size in :data:`FAMILY_SIZES`."""
+    return [
+        _config(f"{family}/{size}_{suffix}")
+        for family, sizes in FAMILY_SIZES.items()
+        for size in sizes
+    ]
+
+
+RECIPES: list[Recipe] = [
+    Recipe(
+        name="full_finetune_single_device",
+        file_name="full_finetune_single_device.py",
+        configs=[_config("tiny/full_single_device"), *_family_configs("full_single_device")],
+        supports_distributed=False,
+        bazel_name="full",
+        extras=("recipes",),
+    ),
+    Recipe(
+        name="full_finetune_distributed",
+        file_name="full_finetune_distributed.py",
+        configs=[_config("tiny/full_distributed"), *_family_configs("full")],
+        supports_distributed=True,
+        bazel_name="full_distributed",
+        extras=("recipes",),
+    ),
+    Recipe(
+        name="lora_finetune_single_device",
+        file_name="lora_finetune_single_device.py",
+        configs=[_config("tiny/lora_single_device"), *_family_configs("lora_single_device")],
+        supports_distributed=False,
+        bazel_name="lora",
+        extras=("recipes",),
+    ),
+    Recipe(
+        name="lora_finetune_distributed",
+        file_name="lora_finetune_distributed.py",
+        configs=[_config("tiny/lora_distributed"), *_family_configs("lora")],
+        supports_distributed=True,
+        bazel_name="lora_distributed",
+        extras=("recipes",),
+    ),
+    Recipe(
+        name="generate",
+        file_name="generate.py",
+        configs=[_config("tiny/generate")],
+        supports_distributed=False,
+        bazel_name="generate",
+        extras=("recipes",),
+    ),
+    Recipe(
+        name="eleuther_eval",
+        file_name="eleuther_eval.py",
+        configs=[_config("tiny/eval")],
+        supports_distributed=False,
+        bazel_name="eval",
+        extras=("recipes", "eval"),
+    ),
+]
+
+
+def get_recipe(name: str) -> Recipe | None:
+    """Return the registered recipe called ``name``, or None."""
+    return next((r for r in RECIPES if r.name == name), None)
+
+
+def get_config(name: str) -> tuple[Recipe, Config] | None:
+    """Return ``(recipe, config)`` for the registered config called ``name``, or None."""
+    for recipe in RECIPES:
+        for config in recipe.configs:
+            if config.name == name:
+                return recipe, config
+    return None
