@@ -6,6 +6,7 @@ from torchtune.training.checkpointing._atomic import (
     commit_temp_dir,
     is_complete_checkpoint,
     prepare_temp_dir,
+    temp_dir_for,
     write_complete_marker,
 )
 from torchtune.training.checkpointing._manager import CheckpointManager
@@ -27,5 +28,6 @@ __all__ = [
     "prepare_temp_dir",
     "save_recipe_state",
     "set_rng_state",
+    "temp_dir_for",
     "write_complete_marker",
 ]

@@ -19,7 +19,7 @@ TOTAL = 12  # 6 optimizer steps per epoch of 24 samples (batch 4, accumulation 2
 
 
 def _run(out_dir: Path, *extra: str) -> int:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *sys.path]), OMP_NUM_THREADS="1")
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), str(out_dir), str(TOTAL), *extra],
         env=env, capture_output=True, text=True, timeout=120,

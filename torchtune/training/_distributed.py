@@ -1,0 +1,242 @@
+"""Distributed training helpers: process group, FSDP2 sharding, full/sharded state dicts, DCP.
+
+The model is sharded with FSDP2 (``torch.distributed.fsdp.fully_shard``), one unit per decoder
+layer plus the root. Final checkpoints are gathered to rank 0 as full state dicts; intermediate
+checkpoints are written sharded with ``torch.distributed.checkpoint`` (DCP) through the atomic
+checkpoint directory helpers.
+"""
+
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
+
+from torchtune.training.checkpointing import commit_temp_dir, prepare_temp_dir, temp_dir_for
+
+logger = logging.getLogger(__name__)
+
+_LAYER_NAME = re.compile(r"(^|\.)layers\.\d+$")
+
+
+def is_distributed() -> bool:
+    """Whether a process group is initialized."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def init_distributed(backend: str | None = None) -> bool:
+    """Initialize the default process group from the torchrun environment.
+
+    Args:
+        backend (str | None): ``"gloo"`` or ``"nccl"``; None picks nccl with CUDA, else gloo.
+
+    Returns:
+        bool: True when running distributed (``WORLD_SIZE`` set by torchrun), False otherwise.
+
+    Raises:
+        ValueError: if ``backend`` is not gloo or nccl.
+    """
+    if backend is not None and backend not in ("gloo", "nccl"):
+        raise ValueError(f"backend={backend!r} must be 'gloo', 'nccl' or None")
+    if is_distributed():
+        return True
+    if "WORLD_SIZE" not in os.environ or "MASTER_ADDR" not in os.environ:
+        return False
+    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend)
+    logger.info("Initialized %s process group: rank %d of %d", backend, dist.get_rank(), dist.get_world_size())
+    return True
+
+
+def get_world_size_and_rank() -> tuple[int, int]:
+    """``(world_size, rank)``; ``(1, 0)`` when not distributed."""
+    if is_distributed():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+def _is_decoder_layer(name: str, module: nn.Module) -> bool:
+    return bool(_LAYER_NAME.search(name))
+
+
+def shard_model(
+    model: nn.Module,
+    *,
+    shard_conditions: Sequence[Callable[[str, nn.Module], bool]] | None = None,
+    layer_types: tuple[type[nn.Module], ...] | None = None,
+    cpu_offload: bool = False,
+    reshard_after_forward: bool = True,
+    mp_policy: MixedPrecisionPolicy | None = None,
+) -> nn.Module:
+    """Shard ``model`` in place with FSDP2: each selected submodule, then the root.
+
+    Args:
+        model (nn.Module): the model, on its training device (or meta, materialized later).
+        shard_conditions (Sequence[Callable[[str, nn.Module], bool]] | None): a submodule
+            ``(name, module)`` becomes its own FSDP unit if any condition holds.
+        layer_types (tuple[type[nn.Module], ...] | None): submodules of these types become units.
+            When neither this nor ``shard_conditions`` is given, the units are the decoder
+            layers (modules named ``layers.<i>``).
+        cpu_offload (bool): keep sharded parameters and gradients on CPU. Default False.
+        reshard_after_forward (bool): free gathered parameters after forward. Default True.
+        mp_policy (MixedPrecisionPolicy | None): e.g. ``MixedPrecisionPolicy(param_dtype=
+            torch.bfloat16, reduce_dtype=torch.float32)``. Default None (no casting).
+
+    Returns:
+        nn.Module: ``model`` itself, now sharded.
+
+    Raises:
+        RuntimeError: if no process group is initialized.
+    """
+    if not is_distributed():
+        raise RuntimeError("shard_model needs an initialized process group; call init_distributed() first")
+    conditions = list(shard_conditions or [])
+    if layer_types:
+        conditions.append(lambda name, module: isinstance(module, layer_types))
+    if not conditions:
+        conditions.append(_is_decoder_layer)
+    kwargs: dict[str, Any] = {"reshard_after_forward": reshard_after_forward}
+    if cpu_offload:
+        kwargs["offload_policy"] = CPUOffloadPolicy()
+    if mp_policy is not None:
+        kwargs["mp_policy"] = mp_policy
+    units = [m for name, m in model.named_modules() if name and any(c(name, m) for c in conditions)]
+    for module in reversed(units):
+        fully_shard(module, **kwargs)
+    fully_shard(model, **kwargs)
+    logger.info("Sharded the model into %d FSDP units plus the root", len(units))
+    return model
+
+
+def gather_full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Gather the full (unsharded) model state dict onto rank 0's CPU.
+
+    Returns:
+        dict[str, torch.Tensor]: the full state dict on rank 0; an empty dict on other ranks.
+    """
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=options)
+
+
+def gather_full_optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Gather the full optimizer state dict (keyed by parameter name) onto rank 0's CPU.
+
+    Returns:
+        dict[str, Any]: ``{"state": {fqn: {...}}, "param_groups": [...]}`` on rank 0; empty elsewhere.
+    """
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_optimizer_state_dict(model, optimizer, options=options)
+
+
+def load_full_state_dict(model: nn.Module, full_state_dict: dict[str, torch.Tensor], *, strict: bool = True) -> None:
+    """Load a full state dict held by rank 0 into a sharded model (broadcast, then sharded).
+
+    Args:
+        model (nn.Module): the sharded model.
+        full_state_dict (dict[str, torch.Tensor]): the full state dict on rank 0; other ranks may
+            pass an empty dict.
+        strict (bool): require every key to match. Default True.
+    """
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=strict)
+    set_model_state_dict(model, full_state_dict, options=options)
+
+
+def load_full_optimizer_state_dict(
+    model: nn.Module, optimizer: torch.optim.Optimizer, full_state_dict: dict[str, Any]
+) -> None:
+    """Load a full optimizer state dict (from :func:`gather_full_optimizer_state_dict`, on rank 0)."""
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_optimizer_state_dict(model, optimizer, full_state_dict, options=options)
+
+
+def _shared_token() -> int:
+    """Rank 0's process id, known to every rank (names the shared temporary directory)."""
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    token = torch.tensor([os.getpid()], dtype=torch.int64, device=device)
+    dist.broadcast(token, src=0)
+    return int(token.item())
+
+
+def dcp_save(
+    final_path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    write_extra: Callable[[Path], None] | None = None,
+    overwrite: bool = True,
+) -> Path:
+    """Save the sharded model (and optimizer) state with DCP into a crash-safe directory.
+
+    Every rank writes its shards into the same temporary directory; after a barrier rank 0 runs
+    ``write_extra`` (e.g. recipe state), marks the directory complete and renames it into place.
+    Must be called on every rank.
+
+    Args:
+        final_path (str | Path): the checkpoint directory, on a filesystem all ranks share.
+        model (nn.Module): the sharded model.
+        optimizer (torch.optim.Optimizer | None): its optimizer. Default None.
+        write_extra (Callable[[Path], None] | None): called on rank 0 with the temporary directory.
+        overwrite (bool): replace an existing ``final_path``. Default True.
+
+    Returns:
+        Path: ``final_path``.
+    """
+    final = Path(final_path)
+    token = _shared_token()
+    rank = dist.get_rank()
+    if rank == 0:
+        prepare_temp_dir(final, token)
+    dist.barrier()
+    tmp = temp_dir_for(final, token)
+    try:
+        state = {"model": get_model_state_dict(model)}
+        if optimizer is not None:
+            state["optimizer"] = get_optimizer_state_dict(model, optimizer)
+        dcp.save(state, checkpoint_id=tmp)
+        dist.barrier()
+        if rank == 0:
+            if write_extra is not None:
+                write_extra(tmp)
+            commit_temp_dir(tmp, final, overwrite=overwrite)
+        dist.barrier()
+    except BaseException:
+        if rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def dcp_load(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Load a :func:`dcp_save` checkpoint into the sharded model (and optimizer), in place.
+
+    Note that DCP's own ``.metadata`` file is written by torch with pickle; load only
+    checkpoints this run (or a trusted one) wrote.
+
+    Args:
+        path (str | Path): the checkpoint directory.
+        model (nn.Module): the sharded model.
+        optimizer (torch.optim.Optimizer | None): its optimizer. Default None.
+    """
+    state = {"model": get_model_state_dict(model)}
+    if optimizer is not None:
+        state["optimizer"] = get_optimizer_state_dict(model, optimizer)
+    dcp.load(state, checkpoint_id=Path(path))
+    set_model_state_dict(model, state["model"])
+    if optimizer is not None:
+        set_optimizer_state_dict(model, optimizer, state["optimizer"])
