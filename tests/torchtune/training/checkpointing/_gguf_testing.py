@@ -1,0 +1,240 @@
+"""Tiny GGUF files written the way llama.cpp's convert_hf_to_gguf.py writes them.
+
+Everything here is test-side and independent of the library's GGUF code: names come from a
+table written out below, the q/k permutation is llama.cpp's, quantisation is gguf.quants'.
+"""
+
+import json
+
+import numpy as np
+import torch
+
+TOKENIZER_CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Hello world! How are you today? I am fine, thank you.",
+    "Ünïcödé wörds: café, naïve, façade, Straße, größer.",
+    "日本語のテキストと中文文本 mixed with English words.",
+    "Emoji too: 🙂 🚀 and symbols like € £ ¥ © ®.",
+    "Numbers 0123456789 and 2024 and code: def f(x): return x * 2",
+    "What is the capital of France? Paris is the capital of France.",
+    "   leading spaces, trailing spaces   and\ttabs\nand new lines\n",
+    "I'm sure they'll say it's fine; we've done what you'd do.",
+]
+MIXED_TEXTS = TOKENIZER_CORPUS + [
+    "unseen wörds ünd ∂ifferent çharacters ✓ — “quotes” 12345",
+    "<|im_start|>user\nhi<|im_end|>",
+    " ",
+    "a",
+    "\n\n\nnewlines\n  ",
+]
+
+_LAYER_NAMES = {  # HF module inside model.layers.{i} -> GGUF stem
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+_GEMMA2_LAYER_NAMES = {
+    **_LAYER_NAMES,
+    "post_attention_layernorm": "post_attention_norm",
+    "pre_feedforward_layernorm": "ffn_norm",
+    "post_feedforward_layernorm": "post_ffw_norm",
+}
+
+
+def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False):
+    """A transformers config of a 2-layer model with GQA."""
+    from transformers import AutoConfig
+
+    kwargs = dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-5,
+        rope_theta=5000.0,
+        tie_word_embeddings=tie,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
+    if model_type in ("qwen3", "gemma2"):
+        kwargs["head_dim"] = 32  # differs from hidden_size // heads
+    if model_type == "gemma2":
+        kwargs.update(query_pre_attn_scalar=32, sliding_window=64, attn_logit_softcapping=50.0,
+                      final_logit_softcapping=30.0)
+    return AutoConfig.for_model(model_type, **kwargs)
+
+
+def tiny_model(model_type: str, seed: int = 0, tie: bool = False):
+    """A transformers causal LM with random weights (norms and biases not at their defaults)."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = tiny_config(model_type, tie=tie)
+    config._attn_implementation = "eager"
+    model = AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+            elif name.endswith(".bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+            else:
+                p.normal_(0.0, 0.1)
+    return model
+
+
+def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's LlamaModel.permute (rotate-half rows -> interleaved pairs)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def gguf_tensors_like_llama_cpp(model) -> dict[str, np.ndarray]:
+    """GGUF name -> float32 array, with the converter's per-architecture changes."""
+    cfg = model.config
+    arch = cfg.model_type
+    layer_names = _GEMMA2_LAYER_NAMES if arch == "gemma2" else _LAYER_NAMES
+    out = {}
+    for name, p in model.state_dict().items():
+        w = p.detach().float().numpy().copy()
+        if name == "lm_head.weight" and cfg.tie_word_embeddings:
+            continue
+        if arch == "llama" and ".q_proj." in name:
+            w = _permute(w, cfg.num_attention_heads)
+        if arch == "llama" and ".k_proj." in name:
+            w = _permute(w, cfg.num_key_value_heads)
+        if arch == "gemma2" and name.endswith("norm.weight"):
+            w = w + 1
+        parts = name.split(".")
+        if name.startswith("model.layers."):
+            stem = layer_names[".".join(parts[3:-1])]
+            gguf_name = f"blk.{parts[2]}.{stem}.{parts[-1]}"
+        else:
+            gguf_name = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+                         "lm_head.weight": "output.weight"}[name]
+        out[gguf_name] = w
+    return out
+
+
+def write_tiny_gguf(model, path, out_type: str = "F32", tokenizer_kv: dict | None = None, arch: str | None = None):
+    """Write ``model`` as llama.cpp's converter would (F32, F16 or Q8_0 2-D weights)."""
+    import gguf
+    from gguf.quants import quantize
+
+    cfg = model.config
+    arch = arch or cfg.model_type
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name("tiny")
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
+    w.add_vocab_size(cfg.vocab_size)
+    if getattr(cfg, "head_dim", None) and cfg.head_dim * cfg.num_attention_heads != cfg.hidden_size:
+        w.add_key_length(cfg.head_dim)
+        w.add_value_length(cfg.head_dim)
+    if cfg.model_type == "gemma2":
+        w.add_attn_logit_softcapping(cfg.attn_logit_softcapping)
+        w.add_final_logit_softcapping(cfg.final_logit_softcapping)
+        w.add_sliding_window(cfg.sliding_window)
+    for key, (value, vtype, sub) in (tokenizer_kv or {}).items():
+        w.add_key_value(key, value, vtype, sub_type=sub)
+    for name, arr in gguf_tensors_like_llama_cpp(model).items():
+        if arr.ndim == 1 or out_type == "F32":
+            w.add_tensor(name, arr)
+        elif out_type == "F16":
+            w.add_tensor(name, arr.astype(np.float16))
+        elif out_type == "IQ4_NL":  # a type without a reference quantiser: random block bytes
+            qtype = gguf.GGMLQuantizationType.IQ4_NL
+            byte_shape = gguf.quant_shape_to_byte_shape(arr.shape, qtype)
+            w.add_tensor(name, np.random.default_rng(0).integers(0, 256, byte_shape, dtype=np.uint8), raw_dtype=qtype)
+        else:
+            qtype = gguf.GGMLQuantizationType[out_type]
+            w.add_tensor(name, quantize(arr, qtype), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def train_byte_level_bpe(pre: str, vocab_size: int = 400, special_tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>")):
+    """Train a tiny byte-level BPE ``tokenizers.Tokenizer`` whose pre-tokenizer is llama.cpp's ``pre``."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    if pre == "gpt2":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    elif pre == "smollm":
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ])
+    else:
+        pattern = {
+            "qwen2": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+            "llama-bpe": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        }[pre]
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=list(special_tokens),
+        show_progress=False,
+    )
+    tok.train_from_iterator(TOKENIZER_CORPUS * 3, trainer=trainer)
+    return tok
+
+
+def bpe_tokenizer_kv(tok, pre: str, chat_template: str | None = None, bos: str | None = None, eos: str = "<|im_end|>"):
+    """GGUF ``tokenizer.*`` key -> (value, type, array element type), as llama.cpp's _set_vocab_gpt2 writes."""
+    import gguf
+
+    vt = gguf.GGUFValueType
+    data = json.loads(tok.to_str())
+    vocab = data["model"]["vocab"]
+    added = {t["content"]: t for t in data["added_tokens"]}
+    tokens = [None] * (max(vocab.values()) + 1)
+    for t, i in vocab.items():
+        tokens[i] = t
+    types = [3 if t in added and added[t]["special"] else 1 for t in tokens]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"]["merges"]]
+    kv = {
+        "tokenizer.ggml.model": ("gpt2", vt.STRING, None),
+        "tokenizer.ggml.pre": (pre, vt.STRING, None),
+        "tokenizer.ggml.tokens": (tokens, vt.ARRAY, vt.STRING),
+        "tokenizer.ggml.token_type": (types, vt.ARRAY, vt.INT32),
+        "tokenizer.ggml.merges": (merges, vt.ARRAY, vt.STRING),
+        "tokenizer.ggml.eos_token_id": (tokens.index(eos), vt.UINT32, None),
+        "tokenizer.ggml.padding_token_id": (tokens.index(eos), vt.UINT32, None),
+        "tokenizer.ggml.add_bos_token": (bos is not None, vt.BOOL, None),
+    }
+    if bos is not None:
+        kv["tokenizer.ggml.bos_token_id"] = (tokens.index(bos), vt.UINT32, None)
+    if chat_template is not None:
+        kv["tokenizer.chat_template"] = (chat_template, vt.STRING, None)
+    return kv
+
+
+def kv_to_metadata(kv: dict) -> dict:
+    """The Python values of a ``tokenizer_kv`` dict, as ``read_metadata`` returns them."""
+    return {k: v for k, (v, _, _) in kv.items()}

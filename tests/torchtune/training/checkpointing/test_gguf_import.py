@@ -1,0 +1,124 @@
+"""GGUF import at the Hugging Face level: a tiny transformers model written as llama.cpp would
+write it reads back into the same weights, config and logits (the reference is transformers)."""
+
+import numpy as np
+import pytest
+import torch
+
+gguf = pytest.importorskip("gguf")
+transformers = pytest.importorskip("transformers")
+
+from _gguf_testing import tiny_model, write_tiny_gguf  # noqa: E402
+
+from torchtune.training.checkpointing._gguf_arch import permute_qk, unpermute_qk  # noqa: E402
+from torchtune.training.checkpointing._gguf_io import load_gguf  # noqa: E402
+
+# (architecture, GGUF weight type, max |logit difference| allowed against the source model
+# whose 2-D weights went through the same rounding, done by gguf.quants)
+CASES = [
+    ("llama", "F32", 0.0),
+    ("llama", "F16", 0.0),
+    ("llama", "Q8_0", 0.0),
+    ("qwen2", "Q8_0", 0.0),
+    ("qwen2", "F32", 0.0),
+    ("qwen3", "F32", 0.0),
+    ("gemma2", "F32", 1e-5),  # the +1 norm offset is undone in float32
+]
+
+
+def _rounded_like_gguf(model, out_type: str) -> None:
+    """Round the source model's 2-D weights as storing them as ``out_type`` does (reference: gguf)."""
+    from gguf.quants import dequantize, quantize
+
+    if out_type == "F32":
+        return
+    qtype = gguf.GGMLQuantizationType[out_type]
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                rounded = dequantize(quantize(p.numpy(), qtype), qtype)
+                p.copy_(torch.from_numpy(rounded.astype(np.float32)))
+
+
+def _logits(model, state_dict=None):
+    if state_dict is not None:
+        model.load_state_dict(state_dict, strict=True)
+    tokens = torch.arange(3, 19).reshape(2, 8) % model.config.vocab_size
+    with torch.no_grad():
+        return model(tokens).logits
+
+
+@pytest.mark.parametrize("arch,out_type,tol", CASES)
+def test_import_matches_transformers(tmp_path, arch, out_type, tol):
+    from transformers import AutoModelForCausalLM
+
+    source = tiny_model(arch, seed=1)
+    path = write_tiny_gguf(source, tmp_path / f"{arch}.gguf", out_type=out_type)
+    hf_sd, config, _ = load_gguf(path)
+
+    assert set(hf_sd) == set(source.state_dict())
+    rebuilt_config = type(source.config)(**{k: v for k, v in config.items() if k != "architectures"})
+    rebuilt_config._attn_implementation = "eager"
+    rebuilt = AutoModelForCausalLM.from_config(rebuilt_config).eval()
+    _rounded_like_gguf(source, out_type)
+    if tol == 0.0:
+        for name, value in source.state_dict().items():
+            assert torch.equal(hf_sd[name], value), name
+    expected, actual = _logits(source), _logits(rebuilt, hf_sd)
+    assert (actual - expected).abs().max().item() <= tol
+
+
+def test_config_from_metadata(tmp_path):
+    source = tiny_model("qwen3", seed=2, tie=True)
+    _, config, metadata = load_gguf(write_tiny_gguf(source, tmp_path / "m.gguf"))
+    cfg = source.config
+    assert config["model_type"] == "qwen3" and config["architectures"] == ["Qwen3ForCausalLM"]
+    for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "head_dim", "max_position_embeddings"):
+        assert config[key] == getattr(cfg, key), key
+    assert config["rope_theta"] == cfg.rope_parameters["rope_theta"]
+    assert config["rms_norm_eps"] == pytest.approx(cfg.rms_norm_eps)
+    assert config["tie_word_embeddings"] is True
+    assert metadata["general.name"] == "tiny"
+
+
+def test_tied_embeddings_have_no_lm_head(tmp_path):
+    source = tiny_model("llama", seed=3, tie=True)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "m.gguf"))
+    assert config["tie_word_embeddings"] is True and "lm_head.weight" not in hf_sd
+
+
+def test_bf16_dtype(tmp_path):
+    source = tiny_model("llama", seed=4)
+    hf_sd, _, _ = load_gguf(write_tiny_gguf(source, tmp_path / "m.gguf"), dtype=torch.bfloat16)
+    assert {t.dtype for t in hf_sd.values()} == {torch.bfloat16}
+    ref = source.state_dict()["model.layers.0.self_attn.q_proj.weight"].to(torch.bfloat16)
+    assert torch.equal(hf_sd["model.layers.0.self_attn.q_proj.weight"], ref)
+
+
+def test_permute_matches_llama_cpp_and_inverts():
+    w = torch.arange(8 * 3 * 4, dtype=torch.float32).reshape(8 * 3, 4)  # 3 heads of h_d 8
+    reference = w.numpy().reshape(3, 2, 4, 4).swapaxes(1, 2).reshape(24, 4)  # llama.cpp's permute
+    assert np.array_equal(permute_qk(w, 3).numpy(), reference)
+    assert torch.equal(unpermute_qk(permute_qk(w, 3), 3), w)
+    bias = torch.arange(24.0)
+    assert torch.equal(unpermute_qk(permute_qk(bias, 3), 3), bias)
+
+
+def test_unsupported_architecture(tmp_path):
+    source = tiny_model("llama", seed=5)
+    path = write_tiny_gguf(source, tmp_path / "m.gguf", arch="falcon")
+    with pytest.raises(ValueError, match="GGUF architecture 'falcon' is not supported; supported architectures: llama"):
+        load_gguf(path)
+
+
+def test_unsupported_quant_type_names_tensor(tmp_path):
+    source = tiny_model("llama", seed=6)
+    path = write_tiny_gguf(source, tmp_path / "m.gguf", out_type="IQ4_NL")
+    with pytest.raises(ValueError, match=r"tensor 'token_embd\.weight' has GGML type IQ4_NL, which is not supported"):
+        load_gguf(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_gguf(tmp_path / "absent.gguf")
