@@ -1,6 +1,7 @@
 """Build objects from ``_component_`` nodes, only from allowed import roots."""
 
 import importlib
+import pkgutil
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
@@ -94,6 +95,8 @@ def locate(path: str) -> Callable[..., Any]:
         for attr in parts[i:]:
             if not hasattr(obj, attr):
                 public = [n for n in dir(obj) if not n.startswith("_")]
+                if hasattr(obj, "__path__"):  # a package: also its not-yet-imported modules
+                    public += [m.name for m in pkgutil.iter_modules(obj.__path__) if not m.name.startswith("_")]
                 raise ConfigError(
                     f"cannot import '{path}': '{obj.__name__}' has no attribute "
                     f"'{attr}'{did_you_mean(attr, public)}"

@@ -10,6 +10,18 @@ _REF = re.compile(r"\$\{([^${}]*)\}")
 _KEY = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
 
 
+def _recipes_root() -> str:
+    from torchtune._recipe_registry import recipes_root
+
+    return str(recipes_root())
+
+
+#: Built-in variables usable as ``${name}`` when the config has no top-level key of that name:
+#: ``recipes_root`` is the directory holding the recipe scripts (see
+#: ``torchtune._recipe_registry.recipes_root``; env ``TORCHTUNE_RECIPES_ROOT`` overrides it).
+BUILTINS = {"recipes_root": _recipes_root}
+
+
 def location_of(root: DictConfig, dotted_key: str) -> Location | None:
     """Return the recorded location of ``dotted_key`` in ``root``, if any."""
     parent_key, _, last = dotted_key.rpartition(".")
@@ -24,6 +36,7 @@ def resolve(cfg: DictConfig) -> DictConfig:
     (``batch_size: ${train.batch_size}`` stays an int; a mapping is copied). References
     inside longer strings are formatted with ``str`` (``${output_dir}/logs``). Keys are
     absolute dotted paths from the top of the config; integers index lists.
+    ``${recipes_root}`` is built in (the recipes directory) unless the config sets it.
 
     Args:
         cfg (DictConfig): the config to resolve (not modified).
@@ -96,6 +109,8 @@ class _Resolver:
                 f"malformed interpolation '${{{ref}}}' in '{path}' ({self._where(path)}); "
                 "write ${dotted.key}"
             )
+        if ref in BUILTINS and ref not in self.root:
+            return BUILTINS[ref]()
         try:
             self.root.select(ref)
         except KeyError:

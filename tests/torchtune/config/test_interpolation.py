@@ -1,4 +1,6 @@
 import pytest
+from pathlib import Path
+
 
 from torchtune.config import ConfigError, DictConfig, load_yaml, resolve
 
@@ -54,3 +56,21 @@ def test_missing_key_with_suggestion(write_yaml):
 def test_malformed_reference(text):
     with pytest.raises(ConfigError, match="malformed interpolation"):
         resolve(DictConfig({"a": 1, "b": "a", "c": text}))
+
+
+def test_builtin_recipes_root_follows_env_and_a_config_key_overrides_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHTUNE_RECIPES_ROOT", str(tmp_path))
+    out = resolve(DictConfig({"data": "${recipes_root}/assets/tiny", "root": "${recipes_root}"}))
+    assert out.data == f"{tmp_path}/assets/tiny" and out.root == str(tmp_path)
+    out = resolve(DictConfig({"recipes_root": "/mine", "data": "${recipes_root}/x"}))
+    assert out.data == "/mine/x"
+
+
+def test_builtin_recipes_root_defaults_to_the_source_recipes_dir(monkeypatch):
+    import torchtune
+
+    monkeypatch.delenv("TORCHTUNE_RECIPES_ROOT", raising=False)
+    out = resolve(DictConfig({"root": "${recipes_root}"}))
+    package_dir = Path(torchtune.__file__).parent
+    expected = package_dir / "_recipes" if (package_dir / "_recipes").is_dir() else package_dir.parent / "recipes"
+    assert out.root == str(expected)

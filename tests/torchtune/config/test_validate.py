@@ -40,7 +40,7 @@ def test_all_problems_are_listed_with_file_line_and_suggestion(write_yaml):
         tool:
           _component_: os.system
         layers:
-          - _component_: torchtune.not_a_module.Layer
+          - _component_: torchtune.confg.Layer
         """
     )
     with pytest.raises(ConfigValidationError) as info:
@@ -56,7 +56,7 @@ def test_all_problems_are_listed_with_file_line_and_suggestion(write_yaml):
         "component roots (torchtune, torch.optim, torch.nn, torch.utils.data). If you trust it, allow "
         "it by adding 'allowed_component_roots: [os.]' to the config or passing "
         "'--allow-component-root os.' on the command line",
-        f"{path}:15: cannot import 'torchtune.not_a_module.Layer': 'torchtune' has no attribute 'not_a_module'",
+        f"{path}:15: cannot import 'torchtune.confg.Layer': 'torchtune' has no attribute 'confg'; did you mean 'config'?",
     ]
     assert str(info.value).startswith("config has 6 problems:\n  - ")
 

@@ -1,0 +1,59 @@
+"""Training utilities used by the recipes.
+
+Schedulers, gradient clipping, activation checkpointing, seeding and RNG state,
+throughput and memory meters, the NaN/inf guard, metric loggers, a loss plot and a
+progress bar. Gradient accumulation is written out in the recipes (see
+:func:`scale_grads`). Checkpointers live in :mod:`torchtune.training.checkpointing`.
+"""
+
+from torchtune.training._activation_checkpointing import (
+    apply_activation_checkpointing,
+    is_checkpointed,
+)
+from torchtune.training._grad import clip_grad_norm, scale_grads
+from torchtune.training._lr_schedulers import (
+    get_cosine_schedule_with_warmup,
+    get_linear_schedule_with_warmup,
+)
+from torchtune.training._memory import max_rss_bytes, peak_memory_stats, reset_peak_memory_stats
+from torchtune.training._metric_logging import (
+    JsonlLogger,
+    MetricLogger,
+    MLFlowLogger,
+    StdoutLogger,
+    TensorBoardLogger,
+    WandBLogger,
+)
+from torchtune.training._nan_guard import TrainingDivergedError, check_finite
+from torchtune.training._plot import plot_loss, read_metric
+from torchtune.training._progress import progress_bar
+from torchtune.training._seed import get_rng_state, set_rng_state, set_seed
+from torchtune.training._throughput import TokensPerSecond, count_tokens
+
+__all__ = [
+    "JsonlLogger",
+    "MLFlowLogger",
+    "MetricLogger",
+    "StdoutLogger",
+    "TensorBoardLogger",
+    "TokensPerSecond",
+    "TrainingDivergedError",
+    "WandBLogger",
+    "apply_activation_checkpointing",
+    "check_finite",
+    "clip_grad_norm",
+    "count_tokens",
+    "get_cosine_schedule_with_warmup",
+    "get_linear_schedule_with_warmup",
+    "get_rng_state",
+    "is_checkpointed",
+    "max_rss_bytes",
+    "peak_memory_stats",
+    "plot_loss",
+    "progress_bar",
+    "read_metric",
+    "reset_peak_memory_stats",
+    "scale_grads",
+    "set_rng_state",
+    "set_seed",
+]
