@@ -53,7 +53,7 @@ class GemmaTokenizer(ModelTokenizer):
                 content, system = f"{system}\n\n{content}", None
             role = "model" if m.role == "assistant" else "user"
             parts: list[str | int] = [self.start_of_turn_id, f"{role}\n{content.strip()}"]
-            if m.eot and (add_end_tokens or i < len(messages) - 1):
+            if m.eot and (add_end_tokens or i < len(messages) - 1 or m.role != "assistant"):
                 parts += [self.end_of_turn_id, "\n"]
             ids = encode_parts(parts, self._text)
             tokens += ids

@@ -1,0 +1,53 @@
+"""Messages, masking, message transforms, prompt templates, collate functions and packing."""
+
+from torchtune.data._collate import (
+    labels_from_tokens,
+    packed_block_causal_mask,
+    padded_collate_dpo,
+    padded_collate_packed,
+    padded_collate_sft,
+)
+from torchtune.data._common import CROSS_ENTROPY_IGNORE_IDX
+from torchtune.data._message_transforms import (
+    AlpacaToMessages,
+    ChosenRejectedToMessages,
+    InputOutputToMessages,
+    OpenAIToMessages,
+    ShareGPTToMessages,
+    get_field,
+)
+from torchtune.data._messages import (
+    MASKING_STRATEGIES,
+    ROLES,
+    Message,
+    Role,
+    mask_messages,
+    validate_messages,
+)
+from torchtune.data._packing import PackedDataset
+from torchtune.data._prompt_templates import SUMMARIZE_TEMPLATE, AlpacaInstructTemplate, PromptTemplate
+
+__all__ = [
+    "AlpacaInstructTemplate",
+    "AlpacaToMessages",
+    "CROSS_ENTROPY_IGNORE_IDX",
+    "ChosenRejectedToMessages",
+    "InputOutputToMessages",
+    "MASKING_STRATEGIES",
+    "Message",
+    "OpenAIToMessages",
+    "PackedDataset",
+    "PromptTemplate",
+    "ROLES",
+    "Role",
+    "SUMMARIZE_TEMPLATE",
+    "ShareGPTToMessages",
+    "get_field",
+    "labels_from_tokens",
+    "mask_messages",
+    "packed_block_causal_mask",
+    "padded_collate_dpo",
+    "padded_collate_packed",
+    "padded_collate_sft",
+    "validate_messages",
+]

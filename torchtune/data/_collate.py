@@ -1,0 +1,130 @@
+"""Collate functions: pad samples into the batch contract of docs/contributing.md."""
+
+from typing import Any, Sequence
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from torchtune.data._common import CROSS_ENTROPY_IGNORE_IDX
+
+
+def labels_from_tokens(tokens: Sequence[int], mask: Sequence[bool]) -> list[int]:
+    """Shift tokens left into labels so that ``labels[t]`` is the target at position ``t``.
+
+    Args:
+        tokens (Sequence[int]): token ids, length s.
+        mask (Sequence[bool]): True where a token is excluded from the loss, length s.
+
+    Returns:
+        list[int]: length s; ``labels[t] = tokens[t + 1]`` unless token ``t + 1`` is masked, and
+        the last label is ``CROSS_ENTROPY_IGNORE_IDX``.
+
+    Raises:
+        ValueError: if the lengths differ.
+    """
+    if len(tokens) != len(mask):
+        raise ValueError(f"tokens and mask must have the same length, got {len(tokens)} and {len(mask)}")
+    labels = [CROSS_ENTROPY_IGNORE_IDX if m else t for t, m in zip(tokens[1:], mask[1:])]
+    labels.append(CROSS_ENTROPY_IGNORE_IDX)
+    return labels
+
+
+def _pad(seqs: Sequence[Sequence[int]], value: int, pad_to: int | None = None) -> torch.Tensor:
+    tensors = [torch.as_tensor(s, dtype=torch.long) for s in seqs]
+    out = pad_sequence(tensors, batch_first=True, padding_value=value)  # [b, s_max]
+    if pad_to is not None and out.shape[1] < pad_to:
+        out = torch.nn.functional.pad(out, (0, pad_to - out.shape[1]), value=value)
+    return out
+
+
+def padded_collate_sft(
+    batch: Sequence[dict[str, Any]],
+    padding_idx: int = 0,
+    ignore_idx: int = CROSS_ENTROPY_IGNORE_IDX,
+    pad_to_multiple_of: int = 1,
+) -> dict[str, torch.Tensor]:
+    """Right-pad ``tokens`` and ``labels`` of SFT samples.
+
+    Args:
+        batch (Sequence[dict]): samples with ``tokens`` and ``labels`` (equal lengths).
+        padding_idx (int): token id used for padding. Default 0.
+        ignore_idx (int): label value for padded positions. Default -100.
+        pad_to_multiple_of (int): round the padded length up to a multiple. Default 1.
+
+    Returns:
+        dict[str, torch.Tensor]: ``tokens [b, s]`` and ``labels [b, s]`` (long).
+
+    Raises:
+        ValueError: if a sample's tokens and labels differ in length.
+    """
+    for i, sample in enumerate(batch):
+        if len(sample["tokens"]) != len(sample["labels"]):
+            raise ValueError(
+                f"sample {i}: tokens ({len(sample['tokens'])}) and labels ({len(sample['labels'])}) "
+                "must have the same length"
+            )
+    longest = max(len(s["tokens"]) for s in batch)
+    pad_to = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+    tokens = _pad([s["tokens"] for s in batch], padding_idx, pad_to)  # [b, s]
+    labels = _pad([s["labels"] for s in batch], ignore_idx, pad_to)  # [b, s]
+    return {"tokens": tokens, "labels": labels}
+
+
+def padded_collate_dpo(
+    batch: Sequence[dict[str, Any]],
+    padding_idx: int = 0,
+    ignore_idx: int = CROSS_ENTROPY_IGNORE_IDX,
+) -> dict[str, torch.Tensor]:
+    """Pad preference pairs into one batch: the b chosen rows first, then the b rejected rows.
+
+    Args:
+        batch (Sequence[dict]): samples with ``chosen_input_ids``, ``chosen_labels``,
+            ``rejected_input_ids`` and ``rejected_labels``.
+        padding_idx (int): token id used for padding. Default 0.
+        ignore_idx (int): label value for padded positions. Default -100.
+
+    Returns:
+        dict[str, torch.Tensor]: ``tokens [2b, s]`` and ``labels [2b, s]``; rows ``[:b]`` are
+        the chosen responses and rows ``[b:]`` the rejected ones.
+    """
+    tokens = [s["chosen_input_ids"] for s in batch] + [s["rejected_input_ids"] for s in batch]
+    labels = [s["chosen_labels"] for s in batch] + [s["rejected_labels"] for s in batch]
+    return {"tokens": _pad(tokens, padding_idx), "labels": _pad(labels, ignore_idx)}
+
+
+def packed_block_causal_mask(seq_lens: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Build the attention mask of packed rows: causal within each document, nothing across.
+
+    Args:
+        seq_lens (Sequence[Sequence[int]]): per row, the lengths of its documents (padding
+            counted as its own document); every row sums to the same s.
+
+    Returns:
+        torch.Tensor: bool ``[b, s, s]``; True means "may attend".
+    """
+    rows = []
+    for lens in seq_lens:
+        doc_id = torch.repeat_interleave(torch.arange(len(lens)), torch.as_tensor(list(lens)))  # [s]
+        same_doc = doc_id[:, None] == doc_id[None, :]  # [s, s]
+        causal = torch.ones_like(same_doc).tril()
+        rows.append(same_doc & causal)
+    return torch.stack(rows)  # [b, s, s]
+
+
+def padded_collate_packed(batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack packs from ``PackedDataset`` (already padded to ``max_seq_len``).
+
+    Args:
+        batch (Sequence[dict]): packs with ``tokens``, ``labels``, ``input_pos`` (tensors of
+            length s) and ``seq_lens``.
+
+    Returns:
+        dict[str, torch.Tensor]: ``tokens``, ``labels``, ``input_pos`` ``[b, s]`` long and
+        ``mask [b, s, s]`` bool.
+    """
+    return {
+        "tokens": torch.stack([torch.as_tensor(p["tokens"]) for p in batch]).long(),
+        "labels": torch.stack([torch.as_tensor(p["labels"]) for p in batch]).long(),
+        "input_pos": torch.stack([torch.as_tensor(p["input_pos"]) for p in batch]).long(),
+        "mask": packed_block_causal_mask([list(map(int, p["seq_lens"])) for p in batch]),
+    }

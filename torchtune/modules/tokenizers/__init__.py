@@ -1,0 +1,29 @@
+"""Base tokenizers (SentencePiece, tiktoken, tokenizer.json) and chat-template model tokenizers."""
+
+from torchtune.modules.tokenizers._chatml import TurnFormatTokenizer
+from torchtune.modules.tokenizers._hf_model_tokenizer import HFModelTokenizer, compile_chat_template
+from torchtune.modules.tokenizers._hf_tokenizer import HuggingFaceBaseTokenizer
+from torchtune.modules.tokenizers._sentencepiece import SentencePieceBaseTokenizer
+from torchtune.modules.tokenizers._tiktoken import TikTokenBaseTokenizer, load_bpe_ranks
+from torchtune.modules.tokenizers._utils import (
+    ModelTokenizer,
+    encode_parts,
+    encode_with_special_tokens,
+    split_special_tokens,
+    truncate,
+)
+
+__all__ = [
+    "HFModelTokenizer",
+    "HuggingFaceBaseTokenizer",
+    "ModelTokenizer",
+    "SentencePieceBaseTokenizer",
+    "TikTokenBaseTokenizer",
+    "TurnFormatTokenizer",
+    "compile_chat_template",
+    "encode_parts",
+    "encode_with_special_tokens",
+    "load_bpe_ranks",
+    "split_special_tokens",
+    "truncate",
+]
