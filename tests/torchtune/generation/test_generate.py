@@ -1,0 +1,125 @@
+"""generate() against transformers' greedy generate on a tiny Llama, plus stop tokens and errors."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig
+
+from torchtune.generation import generate, generate_text, generation_masks, left_pad_prompts
+from torchtune.models import hf_to_tune, model_from_hf_config
+
+PROMPTS = [[3, 17, 29, 4, 51, 8, 2], [44, 9, 13], [7, 60, 22, 5, 31]]
+
+
+@pytest.fixture(scope="module")
+def models() -> tuple[torch.nn.Module, torch.nn.Module]:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5,
+    )
+    hf = AutoModelForCausalLM.from_config(config).eval()
+    ours = model_from_hf_config(hf.config.to_dict())
+    ours.load_state_dict(hf_to_tune(hf.state_dict(), hf.config.to_dict()))
+    return hf, ours.eval()
+
+
+def _hf_generate(hf: torch.nn.Module, max_new_tokens: int, **kwargs) -> torch.Tensor:
+    s = max(len(p) for p in PROMPTS)
+    ids = torch.tensor([[0] * (s - len(p)) + p for p in PROMPTS])
+    attention_mask = torch.tensor([[0] * (s - len(p)) + [1] * len(p) for p in PROMPTS])
+    return hf.generate(
+        input_ids=ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens, do_sample=False,
+        pad_token_id=0, **kwargs,
+    )
+
+
+def test_greedy_matches_transformers_on_left_padded_batch(models) -> None:
+    hf, ours = models
+    out, logits = generate(ours, PROMPTS, max_new_tokens=8, pad_id=0, temperature=0.0, return_logits=True)
+    assert torch.equal(out, _hf_generate(hf, 8, eos_token_id=None))
+    assert logits.shape == (3, 8, 64)
+    assert torch.equal(logits.argmax(-1), out[:, -8:])
+
+
+def test_tensor_prompt_gives_same_result_as_lists(models) -> None:
+    _, ours = models
+    tokens, _ = left_pad_prompts(PROMPTS, pad_id=0)
+    from_lists, _ = generate(ours, PROMPTS, max_new_tokens=4, temperature=0.0)
+    from_tensor, _ = generate(ours, tokens, max_new_tokens=4, temperature=0.0)
+    assert torch.equal(from_lists, from_tensor)
+
+
+def test_stop_tokens_pad_finished_rows_like_transformers(models) -> None:
+    hf, ours = models
+    free, _ = generate(ours, PROMPTS, max_new_tokens=8, temperature=0.0)
+    stop = int(free[0, 7 + 1])  # row 0's second new token
+    out, _ = generate(ours, PROMPTS, max_new_tokens=8, temperature=0.0, stop_tokens=[stop])
+    assert torch.equal(out, _hf_generate(hf, 8, eos_token_id=[stop]))
+    row0 = out[0, 7:].tolist()
+    assert row0[1] == stop and all(t == 0 for t in row0[2:])
+
+
+def test_stops_early_when_every_row_stopped(models) -> None:
+    _, ours = models
+    free, _ = generate(ours, PROMPTS, max_new_tokens=3, temperature=0.0)
+    firsts = free[:, 7].tolist()
+    out, _ = generate(ours, PROMPTS, max_new_tokens=10, temperature=0.0, stop_tokens=firsts)
+    assert out.shape == (3, 8)
+
+
+def test_seeded_sampling_is_reproducible(models) -> None:
+    _, ours = models
+    a, _ = generate(ours, PROMPTS, 5, temperature=0.8, top_k=10, rng=torch.Generator().manual_seed(3))
+    b, _ = generate(ours, PROMPTS, 5, temperature=0.8, top_k=10, rng=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_generation_masks_and_positions() -> None:
+    is_real = torch.tensor([[False, False, True], [True, True, True]])
+    mask, pos = generation_masks(is_real, 2)
+    assert pos.tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+    assert mask[0, 4].tolist() == [False, False, True, True, True]
+    assert mask[1, 2].tolist() == [True, True, True, False, False]
+
+
+def test_tensor_prompt_padding_is_only_leading() -> None:
+    tokens, is_real = left_pad_prompts(torch.tensor([[0, 0, 5, 0, 6]]), pad_id=0)
+    assert is_real.tolist() == [[False, False, True, True, True]]
+
+
+class _Tokenizer:
+    pad_id, stop_tokens = 0, [63]
+
+    def encode(self, text: str, add_bos: bool = True, add_eos: bool = True) -> list[int]:
+        return [1] * add_bos + [ord(c) % 50 + 2 for c in text] + [63] * add_eos
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return ",".join(map(str, ids))
+
+
+def test_generate_text_decodes_new_tokens(models) -> None:
+    _, ours = models
+    ids = _Tokenizer().encode("hi", add_eos=False)
+    expected, _ = generate(ours, [ids], 4, temperature=0.0, stop_tokens=[63])
+    new = [t for t in expected[0, len(ids):].tolist()]
+    new = new[: new.index(63)] if 63 in new else new
+    assert generate_text(ours, _Tokenizer(), "hi", 4, temperature=0.0) == ",".join(map(str, new))
+
+
+@pytest.mark.parametrize(
+    "prompts, kwargs, message",
+    [
+        ([], {}, "prompt_tokens is empty"),
+        ([[1, 2], []], {}, r"prompts \[1\] are empty"),
+        (torch.zeros(2, 3, dtype=torch.long), {}, r"prompts \[0, 1\] are empty"),
+        (torch.ones(3, dtype=torch.long), {}, r"prompt_tokens must be \[b, s\]"),
+        ([[1, 2]], {"max_new_tokens": 0}, "max_new_tokens=0 must be >= 1"),
+        ([[1, 2]], {"max_new_tokens": 63}, "exceeds max_seq_len=64"),
+        ([[1, 2]], {"top_p": 2.0}, r"top_p=2.0 must be in \(0, 1\]"),
+    ],
+)
+def test_bad_inputs(models, prompts, kwargs, message) -> None:
+    _, ours = models
+    kwargs = {"max_new_tokens": 2, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        generate(ours, prompts, **kwargs)
