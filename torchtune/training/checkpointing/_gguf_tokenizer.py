@@ -4,15 +4,16 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from torchtune.training.checkpointing._gguf_vocab import tokenizer_from_gguf_metadata
+from torchtune.training.checkpointing._gguf_vocab import space_prefix, tokenizer_from_gguf_metadata
 
 logger = logging.getLogger(__name__)
 
 
 def _role_content_masked(message: Any) -> tuple[str, str, bool]:
-    """(role, text, masked) of a ``torchtune.data.Message`` or a ``{"role", "content"}`` dict."""
+    """(role, text, masked) of a ``torchtune.data.Message`` or a ``{"role", "content"}`` dict
+    (a dict without ``masked`` masks every role but the assistant)."""
     if isinstance(message, Mapping):
-        return message["role"], message["content"], bool(message.get("masked", False))
+        return message["role"], message["content"], bool(message.get("masked", message["role"] != "assistant"))
     content = getattr(message, "text_content", None)
     if content is None:
         content = message.content
@@ -40,6 +41,7 @@ class GGUFTokenizer:
 
     def __init__(self, metadata: dict[str, Any], max_seq_len: int | None = None) -> None:
         self._tokenizer = tokenizer_from_gguf_metadata(metadata)
+        self._prefix = " " if space_prefix(metadata) else ""
         self._tokens: list[str] = list(metadata["tokenizer.ggml.tokens"])
         get = metadata.get
         self.bos_id: int | None = get("tokenizer.ggml.bos_token_id")
@@ -78,12 +80,20 @@ class GGUFTokenizer:
         Returns:
             list[int]: token ids.
         """
-        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        ids, _ = self._encode_with_offsets(text)
         if add_bos and self.bos_id is not None:
             ids = [self.bos_id] + ids
         if add_eos and self.eos_id is not None:
             ids = ids + [self.eos_id]
         return ids
+
+    def _encode_with_offsets(self, text: str) -> tuple[list[int], list[int]]:
+        """Token ids of ``text`` and the character offset in ``text`` where each starts."""
+        if not text:
+            return [], []
+        encoding = self._tokenizer.encode(self._prefix + text, add_special_tokens=False)
+        shift = len(self._prefix)
+        return list(encoding.ids), [max(start - shift, 0) for start, _ in encoding.offsets]
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         """Text of ``ids``, leaving out control tokens when ``skip_special_tokens``."""
@@ -161,16 +171,13 @@ class GGUFTokenizer:
         last_role = _role_content_masked(messages[-1])[0] if messages else None
         gen_prompt = not add_end_tokens and last_role != "assistant"
         text, spans = self._segments(messages, gen_prompt)
-        encoding = self._tokenizer.encode(text, add_special_tokens=False)
-        tokens, mask = list(encoding.ids), []
-        for start, _ in encoding.offsets:
-            owner = next((m for s, e, m in spans if s <= start < e), True)
-            mask.append(owner)
+        tokens, starts = self._encode_with_offsets(text)
+        mask = [next((m for s, e, m in spans if s <= start < e), True) for start in starts]
+        last_start = spans[-1][0] if spans else 0
+        tail = {t for t, start in zip(tokens, starts) if start >= last_start}
         if self.add_bos and self.bos_id is not None and (not tokens or tokens[0] != self.bos_id):
             tokens, mask = [self.bos_id] + tokens, [True] + mask
-        last_start = spans[-1][0] if spans else 0
-        tail = [t for t, (s, _) in zip(encoding.ids, encoding.offsets) if s >= last_start]
-        if add_end_tokens and self.eos_id is not None and not set(tail) & set(self.stop_tokens):
+        if add_end_tokens and self.eos_id is not None and not tail & set(self.stop_tokens):
             tokens, mask = tokens + [self.eos_id], mask + [mask[-1] if mask else True]
         if self.max_seq_len is not None:
             tokens, mask = tokens[: self.max_seq_len], mask[: self.max_seq_len]

@@ -82,6 +82,13 @@ def _spm_merges(tokens: list[str], scores: list[float], types: list[int]) -> lis
     return [(left, right) for *_, left, right in ranked]
 
 
+def space_prefix(metadata: dict[str, Any]) -> bool:
+    """Whether text must be encoded with a leading space (SentencePiece's dummy prefix)."""
+    return metadata.get("tokenizer.ggml.model") == "llama" and bool(
+        metadata.get("tokenizer.ggml.add_space_prefix", True)
+    )
+
+
 def _spm_tokenizer(tokens: list[str], metadata: dict[str, Any], types: list[int]) -> Tokenizer:
     """SentencePiece-style BPE with byte fallback (``tokenizer.ggml.model == "llama"``)."""
     if "tokenizer.ggml.scores" not in metadata:
@@ -97,11 +104,11 @@ def _spm_tokenizer(tokens: list[str], metadata: dict[str, Any], types: list[int]
         fuse_unk=True,
     )
     tokenizer = Tokenizer(bpe)
-    steps = [normalizers.Replace(" ", "\u2581")]
-    if metadata.get("tokenizer.ggml.add_space_prefix", True):
-        steps.insert(0, normalizers.Prepend("\u2581"))
-    tokenizer.normalizer = normalizers.Sequence(steps)
-    strip_prefix = [decoders.Strip(" ", 1, 0)] if metadata.get("tokenizer.ggml.add_space_prefix", True) else []
+    # Spaces become U+2581. The dummy prefix (add_space_prefix) belongs before the start of the
+    # whole text only, so the caller prepends it (see space_prefix); a normalizer would add it
+    # after every added token too.
+    tokenizer.normalizer = normalizers.Replace(" ", "\u2581")
+    strip_prefix = [decoders.Strip(" ", 1, 0)] if space_prefix(metadata) else []
     tokenizer.decoder = decoders.Sequence(
         [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), *strip_prefix]
     )
@@ -116,7 +123,8 @@ def tokenizer_from_gguf_metadata(metadata: dict[str, Any]) -> Tokenizer:
             ``tokenizer.ggml.tokens`` plus ``merges`` (gpt2) or ``scores`` (llama).
 
     Returns:
-        tokenizers.Tokenizer: encodes text to the file's token ids (no BOS/EOS added).
+        tokenizers.Tokenizer: encodes text to the file's token ids (no BOS/EOS added). When
+        :func:`space_prefix` is True, encode ``" " + text`` to get the file's tokenization.
 
     Raises:
         ValueError: for a missing vocabulary, an unsupported tokenizer model or pre-tokenizer.

@@ -1,0 +1,98 @@
+"""GGUF export: round trips through our reader, bit-exactness against gguf.quants rounding,
+llama.cpp-compatible layout (read back by transformers' own GGUF loader), atomic writes."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+gguf = pytest.importorskip("gguf")
+transformers = pytest.importorskip("transformers")
+
+from _gguf_testing import bpe_tokenizer_kv, tiny_model, train_byte_level_bpe, write_tiny_gguf  # noqa: E402
+
+from torchtune.training.checkpointing._gguf_io import load_gguf, write_gguf  # noqa: E402
+
+
+def _hf_state_and_config(tmp_path, arch="llama", tie=False):
+    source = tiny_model(arch, seed=7, tie=tie)
+    hf_sd, config, metadata = load_gguf(write_tiny_gguf(source, tmp_path / "src.gguf"))
+    return source, hf_sd, config, metadata
+
+
+def _gguf_round(x: torch.Tensor, out_type: str) -> torch.Tensor:
+    from gguf.quants import dequantize, quantize
+
+    qtype = gguf.GGMLQuantizationType[out_type]
+    return torch.from_numpy(dequantize(quantize(x.numpy(), qtype), qtype).astype(np.float32))
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2"])
+@pytest.mark.parametrize("out_type", ["F16", "Q8_0"])
+def test_round_trip_is_exact_to_the_type(tmp_path, arch, out_type):
+    _, hf_sd, config, _ = _hf_state_and_config(tmp_path, arch)
+    out = write_gguf(hf_sd, config, tmp_path / "out.gguf", out_type=out_type)
+    back, back_config, _ = load_gguf(out)
+    assert back_config == config
+    for name, value in hf_sd.items():
+        if value.dim() == 1:  # norms and biases stay F32
+            expected = value if arch != "gemma2" else (value + 1) - 1
+        else:
+            expected = _gguf_round(value, out_type)
+        assert torch.equal(back[name], expected), name
+        if out_type == "Q8_0" and value.dim() == 2:
+            # step d = max|x| / 127 per block of 32, stored in float16 (relative error 2**-11):
+            # |error| <= d / 2 + 127 * d * 2**-11
+            blocks = value.reshape(-1, 32)
+            step = blocks.abs().amax(-1, keepdim=True) / 127
+            bound = step * (0.5 + 127 * 2**-11) + 1e-7
+            assert ((back[name].reshape(-1, 32) - blocks).abs() <= bound).all(), name
+
+
+def test_export_reads_back_in_transformers_gguf_loader(tmp_path):
+    """transformers applies llama.cpp's conventions (q/k permutation) independently of us."""
+    from transformers import AutoModelForCausalLM
+
+    source, hf_sd, config, _ = _hf_state_and_config(tmp_path, "llama")
+    tok = train_byte_level_bpe("gpt2", vocab_size=config["vocab_size"] + 200)
+    kv = bpe_tokenizer_kv(tok, "gpt2")
+    metadata = {k: v for k, (v, _, _) in kv.items()}
+    write_gguf(hf_sd, config, tmp_path / "hf" / "m.gguf", tokenizer_metadata=metadata, out_type="F32")
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", gguf_file="m.gguf").eval()
+    for name, value in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_tokenizer_metadata_is_written(tmp_path):
+    _, hf_sd, config, _ = _hf_state_and_config(tmp_path)
+    tok = train_byte_level_bpe("qwen2")
+    kv = bpe_tokenizer_kv(tok, "qwen2", chat_template="{{ messages[0]['content'] }}")
+    metadata = {k: v for k, (v, _, _) in kv.items()}
+    _, _, back = load_gguf(write_gguf(hf_sd, config, tmp_path / "out.gguf", tokenizer_metadata=metadata))
+    for key, value in metadata.items():
+        assert back[key] == value, key
+
+
+def test_write_is_atomic_on_failure(tmp_path):
+    _, hf_sd, config, _ = _hf_state_and_config(tmp_path)
+    target = tmp_path / "dst" / "out.gguf"
+    target.parent.mkdir()
+    target.write_bytes(b"previous")
+    bad = dict(hf_sd, **{"model.layers.0.mystery.weight": torch.zeros(4, 4)})
+    with pytest.raises(ValueError, match="parameter 'model.layers.0.mystery.weight' of architecture 'llama' has no GGUF"):
+        write_gguf(bad, config, target)
+    assert target.read_bytes() == b"previous"
+    assert os.listdir(target.parent) == ["out.gguf"]
+
+
+def test_bad_out_type(tmp_path):
+    _, hf_sd, config, _ = _hf_state_and_config(tmp_path)
+    with pytest.raises(ValueError, match="out_type='Q4_K' is not supported; choose one of F32, F16, Q8_0"):
+        write_gguf(hf_sd, config, tmp_path / "x.gguf", out_type="Q4_K")
+
+
+def test_unsupported_architecture_on_export(tmp_path):
+    _, hf_sd, config, _ = _hf_state_and_config(tmp_path)
+    with pytest.raises(ValueError, match="GGUF architecture 'mamba' is not supported"):
+        write_gguf(hf_sd, dict(config, model_type="mamba"), tmp_path / "x.gguf")

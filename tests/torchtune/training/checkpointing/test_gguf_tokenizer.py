@@ -1,0 +1,155 @@
+"""Tokenizers rebuilt from GGUF metadata against the tokenizers / sentencepiece / transformers
+readings of the same vocabulary, and chat-template tokenization against transformers."""
+
+import os
+
+import pytest
+
+gguf = pytest.importorskip("gguf")
+
+from _gguf_testing import (  # noqa: E402
+    MIXED_TEXTS,
+    TOKENIZER_CORPUS,
+    bpe_tokenizer_kv,
+    kv_to_metadata,
+    tiny_model,
+    train_byte_level_bpe,
+    write_tiny_gguf,
+)
+
+from torchtune.training.checkpointing._gguf_tokenizer import GGUFTokenizer  # noqa: E402
+
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
+    "+ '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+CONVERSATION = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Wie heißt die Hauptstadt? 日本"},
+    {"role": "assistant", "content": "Paris, 2024 🙂"},
+]
+
+
+@pytest.mark.parametrize("pre", ["gpt2", "smollm", "qwen2", "llama-bpe"])
+def test_bpe_matches_tokenizers(pre):
+    tok = train_byte_level_bpe(pre)
+    ours = GGUFTokenizer(kv_to_metadata(bpe_tokenizer_kv(tok, pre)))
+    assert ours.vocab_size == tok.get_vocab_size()
+    for text in MIXED_TEXTS:
+        expected = tok.encode(text, add_special_tokens=False).ids
+        assert ours.encode(text, add_bos=False, add_eos=False) == expected, repr(text)
+        assert ours.decode(expected, skip_special_tokens=False) == tok.decode(expected, skip_special_tokens=False)
+
+
+def test_bpe_matches_transformers_gguf_reading(tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = train_byte_level_bpe("qwen2")
+    kv = bpe_tokenizer_kv(tok, "qwen2", chat_template=CHATML)
+    write_tiny_gguf(tiny_model("qwen2"), tmp_path / "m.gguf", tokenizer_kv=kv)
+    reference = AutoTokenizer.from_pretrained(tmp_path, gguf_file="m.gguf")
+    ours = GGUFTokenizer.from_file(tmp_path / "m.gguf")
+    for text in MIXED_TEXTS:
+        assert ours.encode(text, add_bos=False, add_eos=False) == reference.encode(text, add_special_tokens=False)
+    expected = reference.apply_chat_template(CONVERSATION, tokenize=True, return_dict=False)
+    assert ours.tokenize_messages(CONVERSATION)[0] == list(expected)
+
+
+def _spm_metadata(tmp_path, add_dummy_prefix: bool):
+    import sentencepiece as spm
+
+    corpus = os.path.join(tmp_path, "corpus.txt")
+    with open(corpus, "w", encoding="utf-8") as f:
+        f.write("\n".join(line.replace("\n", " ") for line in TOKENIZER_CORPUS * 3))
+    spm.SentencePieceTrainer.train(
+        input=corpus, model_prefix=os.path.join(tmp_path, "sp"), vocab_size=520, model_type="bpe",
+        byte_fallback=True, character_coverage=1.0, normalization_rule_name="identity",
+        remove_extra_whitespaces=False, add_dummy_prefix=add_dummy_prefix, unk_id=0, bos_id=1, eos_id=2,
+        pad_id=-1, num_threads=1, minloglevel=2, user_defined_symbols=["<tool>"],
+    )
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(tmp_path, "sp.model"))
+    n = sp.get_piece_size()
+
+    def token_type(i):  # as llama.cpp's _create_vocab_sentencepiece assigns them
+        if sp.is_unknown(i):
+            return 2
+        if sp.is_control(i):
+            return 3
+        if sp.is_byte(i):
+            return 6
+        return 4 if sp.id_to_piece(i) == "<tool>" else 1
+
+    metadata = {
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": [sp.id_to_piece(i) for i in range(n)],
+        "tokenizer.ggml.scores": [sp.get_score(i) for i in range(n)],
+        "tokenizer.ggml.token_type": [token_type(i) for i in range(n)],
+        "tokenizer.ggml.unknown_token_id": 0,
+        "tokenizer.ggml.bos_token_id": 1,
+        "tokenizer.ggml.eos_token_id": 2,
+        "tokenizer.ggml.add_space_prefix": add_dummy_prefix,
+    }
+    return sp, metadata
+
+
+@pytest.mark.parametrize("add_dummy_prefix", [True, False])
+def test_sentencepiece_matches_sentencepiece(tmp_path, add_dummy_prefix):
+    sp, metadata = _spm_metadata(tmp_path, add_dummy_prefix)
+    ours = GGUFTokenizer(metadata)
+    assert ours.bos_id == 1 and ours.eos_id == 2 and ours.add_bos
+    for text in MIXED_TEXTS + ["x <tool> y", ""]:
+        expected = sp.encode(text)
+        assert ours.encode(text) == [1] + expected + [2], repr(text)
+        assert ours.decode(expected) == sp.decode(expected), repr(text)
+
+
+def test_tokenize_messages_matches_template_and_masks(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    tok = train_byte_level_bpe("qwen2")
+    ours = GGUFTokenizer(kv_to_metadata(bpe_tokenizer_kv(tok, "qwen2", chat_template=CHATML)))
+    reference = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>")
+    reference.chat_template = CHATML
+    tokens, mask = ours.tokenize_messages(CONVERSATION)
+    assert tokens == list(reference.apply_chat_template(CONVERSATION, tokenize=True, return_dict=False))
+    # exactly the assistant's content, its <|im_end|> and newline are trained on
+    trained = [t for t, m in zip(tokens, mask) if not m]
+    assert trained == tok.encode("Paris, 2024 🙂<|im_end|>\n", add_special_tokens=False).ids
+
+    prompt, prompt_mask = ours.tokenize_messages(CONVERSATION[:2], add_end_tokens=False)
+    expected = reference.apply_chat_template(CONVERSATION[:2], tokenize=True, add_generation_prompt=True,
+                                             return_dict=False)
+    assert prompt == list(expected) and all(prompt_mask)
+
+
+def test_call_and_eos_appended_without_end_token(tmp_path):
+    tok = train_byte_level_bpe("gpt2")
+    template = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}"
+    ours = GGUFTokenizer(kv_to_metadata(bpe_tokenizer_kv(tok, "gpt2", chat_template=template)), max_seq_len=5)
+    sample = ours({"messages": CONVERSATION[1:]})
+    assert len(sample["tokens"]) == 5 and len(sample["mask"]) == 5
+    full = GGUFTokenizer(kv_to_metadata(bpe_tokenizer_kv(tok, "gpt2", chat_template=template)))
+    tokens, mask = full.tokenize_messages(CONVERSATION[1:])
+    assert tokens[-1] == full.eos_id and mask[-1] is False
+
+
+def test_errors():
+    tok = train_byte_level_bpe("gpt2")
+    metadata = kv_to_metadata(bpe_tokenizer_kv(tok, "gpt2"))
+    with pytest.raises(ValueError, match="GGUF tokenizer model 't5' is not supported; supported: gpt2, llama"):
+        GGUFTokenizer(dict(metadata, **{"tokenizer.ggml.model": "t5"}))
+    with pytest.raises(ValueError, match="tokenizer.ggml.pre='chatglm-bpe' is not supported"):
+        GGUFTokenizer(dict(metadata, **{"tokenizer.ggml.pre": "chatglm-bpe"}))
+    without_merges = {k: v for k, v in metadata.items() if k != "tokenizer.ggml.merges"}
+    with pytest.raises(ValueError, match="needs tokenizer.ggml.merges, which is missing"):
+        GGUFTokenizer(without_merges)
+    with pytest.raises(ValueError, match="GGUF metadata has no tokenizer"):
+        GGUFTokenizer({"general.architecture": "llama"})
+    with pytest.raises(ValueError, match="has no tokenizer.chat_template"):
+        GGUFTokenizer(metadata).tokenize_messages(CONVERSATION)
+    unstable = "{{ messages | length }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    with pytest.raises(ValueError, match="renders a conversation's prefix differently"):
+        GGUFTokenizer(dict(metadata, **{"tokenizer.chat_template": unstable})).tokenize_messages(CONVERSATION)
+    raising = "{{ raise_exception('no system role') }}"
+    with pytest.raises(ValueError, match="chat template error: no system role"):
+        GGUFTokenizer(dict(metadata, **{"tokenizer.chat_template": raising})).tokenize_messages(CONVERSATION)
