@@ -1,7 +1,6 @@
-import pytest
 from pathlib import Path
 
-
+import pytest
 from torchtune.config import ConfigError, DictConfig, load_yaml, resolve
 
 
@@ -60,8 +59,8 @@ def test_malformed_reference(text):
 
 def test_builtin_recipes_root_follows_env_and_a_config_key_overrides_it(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHTUNE_RECIPES_ROOT", str(tmp_path))
-    out = resolve(DictConfig({"data": "${recipes_root}/assets/tiny", "root": "${recipes_root}"}))
-    assert out.data == f"{tmp_path}/assets/tiny" and out.root == str(tmp_path)
+    out = resolve(DictConfig({"data": "${recipes_root}/assets/tiny", "where": "${recipes_root}"}))
+    assert out["data"] == f"{tmp_path}/assets/tiny" and out["where"] == str(tmp_path)
     out = resolve(DictConfig({"recipes_root": "/mine", "data": "${recipes_root}/x"}))
     assert out.data == "/mine/x"
 
@@ -70,7 +69,7 @@ def test_builtin_recipes_root_defaults_to_the_source_recipes_dir(monkeypatch):
     import torchtune
 
     monkeypatch.delenv("TORCHTUNE_RECIPES_ROOT", raising=False)
-    out = resolve(DictConfig({"root": "${recipes_root}"}))
+    out = resolve(DictConfig({"where": "${recipes_root}"}))
     package_dir = Path(torchtune.__file__).parent
     expected = package_dir / "_recipes" if (package_dir / "_recipes").is_dir() else package_dir.parent / "recipes"
-    assert out.root == str(expected)
+    assert out["where"] == str(expected)
