@@ -1,0 +1,138 @@
+import importlib
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from torchtune.models import build_decoder, model_from_hf_config
+from torchtune.modules.peft import LoRALinear, get_adapter_params
+
+# Parameter counts published in the models' safetensors metadata / model cards.
+PUBLISHED = {
+    "llama2.llama2_7b": 6_738_415_616,
+    "llama2.llama2_13b": 13_015_864_320,
+    "llama2.llama2_70b": 68_976_648_192,
+    "llama3.llama3_8b": 8_030_261_248,
+    "llama3.llama3_70b": 70_553_706_496,
+    "llama3_1.llama3_1_8b": 8_030_261_248,
+    "llama3_1.llama3_1_70b": 70_553_706_496,
+    "llama3_1.llama3_1_405b": 405_853_388_800,
+    "llama3_2.llama3_2_1b": 1_235_814_400,
+    "llama3_2.llama3_2_3b": 3_212_749_824,
+    "llama3_3.llama3_3_70b": 70_553_706_496,
+    "mistral.mistral_7b": 7_241_732_096,
+    "qwen2_5.qwen2_5_0_5b": 494_032_768,
+    "qwen2_5.qwen2_5_1_5b": 1_543_714_304,
+    "qwen2_5.qwen2_5_3b": 3_085_938_688,
+    "qwen2_5.qwen2_5_7b": 7_615_616_512,
+    "qwen2_5.qwen2_5_14b": 14_770_033_664,
+    "qwen2_5.qwen2_5_32b": 32_763_876_352,
+    "qwen2_5.qwen2_5_72b": 72_706_203_648,
+    "qwen3.qwen3_4b": 4_022_468_096,
+    "qwen3.qwen3_8b": 8_190_735_360,
+    "qwen3.qwen3_14b": 14_768_307_200,
+    "qwen3.qwen3_32b": 32_762_123_264,
+}
+
+# Presets whose published figure counts the duplicate lm_head stored in the checkpoint: compare
+# with transformers built on meta from the published config.json values instead.
+_QWEN3_SMALL = dict(model_type="qwen3", vocab_size=151936, head_dim=128, num_key_value_heads=8,
+                    num_attention_heads=16, num_hidden_layers=28, max_position_embeddings=40960,
+                    tie_word_embeddings=True)
+HF_REFERENCE = {
+    "qwen3.qwen3_0_6b": dict(_QWEN3_SMALL, hidden_size=1024, intermediate_size=3072),
+    "qwen3.qwen3_1_7b": dict(_QWEN3_SMALL, hidden_size=2048, intermediate_size=6144),
+}
+
+
+def _preset(path):
+    family, name = path.split(".")
+    return getattr(importlib.import_module(f"torchtune.models.{family}"), name)
+
+
+def _count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("path", sorted(PUBLISHED))
+def test_preset_matches_published_count(path):
+    with torch.device("meta"):
+        model = _preset(path)()
+    assert _count(model) == PUBLISHED[path]
+
+
+@pytest.mark.parametrize("path", sorted(HF_REFERENCE))
+def test_preset_matches_transformers_on_meta(path):
+    config = AutoConfig.for_model(**HF_REFERENCE[path])
+    with torch.device("meta"):
+        ours = _preset(path)()
+        ref = AutoModelForCausalLM.from_config(config)
+        from_config = model_from_hf_config(HF_REFERENCE[path])
+    assert _count(ours) == _count(ref) == _count(from_config)
+
+
+def test_preset_details():
+    with torch.device("meta"):
+        assert "output.weight" not in _preset("llama3_2.llama3_2_1b")().state_dict()
+        assert _preset("llama3_1.llama3_1_8b")().layers[0].attn.pos_embeddings.scaling["factor"] == 8.0
+        assert _preset("mistral.mistral_7b")().layers[0].attn.sliding_window == 4096
+        assert _preset("qwen2_5.qwen2_5_7b")().layers[0].attn.q_proj.bias is not None
+        qwen3 = _preset("qwen3.qwen3_8b")()
+        assert qwen3.layers[0].attn.q_norm is not None and qwen3.head_dim == 128
+
+
+@pytest.mark.parametrize("path", ["llama3_2.lora_llama3_2_1b", "qwen3.lora_qwen3_0_6b", "llama2.lora_llama2_7b"])
+def test_lora_presets(path):
+    with torch.device("meta"):
+        model = _preset(path)(["q_proj", "v_proj"], apply_lora_to_mlp=True, lora_rank=4, lora_alpha=8)
+        base = _preset(path.replace("lora_", ""))()
+    attn = model.layers[0].attn
+    assert isinstance(attn.q_proj, LoRALinear) and isinstance(attn.v_proj, LoRALinear)
+    assert not isinstance(attn.k_proj, LoRALinear) and isinstance(model.layers[0].mlp.w2, LoRALinear)
+    assert attn.q_proj.rank == 4 and attn.q_proj.scaling == 2.0
+    adapter = get_adapter_params(model)
+    assert _count(model) - sum(p.numel() for p in adapter.values()) == _count(base)
+
+
+def test_dora_preset():
+    with torch.device("meta"):
+        model = _preset("mistral.lora_mistral_7b")(["output_proj"], apply_lora_to_output=True, use_dora=True)
+    assert "layers.0.attn.output_proj.magnitude" in get_adapter_params(model)
+    assert "output.magnitude" in get_adapter_params(model)
+
+
+_SIZES = dict(vocab_size=10, num_layers=1, num_heads=4, num_kv_heads=2, embed_dim=16, intermediate_dim=8,
+              max_seq_len=8)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"num_heads": 3}, r"num_heads=3 must divide embed_dim=16"),
+        ({"num_kv_heads": 3}, r"num_kv_heads=3 must divide num_heads=4"),
+        ({"num_kv_heads": 0}, r"num_kv_heads=0 must be a positive integer"),
+        ({"sliding_window": [4, 4]}, r"sliding_window has 2 entries but num_layers=1"),
+    ],
+)
+def test_bad_sizes(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build_decoder(**{**_SIZES, **overrides})
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"lora_rank": 0}, r"lora_rank=0 must be a positive integer"),
+        ({"lora_rank": -2}, r"lora_rank=-2 must be a positive integer"),
+        ({"lora_attn_modules": ["q_proj", "o_proj"]},
+         r"lora_attn_modules=\['q_proj', 'o_proj'\] has unknown names \['o_proj'\]; "
+         r"allowed: \['q_proj', 'k_proj', 'v_proj', 'output_proj'\]"),
+        ({"apply_lora_to_output": True},
+         r"apply_lora_to_output=True is not supported with tie_word_embeddings=True"),
+    ],
+)
+def test_bad_lora_args(kwargs, message):
+    lora_llama3_2_1b = _preset("llama3_2.lora_llama3_2_1b")
+    args = {"lora_attn_modules": ["q_proj"], **kwargs}
+    with pytest.raises(ValueError, match=message), torch.device("meta"):
+        lora_llama3_2_1b(**args)

@@ -1,0 +1,177 @@
+"""Hugging Face <-> torchtune state-dict key mapping.
+
+Each model_type has a module-name table (torchtune path -> Hugging Face path, ``{}`` standing
+for the layer index). Norm parameters are ``scale`` here and ``weight`` there. Families whose
+Hugging Face checkpoints fuse projections (Phi-3) also list the fused modules, which are split
+on the way in and concatenated on the way out.
+"""
+
+import logging
+import re
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+_LLAMA = {
+    "tok_embeddings": "model.embed_tokens",
+    "layers.{}.sa_norm": "model.layers.{}.input_layernorm",
+    "layers.{}.attn.q_proj": "model.layers.{}.self_attn.q_proj",
+    "layers.{}.attn.k_proj": "model.layers.{}.self_attn.k_proj",
+    "layers.{}.attn.v_proj": "model.layers.{}.self_attn.v_proj",
+    "layers.{}.attn.output_proj": "model.layers.{}.self_attn.o_proj",
+    "layers.{}.attn.q_norm": "model.layers.{}.self_attn.q_norm",
+    "layers.{}.attn.k_norm": "model.layers.{}.self_attn.k_norm",
+    "layers.{}.mlp_norm": "model.layers.{}.post_attention_layernorm",
+    "layers.{}.mlp.w1": "model.layers.{}.mlp.gate_proj",
+    "layers.{}.mlp.w2": "model.layers.{}.mlp.down_proj",
+    "layers.{}.mlp.w3": "model.layers.{}.mlp.up_proj",
+    "norm": "model.norm",
+    "output": "lm_head",
+}
+_GEMMA2 = {
+    **_LLAMA,
+    "layers.{}.sa_scale": "model.layers.{}.post_attention_layernorm",
+    "layers.{}.mlp_norm": "model.layers.{}.pre_feedforward_layernorm",
+    "layers.{}.mlp_scale": "model.layers.{}.post_feedforward_layernorm",
+}
+# fused Hugging Face module -> torchtune modules in concatenation order (sizes from the config)
+_PHI3_FUSED = {
+    "model.layers.{}.self_attn.qkv_proj": ("layers.{}.attn.q_proj", "layers.{}.attn.k_proj", "layers.{}.attn.v_proj"),
+    "model.layers.{}.mlp.gate_up_proj": ("layers.{}.mlp.w1", "layers.{}.mlp.w3"),
+}
+_PHI3 = {k: v for k, v in _LLAMA.items() if not k.startswith(("layers.{}.attn.q_", "layers.{}.attn.k_", "layers.{}.attn.v_"))}
+
+# model_type -> (module table, fused modules)
+MODULE_TABLES: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
+    "llama": (_LLAMA, {}),
+    "mistral": (_LLAMA, {}),
+    "qwen2": (_LLAMA, {}),
+    "qwen3": (_LLAMA, {}),
+    "gemma": (_LLAMA, {}),
+    "gemma2": (_GEMMA2, {}),
+    "phi3": (_PHI3, _PHI3_FUSED),
+}
+_NORM_SUFFIXES = ("norm", "_scale")
+_IGNORED_HF = re.compile(r".*rotary_emb\.inv_freq$")
+_LAYER = re.compile(r"\.(\d+)\.")
+
+
+def _tables(config: dict[str, Any]) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    model_type = config.get("model_type")
+    if model_type not in MODULE_TABLES:
+        raise ValueError(f"model_type={model_type!r} is not supported; supported: {sorted(MODULE_TABLES)}")
+    return MODULE_TABLES[model_type]
+
+
+def _template(name: str) -> tuple[str, str | None]:
+    """Replace the first ``.<digits>.`` with ``.{}.``; return the template and the index."""
+    match = _LAYER.search(name)
+    if match is None:
+        return name, None
+    return name[: match.start()] + ".{}." + name[match.end() :], match.group(1)
+
+
+def _map_module(name: str, table: dict[str, str]) -> str:
+    template, layer = _template(name)
+    if template not in table:
+        raise ValueError(f"no mapping for module {name!r}; known: {sorted(table)}")
+    return table[template].format(layer) if layer is not None else table[template]
+
+
+def tune_to_hf_module_name(name: str, config: dict[str, Any]) -> str:
+    """Map a torchtune module path to the Hugging Face one (e.g. for peft adapter keys).
+
+    Args:
+        name (str): e.g. ``"layers.3.attn.q_proj"``.
+        config (dict[str, Any]): parsed Hugging Face ``config.json``.
+
+    Returns:
+        str: e.g. ``"model.layers.3.self_attn.q_proj"``.
+
+    Raises:
+        ValueError: on an unsupported model_type or an unknown (or fused) module.
+    """
+    return _map_module(name, _tables(config)[0])
+
+
+def _split_param(name: str) -> tuple[str, str]:
+    module, _, leaf = name.rpartition(".")
+    return module, leaf
+
+
+def _fused_sizes(hf_module: str, config: dict[str, Any]) -> list[int]:
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    if hf_module.endswith("qkv_proj"):
+        kv = config.get("num_key_value_heads") or heads
+        return [heads * head_dim, kv * head_dim, kv * head_dim]
+    return [config["intermediate_size"]] * 2
+
+
+def hf_to_tune(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Rename (and split fused) Hugging Face weights into torchtune's layout.
+
+    Args:
+        state_dict (dict[str, torch.Tensor]): Hugging Face state dict.
+        config (dict[str, Any]): parsed ``config.json`` (``model_type`` selects the table).
+
+    Returns:
+        dict[str, torch.Tensor]: torchtune state dict. ``lm_head.weight`` is dropped when
+        ``tie_word_embeddings`` is true.
+
+    Raises:
+        ValueError: on an unsupported model_type or an unknown key.
+    """
+    table, fused = _tables(config)
+    reverse = {v: k for k, v in table.items()}
+    tied = config.get("tie_word_embeddings", config.get("model_type") in ("gemma", "gemma2"))
+    out = {}
+    for key, value in state_dict.items():
+        if _IGNORED_HF.match(key) or (tied and key == "lm_head.weight"):
+            continue
+        module, leaf = _split_param(key)
+        template, layer = _template(module)
+        if template in fused:
+            parts = value.split(_fused_sizes(template, config), dim=0)
+            for tune_template, part in zip(fused[template], parts):
+                out[f"{tune_template.format(layer)}.{leaf}"] = part
+            continue
+        tune_module = _map_module(module, reverse)
+        if tune_module.endswith(_NORM_SUFFIXES) and leaf == "weight":
+            leaf = "scale"
+        out[f"{tune_module}.{leaf}"] = value
+    return out
+
+
+def tune_to_hf(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Rename (and fuse) torchtune weights into the Hugging Face layout.
+
+    Args:
+        state_dict (dict[str, torch.Tensor]): torchtune state dict (no adapter entries).
+        config (dict[str, Any]): parsed ``config.json``.
+
+    Returns:
+        dict[str, torch.Tensor]: Hugging Face state dict.
+
+    Raises:
+        ValueError: on an unsupported model_type, an unknown key or a missing fused part.
+    """
+    table, fused = _tables(config)
+    part_of = {t: (hf, i) for hf, tunes in fused.items() for i, t in enumerate(tunes)}
+    out, pending = {}, {}
+    for key, value in state_dict.items():
+        module, leaf = _split_param(key)
+        template, layer = _template(module)
+        if template in part_of:
+            hf_template, idx = part_of[template]
+            pending.setdefault((hf_template.format(layer), leaf, hf_template), {})[idx] = value
+            continue
+        hf_module = _map_module(module, table)
+        out[f"{hf_module}.{'weight' if leaf == 'scale' else leaf}"] = value
+    for (hf_module, leaf, hf_template), parts in pending.items():
+        if len(parts) != len(fused[hf_template]):
+            raise ValueError(f"cannot fuse {hf_module}.{leaf}: got parts {sorted(parts)} of {fused[hf_template]}")
+        out[f"{hf_module}.{leaf}"] = torch.cat([parts[i] for i in range(len(parts))], dim=0)
+    return out

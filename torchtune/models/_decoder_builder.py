@@ -1,0 +1,148 @@
+"""One builder for every Llama-shaped decoder (Llama, Mistral, Qwen, Gemma, Phi-3)."""
+
+import logging
+from typing import Any
+
+from torch import nn
+
+from torchtune.models._lora_settings import LoRASettings, make_linear
+from torchtune.modules import (
+    FeedForward,
+    MultiHeadAttention,
+    RMSNorm,
+    RotaryPositionalEmbeddings,
+    TiedLinear,
+    TransformerDecoder,
+    TransformerSelfAttentionLayer,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _check_sizes(embed_dim: int, num_heads: int, num_kv_heads: int, head_dim: int | None) -> int:
+    for arg, value in (("embed_dim", embed_dim), ("num_heads", num_heads), ("num_kv_heads", num_kv_heads)):
+        if value <= 0:
+            raise ValueError(f"{arg}={value} must be a positive integer")
+    if head_dim is None:
+        if embed_dim % num_heads:
+            raise ValueError(f"num_heads={num_heads} must divide embed_dim={embed_dim} (or pass head_dim)")
+        head_dim = embed_dim // num_heads
+    if num_heads % num_kv_heads:
+        raise ValueError(f"num_kv_heads={num_kv_heads} must divide num_heads={num_heads}")
+    return head_dim
+
+
+def build_decoder(
+    *,
+    vocab_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    embed_dim: int,
+    intermediate_dim: int,
+    max_seq_len: int,
+    head_dim: int | None = None,
+    attn_dropout: float = 0.0,
+    norm_eps: float = 1e-5,
+    rope_base: float = 10000.0,
+    rope_scaling: dict[str, Any] | None = None,
+    rotary_dim: int | None = None,
+    qkv_bias: bool = False,
+    output_proj_bias: bool = False,
+    mlp_bias: bool = False,
+    qk_norm: bool = False,
+    tie_word_embeddings: bool = False,
+    sliding_window: int | list[int | None] | None = None,
+    norm_offset: float = 0.0,
+    mlp_activation: nn.Module | None = None,
+    embed_scale: float | None = None,
+    attn_scale: float | None = None,
+    attn_softcapping: float | None = None,
+    final_logit_softcapping: float | None = None,
+    post_norms: bool = False,
+    lora: LoRASettings | None = None,
+) -> TransformerDecoder:
+    """Build a pre-norm decoder with RoPE, grouped-query attention and a gated MLP.
+
+    Args:
+        vocab_size (int): vocabulary size v.
+        num_layers (int): number of layers.
+        num_heads (int): query heads.
+        num_kv_heads (int): key/value heads; must divide ``num_heads``.
+        embed_dim (int): model dim d.
+        intermediate_dim (int): feed-forward hidden dim.
+        max_seq_len (int): longest sequence (and RoPE cache length).
+        head_dim (int | None): per-head dim; None means ``embed_dim // num_heads``. Default: None.
+        attn_dropout (float): attention dropout. Default: 0.0.
+        norm_eps (float): RMSNorm epsilon. Default: 1e-5.
+        rope_base (float): RoPE theta. Default: 10000.
+        rope_scaling (dict[str, Any] | None): Llama 3.1 RoPE scaling. Default: None.
+        rotary_dim (int | None): rotated features per head; None = head_dim. Default: None.
+        qkv_bias (bool): biases on q/k/v projections (Qwen2). Default: False.
+        output_proj_bias (bool): bias on the attention output projection. Default: False.
+        mlp_bias (bool): biases in the feed-forward projections. Default: False.
+        qk_norm (bool): per-head RMSNorm of q and k (Qwen3). Default: False.
+        tie_word_embeddings (bool): output reuses the embedding matrix. Default: False.
+        sliding_window (int | list[int | None] | None): window for every layer, or one entry per
+            layer. Default: None.
+        norm_offset (float): RMSNorm offset (1.0 for Gemma). Default: 0.0.
+        mlp_activation (nn.Module | None): gate activation; None = SiLU. Default: None.
+        embed_scale (float | None): embedding multiplier (Gemma). Default: None.
+        attn_scale (float | None): attention logit scale; None = ``head_dim ** -0.5``.
+        attn_softcapping (float | None): attention-logit soft-cap. Default: None.
+        final_logit_softcapping (float | None): output-logit soft-cap. Default: None.
+        post_norms (bool): add post-attention / post-MLP norms as ``sa_scale`` / ``mlp_scale``
+            (Gemma 2). Default: False.
+        lora (LoRASettings | None): adapters to add. Default: None.
+
+    Returns:
+        TransformerDecoder: the model.
+
+    Raises:
+        ValueError: on head counts that do not divide, a per-layer window list of the wrong
+            length, or LoRA on a tied output.
+    """
+    head_dim = _check_sizes(embed_dim, num_heads, num_kv_heads, head_dim)
+    windows = sliding_window if isinstance(sliding_window, list) else [sliding_window] * num_layers
+    if len(windows) != num_layers:
+        raise ValueError(f"sliding_window has {len(windows)} entries but num_layers={num_layers}")
+    if lora is not None and lora.apply_to_output and tie_word_embeddings:
+        raise ValueError("apply_lora_to_output=True is not supported with tie_word_embeddings=True")
+    attn_lora = set(lora.attn_modules) if lora else set()
+    mlp_lora = bool(lora and lora.apply_to_mlp)
+    rope = RotaryPositionalEmbeddings(rotary_dim or head_dim, max_seq_len=max_seq_len, base=rope_base, scaling=rope_scaling)
+
+    def norm(dim: int = embed_dim) -> RMSNorm:
+        return RMSNorm(dim, eps=norm_eps, offset=norm_offset)
+
+    layers = []
+    for window in windows:
+        q_out, kv_out = num_heads * head_dim, num_kv_heads * head_dim
+        attn = MultiHeadAttention(
+            embed_dim=embed_dim, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
+            q_proj=make_linear(embed_dim, q_out, qkv_bias, lora, "q_proj" in attn_lora),
+            k_proj=make_linear(embed_dim, kv_out, qkv_bias, lora, "k_proj" in attn_lora),
+            v_proj=make_linear(embed_dim, kv_out, qkv_bias, lora, "v_proj" in attn_lora),
+            output_proj=make_linear(q_out, embed_dim, output_proj_bias, lora, "output_proj" in attn_lora),
+            pos_embeddings=rope, q_norm=norm(head_dim) if qk_norm else None,
+            k_norm=norm(head_dim) if qk_norm else None, max_seq_len=max_seq_len,
+            attn_dropout=attn_dropout, sliding_window=window, softcapping=attn_softcapping, scale=attn_scale,
+        )
+        mlp = FeedForward(
+            gate_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
+            down_proj=make_linear(intermediate_dim, embed_dim, mlp_bias, lora, mlp_lora),
+            up_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
+            activation=mlp_activation,
+        )
+        layers.append(TransformerSelfAttentionLayer(
+            attn=attn, mlp=mlp, sa_norm=norm(), mlp_norm=norm(),
+            sa_scale=norm() if post_norms else None, mlp_scale=norm() if post_norms else None,
+        ))
+    tok_embeddings = nn.Embedding(vocab_size, embed_dim)
+    adapt_output = bool(lora and lora.apply_to_output)
+    output = TiedLinear(tok_embeddings) if tie_word_embeddings else make_linear(embed_dim, vocab_size, False, lora, adapt_output)
+    return TransformerDecoder(
+        tok_embeddings=tok_embeddings, layers=layers, max_seq_len=max_seq_len, num_heads=num_heads,
+        head_dim=head_dim, norm=norm(), output=output, embed_scale=embed_scale,
+        final_logit_softcapping=final_logit_softcapping,
+    )

@@ -1,0 +1,81 @@
+"""Llama 2 presets with the sizes of the published configs."""
+
+import logging
+
+from torchtune.models.llama2._component_builders import llama2, lora_llama2
+from torchtune.models._lora_settings import lora_preset
+from torchtune.modules import TransformerDecoder
+
+logger = logging.getLogger(__name__)
+
+
+_LLAMA2_7B = dict(
+    vocab_size=32_000,
+    max_seq_len=4_096,
+    norm_eps=1e-05,
+    num_layers=32,
+    num_heads=32,
+    num_kv_heads=32,
+    embed_dim=4_096,
+    intermediate_dim=11_008,
+)
+
+
+def llama2_7b() -> TransformerDecoder:
+    """Llama 2 7B.
+
+    Returns:
+        TransformerDecoder: the model (random weights).
+    """
+    return llama2(**_LLAMA2_7B)
+
+
+lora_llama2_7b = lora_preset(lora_llama2, _LLAMA2_7B, "lora_llama2_7b", __name__)
+
+
+_LLAMA2_13B = dict(
+    vocab_size=32_000,
+    max_seq_len=4_096,
+    norm_eps=1e-05,
+    num_layers=40,
+    num_heads=40,
+    num_kv_heads=40,
+    embed_dim=5_120,
+    intermediate_dim=13_824,
+)
+
+
+def llama2_13b() -> TransformerDecoder:
+    """Llama 2 13B.
+
+    Returns:
+        TransformerDecoder: the model (random weights).
+    """
+    return llama2(**_LLAMA2_13B)
+
+
+lora_llama2_13b = lora_preset(lora_llama2, _LLAMA2_13B, "lora_llama2_13b", __name__)
+
+
+_LLAMA2_70B = dict(
+    vocab_size=32_000,
+    max_seq_len=4_096,
+    norm_eps=1e-05,
+    num_layers=80,
+    num_heads=64,
+    num_kv_heads=8,
+    embed_dim=8_192,
+    intermediate_dim=28_672,
+)
+
+
+def llama2_70b() -> TransformerDecoder:
+    """Llama 2 70B.
+
+    Returns:
+        TransformerDecoder: the model (random weights).
+    """
+    return llama2(**_LLAMA2_70B)
+
+
+lora_llama2_70b = lora_preset(lora_llama2, _LLAMA2_70B, "lora_llama2_70b", __name__)

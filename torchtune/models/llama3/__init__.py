@@ -1,0 +1,18 @@
+"""Llama 3 models."""
+
+from torchtune.models.llama3._component_builders import llama3, lora_llama3
+from torchtune.models.llama3._model_builders import (
+    llama3_70b,
+    llama3_8b,
+    lora_llama3_70b,
+    lora_llama3_8b,
+)
+
+__all__ = [
+    "llama3",
+    "llama3_70b",
+    "llama3_8b",
+    "lora_llama3",
+    "lora_llama3_70b",
+    "lora_llama3_8b",
+]

@@ -1,0 +1,14 @@
+"""Mistral models."""
+
+from torchtune.models.mistral._component_builders import mistral, lora_mistral
+from torchtune.models.mistral._model_builders import (
+    lora_mistral_7b,
+    mistral_7b,
+)
+
+__all__ = [
+    "lora_mistral",
+    "lora_mistral_7b",
+    "mistral",
+    "mistral_7b",
+]

@@ -1,0 +1,35 @@
+"""Mistral presets with the sizes of the published configs."""
+
+import logging
+
+from torchtune.models.mistral._component_builders import mistral, lora_mistral
+from torchtune.models._lora_settings import lora_preset
+from torchtune.modules import TransformerDecoder
+
+logger = logging.getLogger(__name__)
+
+
+_MISTRAL_7B = dict(
+    vocab_size=32_000,
+    num_layers=32,
+    num_heads=32,
+    num_kv_heads=8,
+    embed_dim=4_096,
+    intermediate_dim=14_336,
+    max_seq_len=32_768,
+    norm_eps=1e-05,
+    rope_base=10000.0,
+    sliding_window=4_096,
+)
+
+
+def mistral_7b() -> TransformerDecoder:
+    """Mistral 7B (v0.1: 4096-token sliding window).
+
+    Returns:
+        TransformerDecoder: the model (random weights).
+    """
+    return mistral(**_MISTRAL_7B)
+
+
+lora_mistral_7b = lora_preset(lora_mistral, _MISTRAL_7B, "lora_mistral_7b", __name__)

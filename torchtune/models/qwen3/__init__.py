@@ -1,0 +1,34 @@
+"""Qwen3 models."""
+
+from torchtune.models.qwen3._component_builders import qwen3, lora_qwen3
+from torchtune.models.qwen3._model_builders import (
+    lora_qwen3_0_6b,
+    lora_qwen3_14b,
+    lora_qwen3_1_7b,
+    lora_qwen3_32b,
+    lora_qwen3_4b,
+    lora_qwen3_8b,
+    qwen3_0_6b,
+    qwen3_14b,
+    qwen3_1_7b,
+    qwen3_32b,
+    qwen3_4b,
+    qwen3_8b,
+)
+
+__all__ = [
+    "lora_qwen3",
+    "lora_qwen3_0_6b",
+    "lora_qwen3_14b",
+    "lora_qwen3_1_7b",
+    "lora_qwen3_32b",
+    "lora_qwen3_4b",
+    "lora_qwen3_8b",
+    "qwen3",
+    "qwen3_0_6b",
+    "qwen3_14b",
+    "qwen3_1_7b",
+    "qwen3_32b",
+    "qwen3_4b",
+    "qwen3_8b",
+]
