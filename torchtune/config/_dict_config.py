@@ -26,7 +26,9 @@ class DictConfig(MutableMapping):
 
     Nested mappings become ``DictConfig`` children that know their parent, so errors can
     name the full dotted key (``optimizer.lr``) and the ``file:line`` it was read from.
-    Lists stay Python lists whose mapping items are ``DictConfig`` too.
+    Lists stay Python lists whose mapping items are ``DictConfig`` too. A key that has the
+    name of a method (``items``, ``keys``, ``values``, ``get``, ``copy``, ``select``, ...)
+    must be read with ``cfg["items"]``; ``cfg.items`` is the method.
 
     Args:
         content (Mapping[str, Any] | None): initial keys and values. Default: None.

@@ -2,6 +2,7 @@
 
 import importlib
 import pkgutil
+from types import ModuleType
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
@@ -58,16 +59,14 @@ def check_allowed(node: DictConfig) -> str:
         ConfigError: when ``_component_`` is not a dotted path string.
         ComponentNotAllowedError: when the path is outside the allowed roots.
     """
-    key = node.full_key("_component_")
-    where = node.location("_component_") or "config"
     path = node["_component_"]
     if not isinstance(path, str) or "." not in path.strip(".") or " " in path:
-        raise ConfigError(f"{where}: '{key}' must be a dotted import path like torch.optim.AdamW, got {path!r}")
+        raise ConfigError(f"{_prefix(node)} must be a dotted import path like torch.optim.AdamW, got {path!r}")
     roots = allowed_roots(node)
     if not is_allowed(path, roots):
         top = path.split(".")[0]
         raise ComponentNotAllowedError(
-            f"{where}: config key '{key}' names '{path}', which is outside the allowed "
+            f"{_prefix(node)} names '{path}', which is outside the allowed "
             f"component roots ({', '.join(roots)}). If you trust it, allow it by adding "
             f"'{ALLOWED_ROOTS_KEY}: [{top}.]' to the config or passing "
             f"'--allow-component-root {top}.' on the command line"
@@ -75,13 +74,22 @@ def check_allowed(node: DictConfig) -> str:
     return path
 
 
-def locate(path: str) -> Callable[..., Any]:
+def locate(path: str, roots: Iterable[str] = DEFAULT_COMPONENT_ROOTS) -> Callable[..., Any]:
     """Import the object named by a dotted ``path`` (``pkg.module.attr.attr``).
 
-    The caller must check the allowlist first: importing runs module code.
+    The caller must check ``path`` against the allowlist first: importing runs module code.
+    Attribute access may not leave the allowlist through aliases: a module reached by
+    attribute must really live at that path (``torch.nn.modules.module.os`` is refused),
+    and the object's ``__module__`` must be under ``roots`` or inside ``torch``
+    (``from os import system`` re-exported by an allowed module is refused).
+
+    Args:
+        path (str): the dotted path.
+        roots (Iterable[str]): the allowed import roots. Default: the defaults.
 
     Raises:
         ConfigError: when no prefix of ``path`` imports or an attribute is missing.
+        ComponentNotAllowedError: when the path escapes the allowed roots through an alias.
     """
     parts = path.split(".")
     for i in range(len(parts), 0, -1):
@@ -92,18 +100,56 @@ def locate(path: str) -> Callable[..., Any]:
             if e.name is not None and module_name.startswith(e.name) and i > 1:
                 continue  # the missing module is (a prefix of) our guess: try shorter
             raise ConfigError(f"cannot import '{path}': {e}") from e
-        for attr in parts[i:]:
-            if not hasattr(obj, attr):
-                public = [n for n in dir(obj) if not n.startswith("_")]
-                if hasattr(obj, "__path__"):  # a package: also its not-yet-imported modules
-                    public += [m.name for m in pkgutil.iter_modules(obj.__path__) if not m.name.startswith("_")]
-                raise ConfigError(
-                    f"cannot import '{path}': '{obj.__name__}' has no attribute "
-                    f"'{attr}'{did_you_mean(attr, public)}"
+        for j in range(i, len(parts)):
+            obj = _get_attribute(obj, parts[j], path)
+            if isinstance(obj, ModuleType) and obj.__name__ != ".".join(parts[: j + 1]):
+                raise ComponentNotAllowedError(
+                    f"'{path}' reaches module '{obj.__name__}' through an alias; name it directly "
+                    "(and allow its root if you trust it)"
                 )
-            obj = getattr(obj, attr)
+        home = getattr(obj, "__module__", None)
+        if isinstance(home, str) and not is_allowed(home, [*roots, "torch"]):
+            raise ComponentNotAllowedError(
+                f"'{path}' is defined in '{home}', outside the allowed component roots; name it "
+                f"as {home}.{getattr(obj, '__qualname__', parts[-1])} and allow '{home.split('.')[0]}.' if you trust it"
+            )
         return obj
     raise ConfigError(f"cannot import '{path}': no module named '{parts[0]}'")
+
+
+def resolve_component(node: DictConfig) -> Callable[..., Any]:
+    """Check ``node._component_`` against the allowlist, then import it.
+
+    Errors are prefixed with the ``file:line`` of ``_component_`` and its config key.
+
+    Raises:
+        ConfigError: when the path is malformed or cannot be imported.
+        ComponentNotAllowedError: when the path is outside the allowed roots.
+    """
+    path = check_allowed(node)
+    try:
+        return locate(path, allowed_roots(node))
+    except ConfigError as e:
+        raise type(e)(f"{_prefix(node)}: {e}") from None
+
+
+def _prefix(node: DictConfig) -> str:
+    """``"file:line: config key 'a._component_'"`` (without location when unknown)."""
+    key = f"config key '{node.full_key('_component_')}'"
+    loc = node.location("_component_")
+    return f"{loc}: {key}" if loc is not None else key
+
+
+def _get_attribute(obj: Any, attr: str, path: str) -> Any:
+    if not hasattr(obj, attr):
+        public = [n for n in dir(obj) if not n.startswith("_")]
+        if hasattr(obj, "__path__"):  # a package: also its not-yet-imported modules
+            public += [m.name for m in pkgutil.iter_modules(obj.__path__) if not m.name.startswith("_")]
+        raise ConfigError(
+            f"cannot import '{path}': '{getattr(obj, '__name__', obj)}' has no attribute "
+            f"'{attr}'{did_you_mean(attr, public)}"
+        )
+    return getattr(obj, attr)
 
 
 def instantiate(config: DictConfig | Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
@@ -137,7 +183,7 @@ def instantiate(config: DictConfig | Mapping[str, Any], *args: Any, **kwargs: An
     if "_component_" not in config:
         name = config.full_key() or "<root>"
         raise ConfigError(f"config node '{name}' has no '_component_' key, so there is nothing to instantiate")
-    target = locate(check_allowed(config))
+    target = resolve_component(config)
     node_kwargs = {k: _build(v) for k, v in config.items() if k != "_component_"}
     node_kwargs.update(kwargs)
     return target(*args, **node_kwargs)

@@ -10,7 +10,6 @@ from torchtune.config._yaml import parse_yaml_value
 
 _KEY = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)*$")
 _COMPONENT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
-COMMAND_LINE = "<command line>"
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
@@ -51,6 +50,11 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     return cfg
 
 
+def _origin(text: str) -> Location:
+    """The location recorded for keys set by the override ``text``."""
+    return Location(f"command-line override '{text}'")
+
+
 def _check_key(key: str, text: str) -> None:
     if not _KEY.match(key):
         raise ConfigError(
@@ -71,7 +75,7 @@ def _parent_of(cfg: DictConfig, key: str, text: str, create: bool) -> tuple[Any,
             node = node[part]
         elif isinstance(node, DictConfig) and create:
             node[part] = {}
-            node.set_location(part, Location(COMMAND_LINE))
+            node.set_location(part, _origin(text))
             node = node[part]
         else:
             hint = did_you_mean(part, list(node)) if isinstance(node, DictConfig) else ""
@@ -99,10 +103,10 @@ def _set(cfg: DictConfig, key: str, value: Any, text: str) -> None:
         and _COMPONENT_PATH.match(value)
     ):
         current["_component_"] = value
-        current.set_location("_component_", Location(COMMAND_LINE))
+        current.set_location("_component_", _origin(text))
         return
     parent[last] = value
-    parent.set_location(last, Location(COMMAND_LINE))
+    parent.set_location(last, _origin(text))
 
 
 def _delete(cfg: DictConfig, key: str, text: str) -> None:

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from torchtune.config._dict_config import DictConfig, did_you_mean
 from torchtune.config._errors import ConfigError, ConfigValidationError
-from torchtune.config._instantiate import check_allowed, locate
+from torchtune.config._instantiate import resolve_component
 
 
 def validate(cfg: DictConfig, *, known_keys: Collection[str] | None = None) -> None:
@@ -54,9 +54,9 @@ def _walk(value: Any, problems: list[str]) -> None:
 
 def _check_component(node: DictConfig, problems: list[str]) -> None:
     try:
-        target = locate(check_allowed(node))
+        target = resolve_component(node)
     except ConfigError as e:
-        problems.append(_with_location(node, str(e)))
+        problems.append(str(e))
         return
     params = _parameters(target)
     if params is None:
@@ -85,8 +85,3 @@ def _parameters(target: Callable[..., Any]) -> tuple[list[str], bool] | None:
     ]
     takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     return names, takes_kwargs
-
-
-def _with_location(node: DictConfig, message: str) -> str:
-    loc = str(node.location("_component_") or "config")
-    return message if message.startswith(loc) else f"{loc}: {message}"

@@ -29,9 +29,12 @@ def user_pkg(tmp_path, monkeypatch):
     (pkg / "parts.py").write_text(
         textwrap.dedent(
             """
+            BUILT = []
+
             class Leaf:
                 def __init__(self, size, scale=1.0):
                     self.size, self.scale = size, scale
+                    BUILT.append(self)
 
             class Tree:
                 def __init__(self, left, leaves=(), options=None, *, name="tree"):

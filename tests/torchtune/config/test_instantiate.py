@@ -100,7 +100,7 @@ def test_bad_allowed_roots_value():
     "node, message",
     [
         ({"lr": 1}, r"config node '<root>' has no '_component_' key, so there is nothing to instantiate"),
-        ({"_component_": 3}, r"'_component_' must be a dotted import path like torch.optim.AdamW, got 3"),
+        ({"_component_": 3}, r"^config key '_component_' must be a dotted import path like torch.optim.AdamW, got 3"),
         ({"_component_": "torch"}, r"must be a dotted import path like torch.optim.AdamW, got 'torch'"),
         ({"_component_": "torch.nn.Linaer"}, r"cannot import 'torch.nn.Linaer': 'torch.nn' has no attribute 'Linaer'; did you mean 'Linear'\?"),
         ({"_component_": "torchtune.no_such_module.Thing"}, r"cannot import 'torchtune.no_such_module.Thing': 'torchtune' has no attribute 'no_such_module'"),
@@ -114,3 +114,32 @@ def test_bad_component_nodes(node, message):
 def test_non_mapping_is_rejected():
     with pytest.raises(ConfigError, match="instantiate expects a mapping with '_component_', got list"):
         instantiate([1])
+
+
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("torch.nn.modules.module.functools.partial", r"'torch.nn.modules.module.functools.partial' reaches module 'functools' through an alias"),
+        ("torch.nn.modules.module.torch.load", r"reaches module 'torch' through an alias"),
+    ],
+)
+def test_aliases_cannot_escape_the_allowlist(path, message):
+    with pytest.raises(ComponentNotAllowedError, match=message):
+        instantiate({"_component_": path})
+
+
+def test_reexported_foreign_callable_is_refused(user_pkg):
+    (user_pkg / "reexport.py").write_text("from json import dumps\n")
+    cfg = DictConfig({"allowed_component_roots": ["tt_userpkg"], "x": {"_component_": "tt_userpkg.reexport.dumps"}})
+    with pytest.raises(
+        ComponentNotAllowedError,
+        match=r"'tt_userpkg.reexport.dumps' is defined in 'json', outside the allowed component roots; "
+        r"name it as json.dumps and allow 'json.' if you trust it",
+    ):
+        instantiate(cfg.x)
+
+
+def test_torch_builtins_under_allowed_paths_are_fine():
+    x = torch.tensor([-1.0, 0.5, 2.0])
+    out = instantiate({"_component_": "torch.nn.functional.gelu"}, x)  # defined in torch._C._nn
+    torch.testing.assert_close(out, torch.nn.functional.gelu(x))

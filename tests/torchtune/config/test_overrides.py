@@ -1,6 +1,6 @@
 import pytest
 
-from torchtune.config import ConfigError, DictConfig, Location, apply_overrides
+from torchtune.config import ConfigError, DictConfig, apply_overrides
 
 
 def _cfg():
@@ -26,7 +26,7 @@ def test_scalar_list_and_dotted_overrides():
     assert cfg.name == "a=b"
     assert cfg.empty == ""
     assert cfg.layers[1].n == 5
-    assert cfg.optimizer.location("lr") == Location("<command line>")
+    assert str(cfg.optimizer.location("lr")) == "command-line override 'optimizer.lr=1e-4'"
 
 
 def test_new_nested_key_creates_parents_and_mapping_value():
@@ -39,6 +39,14 @@ def test_new_nested_key_creates_parents_and_mapping_value():
 def test_component_swap_keeps_arguments():
     cfg = apply_overrides(_cfg(), ["model=torchtune.models.llama3_2.lora_llama3_2_1b"])
     assert cfg.model.to_dict() == {"_component_": "torchtune.models.llama3_2.lora_llama3_2_1b", "lora_rank": 8}
+    assert str(cfg.model.location("_component_")) == (
+        "command-line override 'model=torchtune.models.llama3_2.lora_llama3_2_1b'"
+    )
+
+
+def test_interpolation_in_override_value():
+    cfg = apply_overrides(_cfg(), ["out=${name}/logs", "ref=${seed}"])
+    assert cfg.out == "${name}/logs" and cfg.ref == "${seed}"  # resolved later by resolve()
 
 
 def test_non_path_value_replaces_component_node():
