@@ -87,8 +87,25 @@ def test_tensor_prompt_padding_is_only_leading() -> None:
     assert is_real.tolist() == [[False, False, True, True, True]]
 
 
+def test_chunked_output_gives_same_tokens(models) -> None:
+    _, ours = models
+    plain, _ = generate(ours, PROMPTS, 4, temperature=0.0)
+    ours.set_num_output_chunks(2)
+    try:
+        chunked, _ = generate(ours, PROMPTS, 4, temperature=0.0)
+    finally:
+        ours.set_num_output_chunks(0)
+    assert torch.equal(plain, chunked)
+
+
 class _Tokenizer:
     pad_id, stop_tokens = 0, [63]
+
+    def tokenize_messages(self, messages: list, add_end_tokens: bool = True) -> tuple[list[int], list[bool]]:
+        ids = [1]
+        for m in messages:
+            ids += [5 if m["role"] == "user" else 6] + self.encode(m["content"], False, False)
+        return ids, [False] * len(ids)
 
     def encode(self, text: str, add_bos: bool = True, add_eos: bool = True) -> list[int]:
         return [1] * add_bos + [ord(c) % 50 + 2 for c in text] + [63] * add_eos
@@ -104,6 +121,16 @@ def test_generate_text_decodes_new_tokens(models) -> None:
     new = [t for t in expected[0, len(ids):].tolist()]
     new = new[: new.index(63)] if 63 in new else new
     assert generate_text(ours, _Tokenizer(), "hi", 4, temperature=0.0) == ",".join(map(str, new))
+
+
+def test_generate_text_from_messages(models) -> None:
+    _, ours = models
+    messages = [{"role": "user", "content": "ab"}, {"role": "assistant", "content": ""}]
+    ids = [1, 5] + _Tokenizer().encode("ab", False, False) + [6]
+    expected, _ = generate(ours, [ids], 3, temperature=0.0)
+    new = expected[0, len(ids):].tolist()
+    new = new[: new.index(63)] if 63 in new else new
+    assert generate_text(ours, _Tokenizer(), messages, 3, temperature=0.0) == ",".join(map(str, new))
 
 
 @pytest.mark.parametrize(
