@@ -11,6 +11,10 @@ from torchtune.data._common import CROSS_ENTROPY_IGNORE_IDX
 logger = logging.getLogger(__name__)
 
 
+def _as_list(values: Any) -> list[int]:
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
 class PackedDataset(Dataset):
     """Pack samples greedily, in order, into rows of exactly ``max_seq_len`` tokens.
 
@@ -57,7 +61,7 @@ class PackedDataset(Dataset):
         lens: list[int] = []
         for i in range(len(ds)):
             sample = ds[i]
-            t, l = list(sample["tokens"]), list(sample["labels"])
+            t, l = _as_list(sample["tokens"]), _as_list(sample["labels"])
             if len(t) > self.max_seq_len and not split:
                 raise ValueError(
                     f"sample {i} has {len(t)} tokens, more than max_seq_len={self.max_seq_len}; "

@@ -1,0 +1,39 @@
+"""Dataset builders and sources (local JSON/JSONL/CSV/Parquet/text, or Hugging Face datasets)."""
+
+from torchtune.datasets._base import PreferenceDataset, SFTDataset, TextCompletionDataset, TokenizedDataset
+from torchtune.datasets._builders import (
+    CONVERSATION_STYLES,
+    chat_dataset,
+    instruct_dataset,
+    preference_dataset,
+    text_completion_dataset,
+)
+from torchtune.datasets._builtins import (
+    alpaca_cleaned_dataset,
+    alpaca_dataset,
+    samsum_dataset,
+    slimorca_dataset,
+    wikitext_dataset,
+)
+from torchtune.datasets._sources import LOCAL_FORMATS, Rows, load_rows, parse_split
+
+__all__ = [
+    "CONVERSATION_STYLES",
+    "LOCAL_FORMATS",
+    "PreferenceDataset",
+    "Rows",
+    "SFTDataset",
+    "TextCompletionDataset",
+    "TokenizedDataset",
+    "alpaca_cleaned_dataset",
+    "alpaca_dataset",
+    "chat_dataset",
+    "instruct_dataset",
+    "load_rows",
+    "parse_split",
+    "preference_dataset",
+    "samsum_dataset",
+    "slimorca_dataset",
+    "text_completion_dataset",
+    "wikitext_dataset",
+]

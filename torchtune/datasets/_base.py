@@ -1,0 +1,165 @@
+"""Eagerly tokenized datasets: SFT, text completion and preference pairs."""
+
+import logging
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, get_field, labels_from_tokens
+from torchtune.datasets._sources import Rows, load_rows
+
+logger = logging.getLogger(__name__)
+
+Transform = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def _array(values: Any) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64)
+
+
+class TokenizedDataset(Dataset):
+    """Rows loaded from a source, filtered, and turned into samples once at construction.
+
+    A row that fails its transforms raises ``ValueError`` naming its location (file and line
+    or row) and the underlying problem. Samples cut to ``max_seq_len`` are counted and
+    reported in one warning. An empty result raises.
+
+    Args:
+        source (str): see ``load_rows``.
+        filter_fn (Callable[[Mapping], bool] | None): keep rows for which it returns True.
+        split (str): split spec. Default ``"train"``.
+        data_files (Any): local files. Default None.
+        **load_kwargs: passed to ``load_rows``.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        filter_fn: Callable[[Mapping[str, Any]], bool] | None = None,
+        split: str = "train",
+        data_files: Any = None,
+        **load_kwargs: Any,
+    ) -> None:
+        rows = load_rows(source, data_files=data_files, split=split, **load_kwargs)
+        self._samples: list[dict[str, np.ndarray]] = []
+        self.num_truncated = 0
+        kept = self._build(rows, filter_fn)
+        if self.num_truncated:
+            logger.warning(
+                "%d of %d samples from %s were longer than max_seq_len and were truncated",
+                self.num_truncated, kept, rows.name,
+            )
+        if not self._samples:
+            raise ValueError(
+                f"dataset {rows.name!r} (split {split!r}) is empty after filtering: "
+                f"{len(rows)} rows loaded, none kept"
+            )
+
+    def _build(self, rows: Rows, filter_fn: Callable[[Mapping[str, Any]], bool] | None) -> int:
+        kept = 0
+        for i in range(len(rows)):
+            row = rows[i]
+            if filter_fn is not None and not filter_fn(row):
+                continue
+            kept += 1
+            try:
+                sample = self.prepare(row)
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{rows.where(i)}: {e}") from e
+            self.num_truncated += int(sample.pop("truncated", False))
+            self._samples.append(sample)
+        return kept
+
+    def prepare(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Turn one row into a sample (subclasses)."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return self._samples[index]
+
+
+class SFTDataset(TokenizedDataset):
+    """Supervised fine-tuning samples: row -> messages -> tokens/mask -> shifted labels.
+
+    Args:
+        source (str): see ``load_rows``.
+        message_transform (Transform): row -> ``{"messages": [Message, ...]}``.
+        model_transform (Transform): a model tokenizer: reads ``messages``, adds ``tokens``,
+            ``mask`` (and ``truncated``).
+        filter_fn (Callable | None): row filter, applied before the transforms.
+        split (str): split spec. Default ``"train"``.
+        data_files (Any): local files. Default None.
+        **load_kwargs: passed to ``load_rows``.
+
+    Samples are ``{"tokens": int64 [s], "labels": int64 [s]}`` with labels already shifted.
+    """
+
+    def __init__(self, *, source: str, message_transform: Transform, model_transform: Transform, **kwargs: Any):
+        self._message_transform = message_transform
+        self._model_transform = model_transform
+        super().__init__(source=source, **kwargs)
+
+    def prepare(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Transform and tokenize one row."""
+        out = self._model_transform(self._message_transform(row))
+        labels = labels_from_tokens(out["tokens"], out["mask"])
+        return {"tokens": _array(out["tokens"]), "labels": _array(labels), "truncated": out.get("truncated", False)}
+
+
+class TextCompletionDataset(TokenizedDataset):
+    """Unstructured text for continued pre-training: every token is a target.
+
+    Args:
+        source (str): see ``load_rows``.
+        tokenizer: has ``encode(text, add_bos, add_eos)`` and ``max_seq_len``.
+        column (str): the text column. Default ``"text"``.
+        add_eos (bool): append EOS to every sample. Default True.
+        **kwargs: ``filter_fn``, ``split``, ``data_files`` and ``load_rows`` arguments.
+    """
+
+    def __init__(self, *, source: str, tokenizer: Any, column: str = "text", add_eos: bool = True, **kwargs: Any):
+        self._tokenizer, self._column, self._add_eos = tokenizer, column, add_eos
+        super().__init__(source=source, **kwargs)
+
+    def prepare(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Tokenize one row's text."""
+        tokens = self._tokenizer.encode(get_field(row, self._column), add_bos=True, add_eos=self._add_eos)
+        max_len = getattr(self._tokenizer, "max_seq_len", None)
+        truncated = max_len is not None and len(tokens) > max_len
+        tokens = tokens[:max_len] if truncated else tokens
+        labels = tokens[1:] + [CROSS_ENTROPY_IGNORE_IDX]
+        return {"tokens": _array(tokens), "labels": _array(labels), "truncated": truncated}
+
+
+class PreferenceDataset(TokenizedDataset):
+    """Chosen/rejected pairs for DPO-style training.
+
+    Args:
+        source (str): see ``load_rows``.
+        message_transform (Transform): row -> ``{"chosen": [...], "rejected": [...]}``.
+        tokenizer: a model tokenizer with ``tokenize_messages`` and ``max_seq_len``.
+        **kwargs: ``filter_fn``, ``split``, ``data_files`` and ``load_rows`` arguments.
+
+    Samples hold ``chosen_input_ids``, ``chosen_labels``, ``rejected_input_ids`` and
+    ``rejected_labels`` (labels shifted, prompt masked).
+    """
+
+    def __init__(self, *, source: str, message_transform: Transform, tokenizer: Any, **kwargs: Any):
+        self._message_transform, self._tokenizer = message_transform, tokenizer
+        super().__init__(source=source, **kwargs)
+
+    def prepare(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Tokenize both conversations of one row."""
+        pair = self._message_transform(row)
+        out: dict[str, Any] = {"truncated": False}
+        for key in ("chosen", "rejected"):
+            sample = self._tokenizer({"messages": pair[key]})
+            out["truncated"] |= bool(sample.get("truncated", False))
+            out[f"{key}_input_ids"] = _array(sample["tokens"])
+            out[f"{key}_labels"] = _array(labels_from_tokens(sample["tokens"], sample["mask"]))
+        return out

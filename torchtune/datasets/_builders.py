@@ -1,0 +1,191 @@
+"""Dataset builders: instruct, chat, text completion and preference data from any source."""
+
+import logging
+from typing import Any, Callable, Mapping
+
+from torch.utils.data import Dataset
+
+from torchtune.data import (
+    ChosenRejectedToMessages,
+    InputOutputToMessages,
+    OpenAIToMessages,
+    PackedDataset,
+    ShareGPTToMessages,
+)
+from torchtune.datasets._base import PreferenceDataset, SFTDataset, TextCompletionDataset
+
+logger = logging.getLogger(__name__)
+
+CONVERSATION_STYLES = ("sharegpt", "openai")
+
+
+def maybe_pack(ds: Dataset, tokenizer: Any, packed: bool) -> Dataset:
+    """Wrap ``ds`` in ``PackedDataset`` (rows of ``tokenizer.max_seq_len``) when ``packed``.
+
+    Raises:
+        ValueError: if packing is asked for and the tokenizer has no ``max_seq_len``.
+    """
+    if not packed:
+        return ds
+    max_seq_len = getattr(tokenizer, "max_seq_len", None)
+    if max_seq_len is None:
+        raise ValueError("packed=True needs the tokenizer's max_seq_len to be set (the packed row length)")
+    return PackedDataset(ds, max_seq_len=max_seq_len, padding_idx=getattr(tokenizer, "pad_id", 0))
+
+
+def instruct_dataset(
+    tokenizer: Any,
+    *,
+    source: str,
+    column_map: Mapping[str, str] | None = None,
+    train_on_input: bool = False,
+    new_system_prompt: str | None = None,
+    packed: bool = False,
+    filter_fn: Callable[[Mapping[str, Any]], bool] | None = None,
+    split: str = "train",
+    data_files: Any = None,
+    **load_kwargs: Any,
+) -> Dataset:
+    """Single-turn instruction data: an ``input`` column (prompt) and an ``output`` column.
+
+    Args:
+        tokenizer: a model tokenizer.
+        source (str): local format/path or Hugging Face dataset (see ``load_rows``).
+        column_map (Mapping[str, str] | None): ``{"input": ..., "output": ...}`` renames.
+        train_on_input (bool): include the prompt in the loss. Default False.
+        new_system_prompt (str | None): system message to prepend. Default None.
+        packed (bool): pack into ``max_seq_len`` rows. Default False.
+        filter_fn (Callable | None): row filter. Default None.
+        split (str): split spec, e.g. ``"train[:95%]"``. Default ``"train"``.
+        data_files (Any): local files. Default None.
+        **load_kwargs: passed to ``load_rows``.
+
+    Returns:
+        Dataset: ``SFTDataset`` (or ``PackedDataset``).
+    """
+    transform = InputOutputToMessages(train_on_input, column_map, new_system_prompt)
+    ds = SFTDataset(
+        source=source, message_transform=transform, model_transform=tokenizer,
+        filter_fn=filter_fn, split=split, data_files=data_files, **load_kwargs,
+    )
+    return maybe_pack(ds, tokenizer, packed)
+
+
+def chat_dataset(
+    tokenizer: Any,
+    *,
+    source: str,
+    conversation_style: str,
+    column_map: Mapping[str, str] | None = None,
+    train_on_input: bool = False,
+    new_system_prompt: str | None = None,
+    masking_strategy: str | None = None,
+    packed: bool = False,
+    filter_fn: Callable[[Mapping[str, Any]], bool] | None = None,
+    split: str = "train",
+    data_files: Any = None,
+    **load_kwargs: Any,
+) -> Dataset:
+    """Multi-turn conversations in ShareGPT (``conversations``: from/value) or OpenAI
+    (``messages``: role/content) style.
+
+    Args:
+        tokenizer: a model tokenizer.
+        source (str): local format/path or Hugging Face dataset.
+        conversation_style (str): ``"sharegpt"`` or ``"openai"``.
+        column_map (Mapping[str, str] | None): rename of the conversation column.
+        train_on_input (bool): include non-assistant turns in the loss. Default False.
+        new_system_prompt (str | None): replaces system turns. Default None.
+        masking_strategy (str | None): ``train_on_all | train_on_assistant | train_on_last``;
+            overrides ``train_on_input``. Default None.
+        packed (bool): pack into ``max_seq_len`` rows. Default False.
+        filter_fn (Callable | None): row filter. Default None.
+        split (str): split spec. Default ``"train"``.
+        data_files (Any): local files. Default None.
+        **load_kwargs: passed to ``load_rows``.
+
+    Returns:
+        Dataset: ``SFTDataset`` (or ``PackedDataset``).
+
+    Raises:
+        ValueError: if ``conversation_style`` is unknown.
+    """
+    if conversation_style == "sharegpt":
+        transform = ShareGPTToMessages(train_on_input, column_map, new_system_prompt, masking_strategy)
+    elif conversation_style == "openai":
+        transform = OpenAIToMessages(train_on_input, column_map, new_system_prompt, masking_strategy)
+    else:
+        raise ValueError(f"conversation_style={conversation_style!r} must be one of {list(CONVERSATION_STYLES)}")
+    ds = SFTDataset(
+        source=source, message_transform=transform, model_transform=tokenizer,
+        filter_fn=filter_fn, split=split, data_files=data_files, **load_kwargs,
+    )
+    return maybe_pack(ds, tokenizer, packed)
+
+
+def text_completion_dataset(
+    tokenizer: Any,
+    *,
+    source: str,
+    column: str = "text",
+    add_eos: bool = True,
+    packed: bool = False,
+    filter_fn: Callable[[Mapping[str, Any]], bool] | None = None,
+    split: str = "train",
+    data_files: Any = None,
+    **load_kwargs: Any,
+) -> Dataset:
+    """Plain text for continued pre-training (every token is a target).
+
+    Args:
+        tokenizer: has ``encode`` and ``max_seq_len``.
+        source (str): local format/path (``text`` reads one sample per line by default;
+            ``sample_by="paragraph"|"document"``) or Hugging Face dataset.
+        column (str): the text column. Default ``"text"``.
+        add_eos (bool): append EOS. Default True.
+        packed (bool): pack into ``max_seq_len`` rows. Default False.
+        filter_fn (Callable | None): row filter. Default None.
+        split (str): split spec. Default ``"train"``.
+        data_files (Any): local files. Default None.
+        **load_kwargs: passed to ``load_rows``.
+
+    Returns:
+        Dataset: ``TextCompletionDataset`` (or ``PackedDataset``).
+    """
+    ds = TextCompletionDataset(
+        source=source, tokenizer=tokenizer, column=column, add_eos=add_eos,
+        filter_fn=filter_fn, split=split, data_files=data_files, **load_kwargs,
+    )
+    return maybe_pack(ds, tokenizer, packed)
+
+
+def preference_dataset(
+    tokenizer: Any,
+    *,
+    source: str,
+    column_map: Mapping[str, str] | None = None,
+    new_system_prompt: str | None = None,
+    filter_fn: Callable[[Mapping[str, Any]], bool] | None = None,
+    split: str = "train",
+    data_files: Any = None,
+    **load_kwargs: Any,
+) -> PreferenceDataset:
+    """Preference pairs: ``chosen`` and ``rejected`` conversations (OpenAI message lists).
+
+    Args:
+        tokenizer: a model tokenizer.
+        source (str): local format/path or Hugging Face dataset.
+        column_map (Mapping[str, str] | None): ``{"chosen": ..., "rejected": ...}`` renames.
+        new_system_prompt (str | None): replaces system turns. Default None.
+        filter_fn (Callable | None): row filter. Default None.
+        split (str): split spec. Default ``"train"``.
+        data_files (Any): local files. Default None.
+        **load_kwargs: passed to ``load_rows``.
+
+    Returns:
+        PreferenceDataset: collate with ``padded_collate_dpo``.
+    """
+    return PreferenceDataset(
+        source=source, message_transform=ChosenRejectedToMessages(column_map, new_system_prompt),
+        tokenizer=tokenizer, filter_fn=filter_fn, split=split, data_files=data_files, **load_kwargs,
+    )
