@@ -35,12 +35,7 @@ def clip_grad_norm(
         raise ValueError(f"max_norm={max_norm} must be > 0 (or None to only measure)")
     params = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
     if max_norm is None:
-        grads = [p.grad for p in params if p.grad is not None]
-        if not grads:
-            return torch.tensor(0.0)
-        return torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(g.detach().float(), norm_type) for g in grads]), norm_type
-        )
+        return nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], norm_type)
     return nn.utils.clip_grad_norm_(params, max_norm, norm_type=norm_type)
 
 

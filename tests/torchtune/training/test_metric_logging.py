@@ -87,3 +87,30 @@ def test_mlflow_calls(monkeypatch):
     with MLFlowLogger(experiment_name="e", tracking_uri="file:/tmp/x", run_name="r") as logger:
         logger.log_dict({"loss": 1.0, "lr": torch.tensor(0.5)}, 7)
     assert calls == [("uri", "file:/tmp/x"), ("exp", "e"), ("start", "r"), ("log", {"loss": 1.0, "lr": 0.5}, 7), "end"]
+
+
+def test_tensorboard_calls(monkeypatch, tmp_path):
+    calls = []
+
+    class FakeWriter:
+        def __init__(self, log_dir, **kwargs):
+            calls.append(("init", log_dir, kwargs))
+
+        def add_scalar(self, tag, value, global_step):
+            calls.append(("scalar", tag, value, global_step))
+
+        def close(self):
+            calls.append("close")
+
+    fake_tb = types.ModuleType("torch.utils.tensorboard")
+    fake_tb.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "tensorboard", types.ModuleType("tensorboard"))
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake_tb)
+    with TensorBoardLogger(tmp_path, flush_secs=5) as logger:
+        logger.log_dict({"loss": torch.tensor(0.5), "lr": 0.1}, 4)
+    assert calls == [
+        ("init", str(tmp_path), {"flush_secs": 5}),
+        ("scalar", "loss", 0.5, 4),
+        ("scalar", "lr", 0.1, 4),
+        "close",
+    ]
