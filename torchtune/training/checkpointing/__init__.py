@@ -9,7 +9,14 @@ from torchtune.training.checkpointing._atomic import (
     temp_dir_for,
     write_complete_marker,
 )
+from torchtune.training.checkpointing._hf_checkpointer import HuggingFaceCheckpointer
 from torchtune.training.checkpointing._manager import CheckpointManager
+from torchtune.training.checkpointing._meta_checkpointer import (
+    MetaCheckpointer,
+    hf_to_meta_rotary,
+    meta_to_hf_rotary,
+)
+from torchtune.training.checkpointing._peft_adapter import load_peft_adapter, save_peft_adapter
 from torchtune.training.checkpointing._recipe_state import (
     get_rng_state,
     load_recipe_state,
@@ -20,12 +27,18 @@ from torchtune.training.checkpointing._recipe_state import (
 __all__ = [
     "COMPLETE_MARKER",
     "CheckpointManager",
+    "HuggingFaceCheckpointer",
+    "MetaCheckpointer",
     "atomic_directory",
     "commit_temp_dir",
     "get_rng_state",
+    "hf_to_meta_rotary",
     "is_complete_checkpoint",
+    "load_peft_adapter",
     "load_recipe_state",
+    "meta_to_hf_rotary",
     "prepare_temp_dir",
+    "save_peft_adapter",
     "save_recipe_state",
     "set_rng_state",
     "temp_dir_for",

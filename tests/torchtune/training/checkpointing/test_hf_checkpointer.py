@@ -1,0 +1,145 @@
+"""HuggingFaceCheckpointer against transformers (model files) and peft (adapters)."""
+
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+from torchtune.models import model_from_hf_config
+from torchtune.training.checkpointing import HuggingFaceCheckpointer, is_complete_checkpoint, save_peft_adapter
+from torchtune.training.checkpointing._peft_adapter import adapter_to_peft, peft_to_adapter
+
+SIZES = dict(vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5)
+TOKENS = torch.randint(0, 96, (2, 11), generator=torch.Generator().manual_seed(0))
+
+
+def _hf_model(family: str):
+    torch.manual_seed(0)
+    if family == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**SIZES, tie_word_embeddings=False, rope_theta=10000.0))
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(**SIZES, tie_word_embeddings=True))
+    with torch.no_grad():  # non-trivial norms
+        for name, param in model.named_parameters():
+            if name.endswith("norm.weight"):
+                param.add_(0.1 * torch.randn_like(param))
+    return model.eval()
+
+
+def _hf_logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        return model(TOKENS).logits
+
+
+def _ours(checkpointer, **lora):
+    model = model_from_hf_config(checkpointer.config, **lora)
+    missing, unexpected = model.load_state_dict(checkpointer.load_checkpoint(), strict=not lora)
+    assert not unexpected and all(k.endswith(("lora_a.weight", "lora_b.weight", "magnitude")) for k in missing)
+    return model.eval()
+
+
+def _logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        return model(TOKENS)
+
+
+@pytest.mark.parametrize("family, shard", [("llama", None), ("llama", "12KB"), ("qwen2", None)])
+def test_transformers_files_round_trip(tmp_path, family, shard):
+    hf = _hf_model(family)
+    src = tmp_path / "src"
+    hf.save_pretrained(src, **({"max_shard_size": shard} if shard else {}))
+    hf.generation_config.save_pretrained(src)
+    (src / "tokenizer.json").write_text("{}")
+    src_files = sorted(p.name for p in src.iterdir())
+    checkpointer = HuggingFaceCheckpointer(src, tmp_path / "out")
+    assert len(checkpointer.checkpoint_files) == (1 if shard is None else len(list(src.glob("*.safetensors"))) )
+    assert shard is None or len(checkpointer.checkpoint_files) > 1
+    model = _ours(checkpointer)
+    torch.testing.assert_close(_logits(model), _hf_logits(hf), rtol=1e-5, atol=1e-5)
+
+    with torch.no_grad():  # change the weights so the written files must come from our state dict
+        for param in model.parameters():
+            param.mul_(1.01)
+    out = checkpointer.save_checkpoint(model.state_dict(), "epoch_0")
+    assert is_complete_checkpoint(out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(src_files + ["CHECKPOINT_COMPLETE"])
+    reloaded = AutoModelForCausalLM.from_pretrained(out).eval()
+    torch.testing.assert_close(_hf_logits(reloaded), _logits(model), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("use_dora", [False, True])
+def test_adapter_loads_in_peft(tmp_path, use_dora):
+    hf = _hf_model("llama")
+    hf.save_pretrained(tmp_path / "src")
+    checkpointer = HuggingFaceCheckpointer(tmp_path / "src", tmp_path / "out")
+    lora = dict(lora_attn_modules=["q_proj", "v_proj", "output_proj"], apply_lora_to_mlp=True,
+                lora_rank=2, lora_alpha=8.0, use_dora=use_dora)
+    model = _ours(checkpointer, **lora)
+    torch.manual_seed(1)
+    with torch.no_grad():  # trained-looking adapters
+        for name, param in model.named_parameters():
+            if name.endswith(("lora_a.weight", "lora_b.weight")):
+                param.copy_(0.3 * torch.randn_like(param))
+            elif name.endswith("magnitude"):
+                param.mul_(1 + 0.1 * torch.rand_like(param))
+    out = checkpointer.save_checkpoint(model.state_dict(), "step_3", lora_alpha=8.0)
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert config["target_modules"] == ["down_proj", "gate_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+    assert (config["r"], config["lora_alpha"], config["use_dora"]) == (2, 8.0, use_dora)
+    expected = _logits(model)
+    peft_model = PeftModel.from_pretrained(_hf_model("llama"), out / "adapter").eval()
+    torch.testing.assert_close(_hf_logits(peft_model), expected, rtol=1e-5, atol=1e-5)
+    merged = AutoModelForCausalLM.from_pretrained(out).eval()
+    torch.testing.assert_close(_hf_logits(merged), expected, rtol=1e-4, atol=1e-4)
+    adapter = checkpointer.load_adapter(out)
+    state = model.state_dict()
+    assert adapter.keys() == {k for k in state if k.endswith(("lora_a.weight", "lora_b.weight", "magnitude"))}
+    assert all(torch.equal(adapter[k], state[k]) for k in adapter)
+
+
+def test_adapter_only_and_bad_inputs(tmp_path):
+    _hf_model("llama").save_pretrained(tmp_path / "src")
+    checkpointer = HuggingFaceCheckpointer(tmp_path / "src", tmp_path / "out")
+    model = _ours(checkpointer, lora_attn_modules=["q_proj"], lora_rank=2, lora_alpha=4.0)
+    state = model.state_dict()
+    out = checkpointer.save_checkpoint(state, "adapter", lora_alpha=4.0, adapter_only=True)
+    assert not list(out.glob("model*.safetensors"))
+    assert set(load_file(out / "adapter_model.safetensors")) == {
+        f"base_model.model.model.layers.{i}.self_attn.q_proj.lora_{ab}.weight" for i in range(2) for ab in "AB"
+    }
+    with pytest.raises(ValueError, match="lora_alpha=None: the state dict holds LoRA adapters"):
+        checkpointer.save_checkpoint(state, "x")
+    base = {k: v for k, v in state.items() if "lora" not in k}
+    with pytest.raises(ValueError, match="adapter_only=True but the state dict holds no adapter weights"):
+        checkpointer.save_checkpoint(base, "x", adapter_only=True)
+    assert not (tmp_path / "out" / "x").exists()
+    with pytest.raises(FileNotFoundError, match="config.json not found in checkpoint_dir="):
+        HuggingFaceCheckpointer(tmp_path / "out", tmp_path / "o2")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(FileNotFoundError, match=r"no \*.safetensors weights found"):
+        HuggingFaceCheckpointer(tmp_path / "empty", tmp_path / "o2")
+    with pytest.raises(FileNotFoundError, match=r"checkpoint_files \['nope.safetensors'\] not found"):
+        HuggingFaceCheckpointer(tmp_path / "src", tmp_path / "o2", checkpoint_files=["nope.safetensors"])
+    (tmp_path / "empty" / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="model_type is missing from"):
+        HuggingFaceCheckpointer(tmp_path / "empty", tmp_path / "o2")
+    with pytest.raises(FileNotFoundError, match="adapter_model.safetensors not found in"):
+        checkpointer.load_adapter(tmp_path / "src")
+
+
+def test_peft_key_errors(tmp_path):
+    config = {"model_type": "llama"}
+    with pytest.raises(ValueError, match=r"key='model.layers.0.q.weight' is not a peft LoRA key"):
+        peft_to_adapter({"model.layers.0.q.weight": torch.ones(1)}, config)
+    with pytest.raises(ValueError, match=r"adapter ranks=\[\]: expected exactly one LoRA rank"):
+        save_peft_adapter(tmp_path, {}, config, lora_alpha=1.0)
+    mixed = {"layers.0.attn.q_proj.lora_a.weight": torch.ones(1, 4), "layers.0.attn.v_proj.lora_a.weight": torch.ones(2, 4)}
+    with pytest.raises(ValueError, match=r"adapter ranks=\[1, 2\]: expected exactly one LoRA rank"):
+        save_peft_adapter(tmp_path, mixed, config, lora_alpha=1.0)
+    with pytest.raises(ValueError, match=r"key='layers.0.attn.q_proj.weight' is not an adapter key"):
+        adapter_to_peft({"layers.0.attn.q_proj.weight": torch.ones(1)}, config)
