@@ -20,7 +20,7 @@ def load_config(
     path: str | Path,
     overrides: Sequence[str] = (),
     *,
-    allow_component_roots: Sequence[str] = (),
+    allow_component_roots: Sequence[str] | None = (),
 ) -> DictConfig:
     """Load a YAML config, apply overrides and resolve ``${...}`` references.
 
@@ -28,9 +28,9 @@ def load_config(
         path (str | Path): the YAML file.
         overrides (Sequence[str]): ``key=value`` / ``~key`` strings, applied in order.
             Default: ().
-        allow_component_roots (Sequence[str]): import roots allowed for ``_component_``
-            in addition to the defaults and the config's ``allowed_component_roots``.
-            Default: ().
+        allow_component_roots (Sequence[str] | None): import roots allowed for
+            ``_component_`` in addition to the defaults and the config's
+            ``allowed_component_roots``; None means none. Default: ().
 
     Returns:
         DictConfig: the resolved config.
@@ -41,7 +41,7 @@ def load_config(
     """
     cfg = load_yaml(path)
     apply_overrides(cfg, overrides)
-    object.__setattr__(cfg, "_extra_roots", tuple(allow_component_roots))
+    object.__setattr__(cfg, "_extra_roots", tuple(allow_component_roots or ()))
     return resolve(cfg)
 
 
