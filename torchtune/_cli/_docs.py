@@ -23,6 +23,23 @@ Environment: `TORCHTUNE_RECIPES_ROOT`, when set, is the directory the recipes an
 """
 
 
+def _extras_section() -> str:
+    from torchtune import _recipe_registry as registry
+
+    lines = [
+        "\n## Optional extras\n",
+        "`pip install torchtune` installs the library only. `tune run` checks that a recipe's",
+        "extras are importable and names the one to install (`pip install 'torchtune[recipes]'`).\n",
+        "| extra | modules | needed by |",
+        "|---|---|---|",
+    ]
+    for extra, modules in registry.EXTRAS.items():
+        users = [r.name for r in registry.RECIPES if extra in r.extras]
+        users += ["`tune download`"] if extra == "hf" else []
+        lines.append(f"| {extra} | {', '.join(modules)} | {', '.join(users) or 'config components that use it'} |")
+    return "\n".join(lines) + "\n"
+
+
 def _section(title: str, parser: argparse.ArgumentParser) -> str:
     return f"\n## `{title}`\n\n```text\n{parser.format_help().rstrip()}\n```\n"
 
@@ -38,6 +55,6 @@ def render_markdown() -> str:
     with mock.patch.dict(os.environ, {"COLUMNS": DOCS_COLUMNS}):
         parser = build_parser()
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        parts = [_HEADER, _section("tune", parser)]
+        parts = [_HEADER, _extras_section(), _section("tune", parser)]
         parts += [_section(f"tune {name}", p) for name, p in sub.choices.items()]
     return "".join(parts)
