@@ -46,3 +46,12 @@ def test_full_key_select_and_copy_are_detached():
     other = DictConfig({"x": cfg.a})
     other.x.b[1].c = 9
     assert cfg.a.b[1].c == 1 and other.x.full_key() == "x"
+
+
+def test_pickle_round_trip_keeps_paths():
+    import pickle
+
+    cfg = DictConfig({"a": {"b": [1, {"c": 2}]}})
+    cfg.a.set_location("b", None)
+    out = pickle.loads(pickle.dumps(cfg))
+    assert out == cfg and out.a.b[1].full_key("c") == "a.b.1.c"
