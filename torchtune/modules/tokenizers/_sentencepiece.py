@@ -1,6 +1,7 @@
 """SentencePiece base tokenizer (Llama 2, Mistral, Gemma)."""
 
 import logging
+import os
 
 import sentencepiece as spm
 
@@ -19,12 +20,12 @@ class SentencePieceBaseTokenizer:
     """
 
     def __init__(self, path: str) -> None:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"SentencePiece model not found: {path}")
         self._sp = spm.SentencePieceProcessor()
         try:
             self._sp.Load(str(path))
-        except OSError as e:
-            if "No such file" in str(e) or "Not found" in str(e):
-                raise FileNotFoundError(f"SentencePiece model not found: {path}") from e
+        except (OSError, RuntimeError) as e:
             raise ValueError(f"{path} is not a SentencePiece model file: {e}") from e
         self.vocab_size: int = self._sp.vocab_size()
         self.bos_id: int = self._sp.bos_id()
