@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy
 from torch.distributed.tensor import DTensor
 
 from torchtune.training._distributed import (
@@ -22,10 +23,11 @@ from torchtune.training._distributed import (
     gather_full_state_dict,
     get_world_size_and_rank,
     init_distributed,
+    load_full_optimizer_state_dict,
     load_full_state_dict,
     shard_model,
 )
-from torchtune.training.checkpointing import save_recipe_state
+from torchtune.training.checkpointing import load_recipe_state, save_recipe_state
 
 STEPS, GLOBAL_BATCH = 4, 8
 
@@ -90,6 +92,12 @@ def main() -> None:
     optim = make_optimizer(model)
     losses = train(model, optim, range(2), world, rank)
     dcp_save(out / "step_2", model, optim, write_extra=lambda d: (d / "note.txt").write_text("rank0"))
+    full_2, full_optim_2 = gather_full_state_dict(model), gather_full_optimizer_state_dict(model, optim)
+    if rank == 0:  # full (unsharded) step-2 checkpoint through the pickle-free recipe state
+        (out / "full_step_2").mkdir()
+        save_file(full_2, out / "full_step_2" / "model.safetensors")
+        save_recipe_state(out / "full_step_2", step=2, epoch=0, optimizer=full_optim_2)
+    dist.barrier()
     losses += train(model, optim, range(2, STEPS), world, rank)
     full = gather_full_state_dict(model)
     full_optim = gather_full_optimizer_state_dict(model, optim)
@@ -100,12 +108,30 @@ def main() -> None:
     resumed_losses = train(resumed, resumed_optim, range(2, STEPS), world, rank)
     resumed_full = gather_full_state_dict(resumed)
 
+    # resume from the full checkpoint: rank 0 reads it, the others receive it by broadcast
+    from_full = sharded_model(seed=300 + rank)
+    from_full_optim = make_optimizer(from_full)
+    full_dir = out / "full_step_2"
+    load_full_state_dict(from_full, load_file(full_dir / "model.safetensors") if rank == 0 else {})
+    load_full_optimizer_state_dict(from_full, from_full_optim, load_recipe_state(full_dir)["optimizer"] if rank == 0 else {})
+    full_resumed_losses = train(from_full, from_full_optim, range(2, STEPS), world, rank)
+
+    # mixed precision: bf16 compute on fp32 sharded parameters; units chosen by layer type
+    torch.manual_seed(0)
+    mixed = shard_model(TinyNet(), layer_types=(torch.nn.Sequential,),
+                        mp_policy=MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32))
+    units = [name for name, m in mixed.named_modules() if isinstance(m, FSDPModule)]
+    mixed_out = mixed(data()[0][0, :2])
+    mixed_ok = mixed_out.dtype == torch.bfloat16 and all(p.dtype == torch.float32 for p in mixed.parameters())
+
     if rank == 0:
         save_file(full, out / "full.safetensors")
         (out / "full_optim").mkdir()
         save_recipe_state(out / "full_optim", step=STEPS, epoch=0, optimizer=full_optim)
         same = all(torch.equal(full[k], resumed_full[k]) for k in full)
-        result = {"world": world, "losses": losses, "resumed_losses": resumed_losses, "resumed_equal": same}
+        result = {"world": world, "losses": losses, "resumed_losses": resumed_losses, "resumed_equal": same,
+                  "full_resumed_losses": full_resumed_losses, "fsdp_units": units, "mixed_ok": mixed_ok,
+                  "mixed_out": mixed_out.float().tolist()}
         (out / "result.json").write_text(json.dumps(result))
     dist.barrier()
     dist.destroy_process_group()

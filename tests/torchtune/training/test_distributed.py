@@ -73,6 +73,21 @@ def test_dcp_checkpoint_is_atomic_and_resumes_exactly(two_rank_run):
     assert result["resumed_equal"] is True
 
 
+def test_full_state_dict_resume_matches(two_rank_run):
+    result = json.loads((two_rank_run / "result.json").read_text())
+    assert result["full_resumed_losses"] == result["losses"][2:]
+
+
+def test_mixed_precision_and_layer_type_units(two_rank_run):
+    result = json.loads((two_rank_run / "result.json").read_text())
+    assert result["fsdp_units"] == ["", "layers.0", "layers.1"]
+    assert result["mixed_ok"] is True
+    torch.manual_seed(0)
+    reference = script.TinyNet().to(torch.bfloat16)
+    expected = reference(script.data()[0][0, :2].to(torch.bfloat16)).float()
+    torch.testing.assert_close(torch.tensor(result["mixed_out"]), expected, rtol=0, atol=0)
+
+
 def test_single_process_helpers_and_errors(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert init_distributed() is False
