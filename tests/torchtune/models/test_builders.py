@@ -136,3 +136,17 @@ def test_bad_lora_args(kwargs, message):
     args = {"lora_attn_modules": ["q_proj"], **kwargs}
     with pytest.raises(ValueError, match=message), torch.device("meta"):
         lora_llama3_2_1b(**args)
+
+
+def test_family_builders_show_their_defaults():
+    import inspect
+
+    from torchtune.models._family import decoder_family
+    from torchtune.models.qwen2_5 import qwen2_5
+    from torchtune.models.qwen3 import qwen3
+
+    assert inspect.signature(qwen2_5).parameters["qkv_bias"].default is True
+    assert inspect.signature(qwen3).parameters["qk_norm"].default is True
+    assert qwen2_5.__name__ == "qwen2_5" and "qkv_bias=True" in qwen2_5.__doc__
+    with pytest.raises(TypeError, match=r"fam: \['qkv_biass'\] are not build_decoder arguments"):
+        decoder_family("fam", __name__, "x", qkv_biass=True)

@@ -1,12 +1,8 @@
 """Llama 2 presets with the sizes of the published configs."""
 
-import logging
-
-from torchtune.models.llama2._component_builders import llama2, lora_llama2
+from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
-from torchtune.modules import TransformerDecoder
-
-logger = logging.getLogger(__name__)
+from torchtune.models.llama2._component_builders import llama2, lora_llama2
 
 
 _LLAMA2_7B = dict(
@@ -19,19 +15,8 @@ _LLAMA2_7B = dict(
     embed_dim=4_096,
     intermediate_dim=11_008,
 )
-
-
-def llama2_7b() -> TransformerDecoder:
-    """Llama 2 7B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return llama2(**_LLAMA2_7B)
-
-
+llama2_7b = preset(llama2, _LLAMA2_7B, "llama2_7b", __name__, "Llama 2 7B.")
 lora_llama2_7b = lora_preset(lora_llama2, _LLAMA2_7B, "lora_llama2_7b", __name__)
-
 
 _LLAMA2_13B = dict(
     vocab_size=32_000,
@@ -43,19 +28,8 @@ _LLAMA2_13B = dict(
     embed_dim=5_120,
     intermediate_dim=13_824,
 )
-
-
-def llama2_13b() -> TransformerDecoder:
-    """Llama 2 13B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return llama2(**_LLAMA2_13B)
-
-
+llama2_13b = preset(llama2, _LLAMA2_13B, "llama2_13b", __name__, "Llama 2 13B.")
 lora_llama2_13b = lora_preset(lora_llama2, _LLAMA2_13B, "lora_llama2_13b", __name__)
-
 
 _LLAMA2_70B = dict(
     vocab_size=32_000,
@@ -67,15 +41,5 @@ _LLAMA2_70B = dict(
     embed_dim=8_192,
     intermediate_dim=28_672,
 )
-
-
-def llama2_70b() -> TransformerDecoder:
-    """Llama 2 70B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return llama2(**_LLAMA2_70B)
-
-
+llama2_70b = preset(llama2, _LLAMA2_70B, "llama2_70b", __name__, "Llama 2 70B.")
 lora_llama2_70b = lora_preset(lora_llama2, _LLAMA2_70B, "lora_llama2_70b", __name__)

@@ -1,12 +1,8 @@
 """Llama 3 presets with the sizes of the published configs."""
 
-import logging
-
-from torchtune.models.llama3._component_builders import llama3, lora_llama3
+from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
-from torchtune.modules import TransformerDecoder
-
-logger = logging.getLogger(__name__)
+from torchtune.models.llama3._component_builders import llama3, lora_llama3
 
 
 _LLAMA3_8B = dict(
@@ -20,19 +16,8 @@ _LLAMA3_8B = dict(
     embed_dim=4_096,
     intermediate_dim=14_336,
 )
-
-
-def llama3_8b() -> TransformerDecoder:
-    """Llama 3 8B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return llama3(**_LLAMA3_8B)
-
-
+llama3_8b = preset(llama3, _LLAMA3_8B, "llama3_8b", __name__, "Llama 3 8B.")
 lora_llama3_8b = lora_preset(lora_llama3, _LLAMA3_8B, "lora_llama3_8b", __name__)
-
 
 _LLAMA3_70B = dict(
     vocab_size=128_256,
@@ -45,15 +30,5 @@ _LLAMA3_70B = dict(
     embed_dim=8_192,
     intermediate_dim=28_672,
 )
-
-
-def llama3_70b() -> TransformerDecoder:
-    """Llama 3 70B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return llama3(**_LLAMA3_70B)
-
-
+llama3_70b = preset(llama3, _LLAMA3_70B, "llama3_70b", __name__, "Llama 3 70B.")
 lora_llama3_70b = lora_preset(lora_llama3, _LLAMA3_70B, "lora_llama3_70b", __name__)

@@ -1,12 +1,8 @@
 """Llama 3.3 presets with the sizes of the published configs."""
 
-import logging
-
-from torchtune.models.llama3_1._component_builders import llama3_1, lora_llama3_1
+from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
-from torchtune.modules import TransformerDecoder
-
-logger = logging.getLogger(__name__)
+from torchtune.models.llama3_1._component_builders import llama3_1, lora_llama3_1
 
 
 _LLAMA3_3_70B = dict(
@@ -14,22 +10,12 @@ _LLAMA3_3_70B = dict(
     max_seq_len=131_072,
     norm_eps=1e-05,
     rope_base=500000.0,
-    scale_factor=8.0,
+    rope_scaling={'factor': 8.0, 'low_freq_factor': 1.0, 'high_freq_factor': 4.0, 'original_max_position_embeddings': 8192},
     num_layers=80,
     num_heads=64,
     num_kv_heads=8,
     embed_dim=8_192,
     intermediate_dim=28_672,
 )
-
-
-def llama3_3_70b() -> TransformerDecoder:
-    """Llama 3.3 70B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return llama3_1(**_LLAMA3_3_70B)
-
-
+llama3_3_70b = preset(llama3_1, _LLAMA3_3_70B, "llama3_3_70b", __name__, "Llama 3.3 70B.")
 lora_llama3_3_70b = lora_preset(lora_llama3_1, _LLAMA3_3_70B, "lora_llama3_3_70b", __name__)

@@ -1,12 +1,8 @@
 """Mistral presets with the sizes of the published configs."""
 
-import logging
-
-from torchtune.models.mistral._component_builders import mistral, lora_mistral
+from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
-from torchtune.modules import TransformerDecoder
-
-logger = logging.getLogger(__name__)
+from torchtune.models.mistral._component_builders import mistral, lora_mistral
 
 
 _MISTRAL_7B = dict(
@@ -21,15 +17,5 @@ _MISTRAL_7B = dict(
     rope_base=10000.0,
     sliding_window=4_096,
 )
-
-
-def mistral_7b() -> TransformerDecoder:
-    """Mistral 7B (v0.1: 4096-token sliding window).
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return mistral(**_MISTRAL_7B)
-
-
+mistral_7b = preset(mistral, _MISTRAL_7B, "mistral_7b", __name__, "Mistral 7B (v0.1: 4096-token sliding window).")
 lora_mistral_7b = lora_preset(lora_mistral, _MISTRAL_7B, "lora_mistral_7b", __name__)

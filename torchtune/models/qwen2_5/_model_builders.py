@@ -1,12 +1,8 @@
 """Qwen2.5 presets with the sizes of the published configs."""
 
-import logging
-
-from torchtune.models.qwen2_5._component_builders import qwen2_5, lora_qwen2_5
+from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
-from torchtune.modules import TransformerDecoder
-
-logger = logging.getLogger(__name__)
+from torchtune.models.qwen2_5._component_builders import qwen2_5, lora_qwen2_5
 
 
 _QWEN2_5_0_5B = dict(
@@ -19,19 +15,8 @@ _QWEN2_5_0_5B = dict(
     embed_dim=896,
     intermediate_dim=4_864,
 )
-
-
-def qwen2_5_0_5b() -> TransformerDecoder:
-    """Qwen2.5 0.5B (tied embeddings).
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen2_5(**_QWEN2_5_0_5B)
-
-
+qwen2_5_0_5b = preset(qwen2_5, _QWEN2_5_0_5B, "qwen2_5_0_5b", __name__, "Qwen2.5 0.5B (tied embeddings).")
 lora_qwen2_5_0_5b = lora_preset(lora_qwen2_5, _QWEN2_5_0_5B, "lora_qwen2_5_0_5b", __name__)
-
 
 _QWEN2_5_1_5B = dict(
     vocab_size=151_936,
@@ -43,19 +28,8 @@ _QWEN2_5_1_5B = dict(
     embed_dim=1_536,
     intermediate_dim=8_960,
 )
-
-
-def qwen2_5_1_5b() -> TransformerDecoder:
-    """Qwen2.5 1.5B (tied embeddings).
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen2_5(**_QWEN2_5_1_5B)
-
-
+qwen2_5_1_5b = preset(qwen2_5, _QWEN2_5_1_5B, "qwen2_5_1_5b", __name__, "Qwen2.5 1.5B (tied embeddings).")
 lora_qwen2_5_1_5b = lora_preset(lora_qwen2_5, _QWEN2_5_1_5B, "lora_qwen2_5_1_5b", __name__)
-
 
 _QWEN2_5_3B = dict(
     vocab_size=151_936,
@@ -67,19 +41,8 @@ _QWEN2_5_3B = dict(
     embed_dim=2_048,
     intermediate_dim=11_008,
 )
-
-
-def qwen2_5_3b() -> TransformerDecoder:
-    """Qwen2.5 3B (tied embeddings).
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen2_5(**_QWEN2_5_3B)
-
-
+qwen2_5_3b = preset(qwen2_5, _QWEN2_5_3B, "qwen2_5_3b", __name__, "Qwen2.5 3B (tied embeddings).")
 lora_qwen2_5_3b = lora_preset(lora_qwen2_5, _QWEN2_5_3B, "lora_qwen2_5_3b", __name__)
-
 
 _QWEN2_5_7B = dict(
     vocab_size=152_064,
@@ -91,19 +54,8 @@ _QWEN2_5_7B = dict(
     embed_dim=3_584,
     intermediate_dim=18_944,
 )
-
-
-def qwen2_5_7b() -> TransformerDecoder:
-    """Qwen2.5 7B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen2_5(**_QWEN2_5_7B)
-
-
+qwen2_5_7b = preset(qwen2_5, _QWEN2_5_7B, "qwen2_5_7b", __name__, "Qwen2.5 7B.")
 lora_qwen2_5_7b = lora_preset(lora_qwen2_5, _QWEN2_5_7B, "lora_qwen2_5_7b", __name__)
-
 
 _QWEN2_5_14B = dict(
     vocab_size=152_064,
@@ -115,19 +67,8 @@ _QWEN2_5_14B = dict(
     embed_dim=5_120,
     intermediate_dim=13_824,
 )
-
-
-def qwen2_5_14b() -> TransformerDecoder:
-    """Qwen2.5 14B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen2_5(**_QWEN2_5_14B)
-
-
+qwen2_5_14b = preset(qwen2_5, _QWEN2_5_14B, "qwen2_5_14b", __name__, "Qwen2.5 14B.")
 lora_qwen2_5_14b = lora_preset(lora_qwen2_5, _QWEN2_5_14B, "lora_qwen2_5_14b", __name__)
-
 
 _QWEN2_5_32B = dict(
     vocab_size=152_064,
@@ -139,19 +80,8 @@ _QWEN2_5_32B = dict(
     embed_dim=5_120,
     intermediate_dim=27_648,
 )
-
-
-def qwen2_5_32b() -> TransformerDecoder:
-    """Qwen2.5 32B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen2_5(**_QWEN2_5_32B)
-
-
+qwen2_5_32b = preset(qwen2_5, _QWEN2_5_32B, "qwen2_5_32b", __name__, "Qwen2.5 32B.")
 lora_qwen2_5_32b = lora_preset(lora_qwen2_5, _QWEN2_5_32B, "lora_qwen2_5_32b", __name__)
-
 
 _QWEN2_5_72B = dict(
     vocab_size=152_064,
@@ -163,15 +93,5 @@ _QWEN2_5_72B = dict(
     embed_dim=8_192,
     intermediate_dim=29_568,
 )
-
-
-def qwen2_5_72b() -> TransformerDecoder:
-    """Qwen2.5 72B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen2_5(**_QWEN2_5_72B)
-
-
+qwen2_5_72b = preset(qwen2_5, _QWEN2_5_72B, "qwen2_5_72b", __name__, "Qwen2.5 72B.")
 lora_qwen2_5_72b = lora_preset(lora_qwen2_5, _QWEN2_5_72B, "lora_qwen2_5_72b", __name__)

@@ -1,12 +1,8 @@
 """Qwen3 presets with the sizes of the published configs."""
 
-import logging
-
-from torchtune.models.qwen3._component_builders import qwen3, lora_qwen3
+from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
-from torchtune.modules import TransformerDecoder
-
-logger = logging.getLogger(__name__)
+from torchtune.models.qwen3._component_builders import qwen3, lora_qwen3
 
 
 _QWEN3_0_6B = dict(
@@ -20,19 +16,8 @@ _QWEN3_0_6B = dict(
     intermediate_dim=3_072,
     tie_word_embeddings=True,
 )
-
-
-def qwen3_0_6b() -> TransformerDecoder:
-    """Qwen3 0.6B (tied embeddings).
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen3(**_QWEN3_0_6B)
-
-
+qwen3_0_6b = preset(qwen3, _QWEN3_0_6B, "qwen3_0_6b", __name__, "Qwen3 0.6B (tied embeddings).")
 lora_qwen3_0_6b = lora_preset(lora_qwen3, _QWEN3_0_6B, "lora_qwen3_0_6b", __name__)
-
 
 _QWEN3_1_7B = dict(
     vocab_size=151_936,
@@ -45,19 +30,8 @@ _QWEN3_1_7B = dict(
     intermediate_dim=6_144,
     tie_word_embeddings=True,
 )
-
-
-def qwen3_1_7b() -> TransformerDecoder:
-    """Qwen3 1.7B (tied embeddings).
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen3(**_QWEN3_1_7B)
-
-
+qwen3_1_7b = preset(qwen3, _QWEN3_1_7B, "qwen3_1_7b", __name__, "Qwen3 1.7B (tied embeddings).")
 lora_qwen3_1_7b = lora_preset(lora_qwen3, _QWEN3_1_7B, "lora_qwen3_1_7b", __name__)
-
 
 _QWEN3_4B = dict(
     vocab_size=151_936,
@@ -70,19 +44,8 @@ _QWEN3_4B = dict(
     intermediate_dim=9_728,
     tie_word_embeddings=True,
 )
-
-
-def qwen3_4b() -> TransformerDecoder:
-    """Qwen3 4B (tied embeddings).
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen3(**_QWEN3_4B)
-
-
+qwen3_4b = preset(qwen3, _QWEN3_4B, "qwen3_4b", __name__, "Qwen3 4B (tied embeddings).")
 lora_qwen3_4b = lora_preset(lora_qwen3, _QWEN3_4B, "lora_qwen3_4b", __name__)
-
 
 _QWEN3_8B = dict(
     vocab_size=151_936,
@@ -95,19 +58,8 @@ _QWEN3_8B = dict(
     intermediate_dim=12_288,
     tie_word_embeddings=False,
 )
-
-
-def qwen3_8b() -> TransformerDecoder:
-    """Qwen3 8B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen3(**_QWEN3_8B)
-
-
+qwen3_8b = preset(qwen3, _QWEN3_8B, "qwen3_8b", __name__, "Qwen3 8B.")
 lora_qwen3_8b = lora_preset(lora_qwen3, _QWEN3_8B, "lora_qwen3_8b", __name__)
-
 
 _QWEN3_14B = dict(
     vocab_size=151_936,
@@ -120,19 +72,8 @@ _QWEN3_14B = dict(
     intermediate_dim=17_408,
     tie_word_embeddings=False,
 )
-
-
-def qwen3_14b() -> TransformerDecoder:
-    """Qwen3 14B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen3(**_QWEN3_14B)
-
-
+qwen3_14b = preset(qwen3, _QWEN3_14B, "qwen3_14b", __name__, "Qwen3 14B.")
 lora_qwen3_14b = lora_preset(lora_qwen3, _QWEN3_14B, "lora_qwen3_14b", __name__)
-
 
 _QWEN3_32B = dict(
     vocab_size=151_936,
@@ -145,15 +86,5 @@ _QWEN3_32B = dict(
     intermediate_dim=25_600,
     tie_word_embeddings=False,
 )
-
-
-def qwen3_32b() -> TransformerDecoder:
-    """Qwen3 32B.
-
-    Returns:
-        TransformerDecoder: the model (random weights).
-    """
-    return qwen3(**_QWEN3_32B)
-
-
+qwen3_32b = preset(qwen3, _QWEN3_32B, "qwen3_32b", __name__, "Qwen3 32B.")
 lora_qwen3_32b = lora_preset(lora_qwen3, _QWEN3_32B, "lora_qwen3_32b", __name__)
