@@ -10,6 +10,18 @@ from torchtune.training._activation_checkpointing import (
     apply_activation_checkpointing,
     is_checkpointed,
 )
+from torchtune.training._distributed import (
+    dcp_load,
+    dcp_save,
+    gather_full_optimizer_state_dict,
+    gather_full_state_dict,
+    get_world_size_and_rank,
+    init_distributed,
+    is_distributed,
+    load_full_optimizer_state_dict,
+    load_full_state_dict,
+    shard_model,
+)
 from torchtune.training._grad import clip_grad_norm, scale_grads
 from torchtune.training._lr_schedulers import (
     get_cosine_schedule_with_warmup,
@@ -43,10 +55,19 @@ __all__ = [
     "check_finite",
     "clip_grad_norm",
     "count_tokens",
+    "dcp_load",
+    "dcp_save",
+    "gather_full_optimizer_state_dict",
+    "gather_full_state_dict",
     "get_cosine_schedule_with_warmup",
     "get_linear_schedule_with_warmup",
     "get_rng_state",
+    "get_world_size_and_rank",
+    "init_distributed",
     "is_checkpointed",
+    "is_distributed",
+    "load_full_optimizer_state_dict",
+    "load_full_state_dict",
     "max_rss_bytes",
     "peak_memory_stats",
     "plot_loss",
@@ -56,4 +77,5 @@ __all__ = [
     "scale_grads",
     "set_rng_state",
     "set_seed",
+    "shard_model",
 ]

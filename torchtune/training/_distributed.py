@@ -13,22 +13,29 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.distributed as dist
-import torch.distributed.checkpoint as dcp
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_optimizer_state_dict,
-    set_model_state_dict,
-    set_optimizer_state_dict,
-)
-from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 
 from torchtune.training.checkpointing import commit_temp_dir, prepare_temp_dir, temp_dir_for
 
+if TYPE_CHECKING:
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
 logger = logging.getLogger(__name__)
+
+
+def _sd():
+    """``torch.distributed.checkpoint.state_dict``, imported on first use (it is slow to import)."""
+    import torch.distributed.checkpoint.state_dict as state_dict_api
+
+    return state_dict_api
+
+
+def _full_options(**kwargs: bool):
+    return _sd().StateDictOptions(full_state_dict=True, **kwargs)
 
 _LAYER_NAME = re.compile(r"(^|\.)layers\.\d+$")
 
@@ -82,7 +89,7 @@ def shard_model(
     layer_types: tuple[type[nn.Module], ...] | None = None,
     cpu_offload: bool = False,
     reshard_after_forward: bool = True,
-    mp_policy: MixedPrecisionPolicy | None = None,
+    mp_policy: "MixedPrecisionPolicy | None" = None,
 ) -> nn.Module:
     """Shard ``model`` in place with FSDP2: each selected submodule, then the root.
 
@@ -106,6 +113,7 @@ def shard_model(
     """
     if not is_distributed():
         raise RuntimeError("shard_model needs an initialized process group; call init_distributed() first")
+    from torch.distributed.fsdp import CPUOffloadPolicy, fully_shard
     conditions = list(shard_conditions or [])
     if layer_types:
         conditions.append(lambda name, module: isinstance(module, layer_types))
@@ -130,8 +138,7 @@ def gather_full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     Returns:
         dict[str, torch.Tensor]: the full state dict on rank 0; an empty dict on other ranks.
     """
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return get_model_state_dict(model, options=options)
+    return _sd().get_model_state_dict(model, options=_full_options(cpu_offload=True))
 
 
 def gather_full_optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -140,8 +147,7 @@ def gather_full_optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Op
     Returns:
         dict[str, Any]: ``{"state": {fqn: {...}}, "param_groups": [...]}`` on rank 0; empty elsewhere.
     """
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return get_optimizer_state_dict(model, optimizer, options=options)
+    return _sd().get_optimizer_state_dict(model, optimizer, options=_full_options(cpu_offload=True))
 
 
 def load_full_state_dict(model: nn.Module, full_state_dict: dict[str, torch.Tensor], *, strict: bool = True) -> None:
@@ -153,16 +159,23 @@ def load_full_state_dict(model: nn.Module, full_state_dict: dict[str, torch.Tens
             pass an empty dict.
         strict (bool): require every key to match. Default True.
     """
-    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=strict)
-    set_model_state_dict(model, full_state_dict, options=options)
+    options = _full_options(broadcast_from_rank0=True, strict=strict)
+    _sd().set_model_state_dict(model, full_state_dict, options=options)
 
 
 def load_full_optimizer_state_dict(
     model: nn.Module, optimizer: torch.optim.Optimizer, full_state_dict: dict[str, Any]
 ) -> None:
     """Load a full optimizer state dict (from :func:`gather_full_optimizer_state_dict`, on rank 0)."""
-    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
-    set_optimizer_state_dict(model, optimizer, full_state_dict, options=options)
+    _sd().set_optimizer_state_dict(model, optimizer, full_state_dict, options=_full_options(broadcast_from_rank0=True))
+
+
+def _sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+    """The sharded (DTensor) model and optimizer state dicts, as DCP saves and loads them."""
+    state = {"model": _sd().get_model_state_dict(model)}
+    if optimizer is not None:
+        state["optimizer"] = _sd().get_optimizer_state_dict(model, optimizer)
+    return state
 
 
 def _shared_token() -> int:
@@ -197,6 +210,8 @@ def dcp_save(
     Returns:
         Path: ``final_path``.
     """
+    import torch.distributed.checkpoint as dcp
+
     final = Path(final_path)
     token = _shared_token()
     rank = dist.get_rank()
@@ -205,9 +220,7 @@ def dcp_save(
     dist.barrier()
     tmp = temp_dir_for(final, token)
     try:
-        state = {"model": get_model_state_dict(model)}
-        if optimizer is not None:
-            state["optimizer"] = get_optimizer_state_dict(model, optimizer)
+        state = _sharded_state(model, optimizer)
         dcp.save(state, checkpoint_id=tmp)
         dist.barrier()
         if rank == 0:
@@ -233,10 +246,10 @@ def dcp_load(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimize
         model (nn.Module): the sharded model.
         optimizer (torch.optim.Optimizer | None): its optimizer. Default None.
     """
-    state = {"model": get_model_state_dict(model)}
-    if optimizer is not None:
-        state["optimizer"] = get_optimizer_state_dict(model, optimizer)
+    import torch.distributed.checkpoint as dcp
+
+    state = _sharded_state(model, optimizer)
     dcp.load(state, checkpoint_id=Path(path))
-    set_model_state_dict(model, state["model"])
+    _sd().set_model_state_dict(model, state["model"])
     if optimizer is not None:
-        set_optimizer_state_dict(model, optimizer, state["optimizer"])
+        _sd().set_optimizer_state_dict(model, optimizer, state["optimizer"])
