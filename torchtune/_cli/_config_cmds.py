@@ -1,9 +1,16 @@
 """``tune validate`` and ``tune cat``: check or print a config."""
 
 import argparse
+import ast
+from pathlib import Path
 
+from torchtune import _recipe_registry as registry
 from torchtune._cli._errors import CLIError
-from torchtune._cli._resolve import resolve_config
+from torchtune._cli._resolve import lookup_recipe, recipe_file, resolve_config
+
+# A recipe may declare the top-level config keys it reads as a literal at module level:
+# ``KNOWN_KEYS = ("model", "optimizer", ...)``; `tune validate` then reports unknown keys.
+KNOWN_KEYS_NAME = "KNOWN_KEYS"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     validate.add_argument("config", help="config name (see `tune ls`) or path to a YAML file")
     validate.add_argument("overrides", nargs="*", help="key=value or ~key overrides")
+    validate.add_argument(
+        "--recipe",
+        help="recipe (name or .py path) whose KNOWN_KEYS limit the top-level keys; default: "
+        "the recipe a registered config belongs to",
+    )
     validate.add_argument(
         "--allow-component-root",
         action="append",
@@ -36,14 +48,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cat.set_defaults(func=run_cat)
 
 
+def known_keys(recipe_path: Path) -> list[str] | None:
+    """Return the literal ``KNOWN_KEYS`` assigned at the top of a recipe script, or None.
+
+    The script is parsed, never imported or run.
+
+    Raises:
+        CLIError: when the script does not parse or ``KNOWN_KEYS`` is not a literal of strings.
+    """
+    try:
+        tree = ast.parse(recipe_path.read_text(encoding="utf-8"), filename=str(recipe_path))
+    except SyntaxError as e:
+        raise CLIError(f"cannot parse recipe {recipe_path}: {e}") from None
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(t, ast.Name) and t.id == KNOWN_KEYS_NAME for t in targets):
+            try:
+                keys = ast.literal_eval(node.value)
+            except ValueError:
+                keys = None
+            if not isinstance(keys, (list, tuple, set, frozenset)) or not all(
+                isinstance(k, str) for k in keys
+            ):
+                raise CLIError(f"{recipe_path}: {KNOWN_KEYS_NAME} must be a literal of strings")
+            return sorted(keys)
+    return None
+
+
+def _recipe_for(args: argparse.Namespace) -> Path | None:
+    if args.recipe is not None:
+        path = Path(args.recipe)
+        return path if path.is_file() else recipe_file(lookup_recipe(args.recipe))
+    found = registry.get_config(args.config.removesuffix(".yaml"))
+    if found is None or Path(args.config).is_file():
+        return None
+    path = registry.recipes_root() / found[0].file_name
+    return path if path.is_file() else None
+
+
 def run_validate(args: argparse.Namespace) -> int:
     """Load and validate ``args.config``; print a confirmation when it is well-formed."""
     from torchtune.config import ConfigError, load_config, validate
 
     path = resolve_config(args.config)
+    recipe = _recipe_for(args)
+    keys = known_keys(recipe) if recipe is not None else None
     try:
         cfg = load_config(path, args.overrides, allow_component_roots=args.allow_component_root)
-        validate(cfg)
+        validate(cfg, known_keys=keys)
     except ConfigError as e:
         raise CLIError(f"{path}: {e}") from None
     print(f"Config {args.config} is well-formed.")

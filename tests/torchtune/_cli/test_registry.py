@@ -77,8 +77,13 @@ def test_recipes_package_is_not_importable():
         exec(compile(init.read_text(), str(init), "exec"), {})
 
 
-def test_bazel_targets_exist_for_each_recipe():
+def test_bazel_targets_match_the_registry():
     build = (SOURCE_ROOT / "BUILD.bazel").read_text()
-    for recipe in registry.RECIPES:
-        assert re.search(rf'name = "{recipe.bazel_name}"', build), recipe.bazel_name
-        assert f'"{recipe.file_name}"' in build, recipe.file_name
+    # recipe_binary(name = "<bazel_name>", ..., recipe = "<recipe name>", ...)
+    targets = {}
+    for block in re.findall(r"recipe_binary\((.*?)\n\)", build, flags=re.S):
+        name = re.search(r'\bname = "([^"]+)"', block)
+        recipe = re.search(r'\brecipe = "([^"]+)"', block)
+        assert name and recipe, block
+        targets[name.group(1)] = recipe.group(1)
+    assert targets == {r.bazel_name: r.name for r in registry.RECIPES}

@@ -64,3 +64,37 @@ def test_unknown_config(tune, tmp_path):
     code, _, err = tune(["validate", str(tmp_path / "missing.yaml")])
     assert code == 1
     assert f"unknown config (no such file or registered name) '{tmp_path / 'missing.yaml'}'" in err
+
+
+def test_registered_config_checks_its_recipes_known_keys(recipes_root, tune):
+    (recipes_root / "configs/tiny/generate.yaml").write_text(GOOD + "epochz: 1\n")
+    (recipes_root / "generate.py").write_text('KNOWN_KEYS = ("optimizer", "epochs")\n')
+    code, _, err = tune(["validate", "tiny/generate"])
+    assert code == 1
+    assert "unknown key 'epochz'; this recipe does not read it" in err
+
+
+def test_recipe_flag_for_a_config_path(config, tmp_path, tune):
+    recipe = tmp_path / "mine.py"
+    recipe.write_text('import os\nKNOWN_KEYS = ["model"]\n')
+    code, _, err = tune(["validate", str(config), "--recipe", str(recipe)])
+    assert code == 1 and "unknown key 'optimizer'" in err
+    recipe.write_text("import os\n")  # no KNOWN_KEYS: top-level keys are not checked
+    assert tune(["validate", str(config), "--recipe", str(recipe)])[0] == 0
+
+
+@pytest.mark.parametrize("source, message", [
+    ("KNOWN_KEYS = tuple(['a'])\n", "KNOWN_KEYS must be a literal of strings"),
+    ("KNOWN_KEYS = (1, 2)\n", "KNOWN_KEYS must be a literal of strings"),
+    ("def broken(:\n", "cannot parse recipe"),
+])
+def test_bad_known_keys(source, message, config, tmp_path, tune):
+    recipe = tmp_path / "mine.py"
+    recipe.write_text(source)
+    code, _, err = tune(["validate", str(config), "--recipe", str(recipe)])
+    assert code == 1 and message in err and len(err.splitlines()) == 1
+
+
+def test_unknown_recipe_flag(config, tune):
+    code, _, err = tune(["validate", str(config), "--recipe", "genrate"])
+    assert code == 1 and "unknown recipe 'genrate'; did you mean: generate" in err
