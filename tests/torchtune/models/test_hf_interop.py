@@ -1,3 +1,4 @@
+import copy
 import json
 
 import pytest
@@ -24,7 +25,7 @@ CONFIGS = {
 
 def _hf_pair(name):
     torch.manual_seed(0)
-    hf_config = AutoConfig.for_model(**CONFIGS[name])
+    hf_config = AutoConfig.for_model(**copy.deepcopy(CONFIGS[name]))  # transformers edits it
     hf = AutoModelForCausalLM.from_config(hf_config, attn_implementation="eager").eval()
     with torch.no_grad():
         for p in hf.parameters():
@@ -140,3 +141,14 @@ def test_hidden_states_match_transformers():
 def test_unsupported_configs(config, message):
     with pytest.raises(ValueError, match=message):
         model_from_hf_config(config)
+
+
+def test_v4_and_v5_rope_layouts_agree():
+    v4 = CONFIGS["llama3_scaled"]  # rope_theta + rope_scaling, as transformers 4.x wrote config.json
+    _, v5 = _hf_pair("llama3_scaled")  # rope_parameters, as transformers 5.x writes it
+    assert "rope_parameters" in v5 and "rope_scaling" not in v5
+    ropes = [model_from_hf_config(c).layers[0].attn.pos_embeddings for c in (v4, v5)]
+    assert ropes[0].base == ropes[1].base == 500000.0
+    expected = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 16}
+    assert ropes[0].scaling == ropes[1].scaling == expected
+    torch.testing.assert_close(ropes[0].cos_cache, ropes[1].cos_cache)
