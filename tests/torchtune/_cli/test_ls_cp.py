@@ -1,5 +1,9 @@
 """`tune ls`, `tune cp`, `tune cat`, `tune --version` and unknown-name errors."""
 
+import os
+import subprocess
+import sys
+
 import torchtune
 from torchtune import _recipe_registry as registry
 
@@ -134,3 +138,21 @@ def test_subprocess_ls_cp_and_errors(recipes_root, tmp_path, tune_subprocess):
     ]
     proc = tune_subprocess(["--version"], cwd=tmp_path)
     assert proc.stdout == f"torchtune {torchtune.__version__}\n"
+
+
+def test_no_command_is_a_usage_error(tune):
+    code, _, err = tune([])
+    assert code == 2 and "the following arguments are required: <command>" in err
+
+
+def test_listing_imports_neither_torch_nor_yaml(tmp_path):
+    # `tune ls` must work in the lean install and start fast: no heavy imports.
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from torchtune._cli import main; main(['ls']); "
+         "print(sorted(m for m in ('torch', 'yaml') if m in sys.modules))"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
