@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def resolve_script(target: str) -> tuple[Path | None, registry.Recipe | None]:
     """Return ``(path, None)`` for a user's own script or ``(None, recipe)`` for a registered one.
 
-    An existing file wins over a registered name, so a copied ``generate.py`` runs the copy.
+    An existing file wins over a registered name, so a copied ``generate.py`` runs the copy;
+    without such a file ``generate.py`` names the registered ``generate``.
 
     Raises:
         CLIError: when ``target`` is neither a file nor a registered recipe name.
@@ -55,7 +56,7 @@ def resolve_script(target: str) -> tuple[Path | None, registry.Recipe | None]:
     path = Path(target)
     if path.is_file():
         return path.resolve(), None
-    recipe = registry.get_recipe(target)
+    recipe = registry.get_recipe(target.removesuffix(".py"))
     if recipe is None:
         names = [r.name for r in registry.RECIPES]
         raise unknown_name_error("recipe (no such file or registered name)", target, names)

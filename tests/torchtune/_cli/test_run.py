@@ -80,6 +80,15 @@ def test_config_equals_form_resolves(recipes_root, tmp_path, tune):
     assert argv == ["--config=" + str(recipes_root / "configs/tiny/generate.yaml")]
 
 
+def test_local_copy_wins_over_registered_name(recipes_root, tmp_path, tune, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert tune(["run", "generate.py", "--config", "tiny/generate"])[0] == 0
+    result = json.loads((tmp_path / "recipe_out.json").read_text())
+    assert result["file"] == str((recipes_root / "generate.py").resolve())
+    (tmp_path / "generate.py").write_text("raise SystemExit(7)\n")
+    assert tune(["run", "generate.py", "--config", "tiny/generate"])[0] == 7
+
+
 def test_registered_recipe_needs_config(recipes_root, tune):
     code, _, err = tune(["run", "generate", "x=1"])
     assert code == 1
