@@ -1,10 +1,12 @@
 """A tiny fp32 training loop that checkpoints with torchtune's helpers (run by test_resume.py).
 
-Usage: python _resume_train_script.py OUT_DIR TOTAL_STEPS [--kill-at STEP] [--save-every N]
+Usage: python _resume_train_script.py BASE_DIR OUT_DIR TOTAL_STEPS [--kill-at STEP] [--save-every N]
 
-It trains a small MLP with dropout, NumPy input noise, a per-epoch shuffled sampler, gradient
-accumulation, AdamW and a LambdaLR schedule; checkpoints every ``--save-every`` steps keeping the
-last two; resumes from the latest whole checkpoint; SIGKILLs itself right after the checkpoint of
+It fine-tunes a tiny torchtune decoder loaded from the Hugging Face directory BASE_DIR, with
+random label masking (NumPy), random token corruption (torch), a random label shift (Python),
+a per-epoch shuffled sampler, gradient accumulation, AdamW and a LambdaLR schedule. It
+checkpoints (Hugging Face weights + recipe state) every ``--save-every`` steps keeping the last
+two; resumes from the latest whole checkpoint; SIGKILLs itself right after the checkpoint of
 step ``--kill-at`` is whole; writes ``OUT_DIR/final`` at the end.
 """
 
@@ -15,21 +17,35 @@ import signal
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
+from torchtune.models import model_from_hf_config
 from torchtune.training.checkpointing import (
     CheckpointManager,
-    atomic_directory,
+    HuggingFaceCheckpointer,
     load_recipe_state,
     save_recipe_state,
     set_rng_state,
 )
 
-N_SAMPLES, BATCH, ACCUM, SEED = 24, 4, 2, 7
+N_SAMPLES, SEQ, BATCH, ACCUM, SEED = 24, 8, 4, 2, 7
+
+
+def micro_batch_loss(model: torch.nn.Module, tokens: torch.Tensor, vocab: int) -> torch.Tensor:
+    """Cross-entropy on randomly corrupted inputs and randomly masked labels."""
+    labels = torch.cat([tokens[:, 1:], torch.full_like(tokens[:, :1], -100)], dim=1)  # [b, s]
+    drop = torch.from_numpy(np.random.rand(*labels.shape) < 0.2)
+    labels = labels.masked_fill(drop, -100)
+    if random.random() < 0.5:
+        labels[:, 0] = -100
+    corrupt = torch.rand(tokens.shape) < 0.1
+    tokens = torch.where(corrupt, torch.randint(0, vocab, tokens.shape), tokens)
+    logits = model(tokens)  # [b, s, v]
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1), ignore_index=-100)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("base_dir")
     parser.add_argument("out_dir")
     parser.add_argument("total_steps", type=int)
     parser.add_argument("--kill-at", type=int, default=-1)
@@ -38,16 +54,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    data_gen = torch.Generator().manual_seed(123)
-    xs = torch.randn(N_SAMPLES, 8, generator=data_gen)
-    ys = torch.randn(N_SAMPLES, 1, generator=data_gen)
-
     random.seed(SEED)
     np.random.seed(SEED)
     torch.manual_seed(SEED)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 1)
-    )
+    base = HuggingFaceCheckpointer(args.base_dir, args.out_dir)
+    vocab = base.config["vocab_size"]
+    tokens = torch.randint(0, vocab, (N_SAMPLES, SEQ), generator=torch.Generator().manual_seed(123))
+    model = model_from_hf_config(base.config)
+    model.load_state_dict(base.load_checkpoint())
     optim = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: min(1.0, (s + 1) / 4))
     manager = CheckpointManager(args.out_dir, save_every_n_steps=args.save_every, keep_last_n=2)
@@ -56,7 +70,7 @@ def main() -> None:
     step, epoch, samples_seen, losses = 0, 0, 0, []
     resume_dir = manager.resolve_resume("auto")
     if resume_dir is not None:
-        model.load_state_dict(load_file(resume_dir / "model.safetensors"))
+        model.load_state_dict(HuggingFaceCheckpointer(resume_dir, args.out_dir).load_checkpoint())
         state = load_recipe_state(resume_dir)
         optim.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["lr_scheduler"])
@@ -65,12 +79,15 @@ def main() -> None:
         step, epoch, samples_seen = state["step"], state["epoch"], state["samples_seen"]
         losses = state["loss_history"]
 
-    def write(directory) -> None:
-        save_file(model.state_dict(), directory / "model.safetensors")
+    def write_state(directory) -> None:
         save_recipe_state(
             directory, step=step, epoch=epoch, seed=SEED, samples_seen=samples_seen,
             optimizer=optim, lr_scheduler=sched, loss_history=losses,
         )
+
+    def write(directory) -> None:
+        base.write_checkpoint(directory, model.state_dict())
+        write_state(directory)
 
     while step < args.total_steps:
         order = torch.randperm(N_SAMPLES, generator=torch.Generator().manual_seed(SEED + epoch))
@@ -79,9 +96,7 @@ def main() -> None:
             for _ in range(ACCUM):
                 idx = order[samples_seen : samples_seen + BATCH]
                 samples_seen += BATCH
-                noise = torch.from_numpy(np.random.normal(size=(len(idx), 8)).astype(np.float32))
-                x = xs[idx] + 0.01 * noise + 0.01 * random.random()
-                loss = torch.nn.functional.mse_loss(model(x), ys[idx]) / ACCUM
+                loss = micro_batch_loss(model, tokens[idx], vocab) / ACCUM
                 loss.backward()
                 total += loss.item()
             optim.step()
@@ -96,8 +111,7 @@ def main() -> None:
         if samples_seen >= N_SAMPLES:
             epoch, samples_seen = epoch + 1, 0
 
-    with atomic_directory(os.path.join(args.out_dir, "final"), overwrite=True) as tmp:
-        write(tmp)
+    base.save_checkpoint(model.state_dict(), "final", write_extra=write_state)
 
 
 if __name__ == "__main__":
