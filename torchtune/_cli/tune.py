@@ -53,7 +53,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if len(argv) > 1 and argv[0] == "run" and argv[1] not in ("-h", "--help"):
             return _run.run_command(argv[1:])
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        # Overrides may follow options (`validate cfg --recipe r a=1`); argparse leaves them over.
+        if extra and getattr(args, "overrides", None) is not None:
+            if not any(e.startswith("-") for e in extra):
+                args.overrides += extra
+                extra = []
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return args.func(args)
     except CLIError as e:
         print(f"tune: error: {e}", file=sys.stderr)

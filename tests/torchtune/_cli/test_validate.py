@@ -46,6 +46,13 @@ def test_override_applies(config, tune):
     assert "nesterov" not in err
 
 
+def test_overrides_after_options(recipes_root, config, tune):
+    code, _, err = tune(["validate", str(config), "--recipe", "generate", "optimizer.foo=1"])
+    assert code == 1 and "'optimizer.foo' is not an argument" in err
+    code, _, err = tune(["validate", str(config), "--bogus"])
+    assert code == 2 and "unrecognized arguments: --bogus" in err
+
+
 def test_component_root_must_be_allowed(config, tune):
     config.write_text("thing:\n  _component_: collections.OrderedDict\n")
     code, _, err = tune(["validate", str(config)])
