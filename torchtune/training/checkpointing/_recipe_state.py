@@ -27,6 +27,8 @@ _SCALARS = (str, int, float, bool, type(None))
 def _encode(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
     """Turn ``obj`` into JSON, moving tensors into ``tensors`` under dotted keys."""
     if isinstance(obj, torch.Tensor):
+        if key in tensors:  # dotted paths can coincide ({"a.b": x} and {"a": {"b": y}})
+            key = f"{key}#{len(tensors)}"
         tensors[key] = obj.detach().to("cpu").contiguous().clone()
         return {"__tensor__": key}
     if isinstance(obj, np.ndarray):

@@ -91,6 +91,12 @@ def test_rng_state_round_trip(tmp_path):
     assert rng["torch_cpu"].dtype == torch.uint8 and rng["torch_cuda"] == []
 
 
+def test_colliding_paths_and_odd_keys_round_trip(tmp_path):
+    extra = {"a.b": torch.ones(2), "a": {"b": torch.zeros(2)}, "__tensor__": 1, (1, 2): [None, True]}
+    save_recipe_state(tmp_path, step=0, epoch=0, extra=extra)
+    _assert_equal_nested(load_recipe_state(tmp_path)["extra"], extra)
+
+
 def test_unsupported_value_is_rejected(tmp_path):
     with pytest.raises(TypeError, match=r"recipe state at 'state.extra.fn' has type function"):
         save_recipe_state(tmp_path, step=0, epoch=0, extra={"fn": lambda: 0})
