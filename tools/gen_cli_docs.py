@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.is_file() else ""
         if current != text:
-            print(f"{args.output} is out of date; run: python tools/gen_cli_docs.py", file=sys.stderr)
+            print(f"{args.output} is out of date; run: python tools/gen_cli_docs.py",
+                  file=sys.stderr)
             return 1
         return 0
     args.output.write_text(text, encoding="utf-8")

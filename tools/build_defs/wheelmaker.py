@@ -233,7 +233,8 @@ def spec_from_flags() -> WheelSpec:
             raise ValueError(f"two inputs for {dest}: {files[dest]} and {src}")
         files[dest] = Path(src)
     extras: dict[str, list[str]] = {}
-    for extra, req in _split_pairs(FLAGS.extra_requires, ":", "extra_requires", "EXTRA:REQUIREMENT"):
+    extra_pairs = _split_pairs(FLAGS.extra_requires, ":", "extra_requires", "EXTRA:REQUIREMENT")
+    for extra, req in extra_pairs:
         extras.setdefault(extra, []).append(req)
     entry_points: dict[str, list[str]] = {}
     for group, ep in _split_pairs(

@@ -29,14 +29,16 @@ def _extras_section() -> str:
     lines = [
         "\n## Optional extras\n",
         "`pip install torchtune` installs the library only. `tune run` checks that a recipe's",
-        "extras are importable and names the one to install (`pip install 'torchtune[recipes]'`).\n",
+        "extras are importable and names the one to install",
+        "(`pip install 'torchtune[recipes]'`).\n",
         "| extra | modules | needed by |",
         "|---|---|---|",
     ]
     for extra, modules in registry.EXTRAS.items():
         users = [r.name for r in registry.RECIPES if extra in r.extras]
         users += ["`tune download`"] if extra == "hf" else []
-        lines.append(f"| {extra} | {', '.join(modules)} | {', '.join(users) or 'config components that use it'} |")
+        needed_by = ", ".join(users) or "config components that use it"
+        lines.append(f"| {extra} | {', '.join(modules)} | {needed_by} |")
     return "\n".join(lines) + "\n"
 
 

@@ -55,8 +55,10 @@ def test_unreachable_hub_fails_fast_with_clear_message(env, tmp_path, tune_subpr
 
 
 @pytest.mark.parametrize("error_name, message", [
-    ("RepositoryNotFoundError", "org/model was not found on the Hub, or it is private: pass --hf-token"),
-    ("GatedRepoError", "org/model is gated: accept its license on huggingface.co and pass --hf-token (403 gated)"),
+    ("RepositoryNotFoundError",
+     "org/model was not found on the Hub, or it is private: pass --hf-token"),
+    ("GatedRepoError",
+     "org/model is gated: accept its license on huggingface.co and pass --hf-token (403 gated)"),
     ("RevisionNotFoundError", "org/model: revision not found (403 gated)"),
     ("ValueError", "downloading org/model failed: ValueError: 403 gated"),
 ])
@@ -76,7 +78,8 @@ def test_download_call_and_timeouts(tune, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     fake = mock.Mock(return_value=str(tmp_path / "Model-1B"))
     monkeypatch.setattr(hub, "snapshot_download", fake)
-    code, out, _ = tune(["download", "Org/Model-1B", "--hf-token", "tok", "--ignore-patterns", "*.pth"])
+    argv = ["download", "Org/Model-1B", "--hf-token", "tok", "--ignore-patterns", "*.pth"]
+    code, out, _ = tune(argv)
     assert (code, out) == (0, f"Downloaded Org/Model-1B to {tmp_path / 'Model-1B'}\n")
     fake.assert_called_once_with(
         "Org/Model-1B", local_dir=Path("Model-1B"), token="tok", ignore_patterns=["*.pth"],

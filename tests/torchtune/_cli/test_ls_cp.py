@@ -46,7 +46,8 @@ def test_cp_to_directory_keeps_name_and_bytes(recipes_root, tmp_path, tune):
     assert code == 0
     copied = dest / "lora_single_device.yaml"
     assert out == f"Copied tiny/lora_single_device to {copied}\n"
-    assert copied.read_bytes() == (recipes_root / "configs/tiny/lora_single_device.yaml").read_bytes()
+    shipped = recipes_root / "configs/tiny/lora_single_device.yaml"
+    assert copied.read_bytes() == shipped.read_bytes()
 
 
 def test_cp_adds_missing_suffix(recipes_root, tmp_path, tune):
