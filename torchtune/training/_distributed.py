@@ -2,8 +2,8 @@
 
 The model is sharded with FSDP2 (``torch.distributed.fsdp.fully_shard``), one unit per decoder
 layer plus the root. Final checkpoints are gathered to rank 0 as full state dicts; intermediate
-checkpoints are written sharded with ``torch.distributed.checkpoint`` (DCP) through the atomic
-checkpoint directory helpers.
+checkpoints are written sharded with ``torch.distributed.checkpoint`` (DCP, safetensors storage)
+through the atomic checkpoint directory helpers.
 """
 
 import logging
@@ -19,12 +19,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from torchtune.training.checkpointing import commit_temp_dir, prepare_temp_dir, temp_dir_for
+from torchtune.training.checkpointing import commit_temp_dir, prepare_temp_dir, read_tree, temp_dir_for, write_tree
 
 if TYPE_CHECKING:
     from torch.distributed.fsdp import MixedPrecisionPolicy
 
 logger = logging.getLogger(__name__)
+
+PARAM_GROUPS = "optimizer_param_groups"
 
 
 def _sd():
@@ -170,12 +172,14 @@ def load_full_optimizer_state_dict(
     _sd().set_optimizer_state_dict(model, optimizer, full_state_dict, options=_full_options(broadcast_from_rank0=True))
 
 
-def _sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
-    """The sharded (DTensor) model and optimizer state dicts, as DCP saves and loads them."""
+def _sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> tuple[dict[str, Any], list | None]:
+    """The sharded (DTensor) tensors DCP saves and loads, and the optimizer's param groups."""
     state = {"model": _sd().get_model_state_dict(model)}
-    if optimizer is not None:
-        state["optimizer"] = _sd().get_optimizer_state_dict(model, optimizer)
-    return state
+    if optimizer is None:
+        return state, None
+    optim_state = _sd().get_optimizer_state_dict(model, optimizer)
+    state["optimizer"] = optim_state["state"]
+    return state, optim_state["param_groups"]
 
 
 def _shared_token() -> int:
@@ -196,8 +200,10 @@ def dcp_save(
 ) -> Path:
     """Save the sharded model (and optimizer) state with DCP into a crash-safe directory.
 
-    Every rank writes its shards into the same temporary directory; after a barrier rank 0 runs
-    ``write_extra`` (e.g. recipe state), marks the directory complete and renames it into place.
+    Every rank writes its shards as safetensors (DCP's Hugging Face storage) into the same
+    temporary directory; rank 0 writes the optimizer's param groups as JSON
+    (``optimizer_param_groups.json``) and, after a barrier, runs ``write_extra`` (e.g. recipe
+    state), marks the directory complete and renames it into place. Nothing is pickled.
     Must be called on every rank.
 
     Args:
@@ -211,6 +217,7 @@ def dcp_save(
         Path: ``final_path``.
     """
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import HuggingFaceStorageWriter
 
     final = Path(final_path)
     token = _shared_token()
@@ -220,10 +227,12 @@ def dcp_save(
     dist.barrier()
     tmp = temp_dir_for(final, token)
     try:
-        state = _sharded_state(model, optimizer)
-        dcp.save(state, checkpoint_id=tmp)
+        state, param_groups = _sharded_state(model, optimizer)
+        dcp.save(state, storage_writer=HuggingFaceStorageWriter(str(tmp), save_distributed=True))
         dist.barrier()
         if rank == 0:
+            if param_groups is not None:
+                write_tree(tmp, PARAM_GROUPS, param_groups)
             if write_extra is not None:
                 write_extra(tmp)
             commit_temp_dir(tmp, final, overwrite=overwrite)
@@ -238,18 +247,17 @@ def dcp_save(
 def dcp_load(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
     """Load a :func:`dcp_save` checkpoint into the sharded model (and optimizer), in place.
 
-    Note that DCP's own ``.metadata`` file is written by torch with pickle; load only
-    checkpoints this run (or a trusted one) wrote.
-
     Args:
         path (str | Path): the checkpoint directory.
         model (nn.Module): the sharded model.
         optimizer (torch.optim.Optimizer | None): its optimizer. Default None.
     """
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import HuggingFaceStorageReader
 
-    state = _sharded_state(model, optimizer)
-    dcp.load(state, checkpoint_id=Path(path))
+    state, _ = _sharded_state(model, optimizer)
+    dcp.load(state, storage_reader=HuggingFaceStorageReader(str(path)))
     _sd().set_model_state_dict(model, state["model"])
     if optimizer is not None:
-        _sd().set_optimizer_state_dict(model, optimizer, state["optimizer"])
+        optim_state = {"state": state["optimizer"], "param_groups": read_tree(path, PARAM_GROUPS)}
+        _sd().set_optimizer_state_dict(model, optimizer, optim_state)

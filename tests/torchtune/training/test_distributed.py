@@ -69,6 +69,10 @@ def test_dcp_checkpoint_is_atomic_and_resumes_exactly(two_rank_run):
     assert is_complete_checkpoint(step_dir)
     assert (step_dir / "note.txt").read_text() == "rank0"
     assert not [p for p in two_rank_run.iterdir() if p.name.startswith(".tmp-")]
+    # safetensors shards and JSON only: nothing that loading would unpickle
+    names = sorted(p.name for p in step_dir.iterdir())
+    assert all(n.endswith((".safetensors", ".json", ".txt")) or n == "CHECKPOINT_COMPLETE" for n in names), names
+    assert "optimizer_param_groups.json" in names
     assert result["resumed_losses"] == result["losses"][2:]
     assert result["resumed_equal"] is True
 

@@ -20,8 +20,10 @@ from torchtune.training.checkpointing._peft_adapter import load_peft_adapter, sa
 from torchtune.training.checkpointing._recipe_state import (
     get_rng_state,
     load_recipe_state,
+    read_tree,
     save_recipe_state,
     set_rng_state,
+    write_tree,
 )
 
 __all__ = [
@@ -38,9 +40,11 @@ __all__ = [
     "load_recipe_state",
     "meta_to_hf_rotary",
     "prepare_temp_dir",
+    "read_tree",
     "save_peft_adapter",
     "save_recipe_state",
     "set_rng_state",
     "temp_dir_for",
     "write_complete_marker",
+    "write_tree",
 ]

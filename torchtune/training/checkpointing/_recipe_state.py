@@ -18,8 +18,6 @@ from safetensors.torch import load_file, save_file
 
 logger = logging.getLogger(__name__)
 
-STATE_JSON = "recipe_state.json"
-STATE_TENSORS = "recipe_state.safetensors"
 _FORMAT_VERSION = 1
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -67,6 +65,39 @@ def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if "__items__" in obj:
         return {_decode(k, tensors): _decode(v, tensors) for k, v in obj["__items__"]}
     return {k: _decode(v, tensors) for k, v in obj.items()}
+
+
+def write_tree(directory: str | Path, stem: str, tree: Any) -> None:
+    """Write nested containers of tensors and JSON values as ``<stem>.json`` + ``<stem>.safetensors``.
+
+    Args:
+        directory (str | Path): an existing directory.
+        stem (str): file name without extension.
+        tree (Any): dicts, lists, tuples, tensors, NumPy arrays, str, int, float, bool, None.
+
+    Raises:
+        TypeError: if a value cannot be stored without pickling.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    encoded = _encode(tree, "state", tensors)
+    save_file(tensors, Path(directory) / f"{stem}.safetensors", metadata={"format": "pt"})
+    with open(Path(directory) / f"{stem}.json", "w", encoding="utf-8") as f:
+        json.dump(encoded, f)
+
+
+def read_tree(directory: str | Path, stem: str) -> Any:
+    """Read what :func:`write_tree` wrote (no unpickling).
+
+    Raises:
+        FileNotFoundError: if either file is missing.
+    """
+    directory = Path(directory)
+    for name in (f"{stem}.json", f"{stem}.safetensors"):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{name} not found in {str(directory)!r}")
+    with open(directory / f"{stem}.json", encoding="utf-8") as f:
+        encoded = json.load(f)
+    return _decode(encoded, load_file(directory / f"{stem}.safetensors"))
 
 
 def get_rng_state() -> dict[str, Any]:
@@ -147,11 +178,7 @@ def save_recipe_state(
         "loss_history": [float(x) for x in loss_history] if loss_history is not None else None,
         "extra": extra,
     }
-    tensors: dict[str, torch.Tensor] = {}
-    encoded = _encode(state, "state", tensors)
-    save_file(tensors, directory / STATE_TENSORS, metadata={"format": "pt"})
-    with open(directory / STATE_JSON, "w", encoding="utf-8") as f:
-        json.dump(encoded, f)
+    write_tree(directory, "recipe_state", state)
 
 
 def load_recipe_state(directory: str | Path) -> dict[str, Any]:
@@ -169,12 +196,7 @@ def load_recipe_state(directory: str | Path) -> dict[str, Any]:
         FileNotFoundError: if the directory lacks the recipe state files.
         ValueError: if the format version is unknown.
     """
-    directory = Path(directory)
-    for name in (STATE_JSON, STATE_TENSORS):
-        if not (directory / name).is_file():
-            raise FileNotFoundError(f"{name} not found in {str(directory)!r}; it holds no recipe state")
-    with open(directory / STATE_JSON, encoding="utf-8") as f:
-        encoded = json.load(f)
-    if encoded.get("version") != _FORMAT_VERSION:
-        raise ValueError(f"recipe state version={encoded.get('version')!r} is not supported (expected 1)")
-    return _decode(encoded, load_file(directory / STATE_TENSORS))
+    state = read_tree(directory, "recipe_state")
+    if state.get("version") != _FORMAT_VERSION:
+        raise ValueError(f"recipe state version={state.get('version')!r} is not supported (expected 1)")
+    return state
