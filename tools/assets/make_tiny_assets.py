@@ -20,11 +20,18 @@ Outputs:
 import argparse
 import json
 import random
+import sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+try:
+    from torchtune.data import AlpacaInstructTemplate
+except ModuleNotFoundError:  # run from a source checkout: python tools/assets/make_tiny_assets.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from torchtune.data import AlpacaInstructTemplate
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "recipes" / "assets" / "tiny"
 NUM_TRAIN, NUM_VAL = 400, 40
@@ -90,7 +97,8 @@ def make_records(seed: int, count: int) -> list[dict[str, str]]:
 
 
 def _chatml(record: dict[str, str]) -> str:
-    user = record["instruction"] + ("\n\n" + record["input"] if record["input"] else "")
+    """A record as the recipes see it: the Alpaca prompt (``alpaca_dataset``) in ChatML."""
+    user = AlpacaInstructTemplate.format(record["instruction"], record["input"])
     return f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{record['output']}<|im_end|>\n"
 
 
@@ -155,7 +163,8 @@ files byte for byte). Same licence as the torchtune project; no third-party data
   Alpaca-style `{{"instruction", "input", "output"}}` records of simple generated tasks
   (addition, reversing a word, capital letters, counting words, sorting numbers, next
   number, first letter), so that a tiny model's loss visibly falls within a minute.
-- `tokenizer.json`: a byte-level BPE ({tok_vocab} tokens) trained on those records;
+- `tokenizer.json`: a byte-level BPE ({tok_vocab} tokens) trained on those records (in the
+  Alpaca prompt that `alpaca_dataset` uses);
   `tokenizer_config.json` holds a ChatML chat template (`<|im_start|>`, `<|im_end|>`).
 - `config.json`, `model.safetensors`, `generation_config.json`: a Hugging Face format
   Llama-architecture model ({layers} layers, dim {dim}, {heads} heads, {kv_heads} KV heads,
