@@ -36,6 +36,10 @@ def _pid_alive(pid: int) -> bool:
 class CheckpointManager:
     """Step checkpoints ``<output_dir>/step_<N>``, written atomically, pruned, found for resume.
 
+    Single-process saves go through :meth:`save`. Sharded (distributed) saves write
+    :meth:`step_dir` with ``torchtune.training.dcp_save`` on every rank, then rank 0 calls
+    :meth:`prune`.
+
     Args:
         output_dir (str | Path): directory holding the ``step_<N>`` checkpoints.
         save_every_n_steps (int | None): save when ``step % save_every_n_steps == 0``; None never

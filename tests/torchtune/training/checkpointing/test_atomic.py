@@ -15,9 +15,12 @@ from torchtune.training.checkpointing import (
     COMPLETE_MARKER,
     CheckpointManager,
     atomic_directory,
+    commit_temp_dir,
     is_complete_checkpoint,
     load_recipe_state,
+    prepare_temp_dir,
     save_recipe_state,
+    temp_dir_for,
 )
 
 
@@ -56,6 +59,17 @@ def test_atomic_directory_refuses_existing_unless_overwrite(tmp_path):
         _write_files(tmp, 5)
     assert (tmp_path / "ckpt" / "sub" / "b.txt").read_text() == "xxxxx"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_commit_with_a_shared_token_refuses_existing(tmp_path):
+    tmp = prepare_temp_dir(tmp_path / "step_2", token=77)
+    assert tmp == temp_dir_for(tmp_path / "step_2", 77) == tmp_path / ".tmp-step_2-77"
+    _write_files(tmp, 1)
+    (tmp_path / "step_2").mkdir()
+    with pytest.raises(FileExistsError, match="step_2' already exists; pass overwrite=True"):
+        commit_temp_dir(tmp, tmp_path / "step_2")
+    assert commit_temp_dir(tmp, tmp_path / "step_2", overwrite=True) == tmp_path / "step_2"
+    assert is_complete_checkpoint(tmp_path / "step_2") and not tmp.exists()
 
 
 @pytest.mark.parametrize("damage", ["no_marker", "bad_json", "missing_file", "size_changed"])
