@@ -102,13 +102,13 @@ def packed_block_causal_mask(seq_lens: Sequence[Sequence[int]]) -> torch.Tensor:
     Returns:
         torch.Tensor: bool ``[b, s, s]``; True means "may attend".
     """
-    rows = []
-    for lens in seq_lens:
-        doc_id = torch.repeat_interleave(torch.arange(len(lens)), torch.as_tensor(list(lens)))  # [s]
-        same_doc = doc_id[:, None] == doc_id[None, :]  # [s, s]
-        causal = torch.ones_like(same_doc).tril()
-        rows.append(same_doc & causal)
-    return torch.stack(rows)  # [b, s, s]
+    doc_ids = torch.stack(
+        [torch.repeat_interleave(torch.arange(len(lens)), torch.as_tensor(list(lens))) for lens in seq_lens]
+    )  # [b, s]
+    s = doc_ids.shape[1]
+    pos = torch.arange(s)
+    causal = pos[:, None] >= pos[None, :]  # [s, s]
+    return (doc_ids[:, :, None] == doc_ids[:, None, :]) & causal  # [b, s, s]
 
 
 def padded_collate_packed(batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -47,11 +47,18 @@ def get_field(sample: Mapping[str, Any], column: str, expected: type | tuple[typ
     return value
 
 
-def _finish(messages: list[Message], system_prompt: str | None, masking_strategy: str) -> list[Message]:
+def _finish(
+    messages: list[Message], system_prompt: str | None, masking_strategy: str, column: str | None = None
+) -> list[Message]:
     if system_prompt is not None:
         messages = [m for m in messages if m.role != "system"]
         messages.insert(0, Message(role="system", content=system_prompt))
-    validate_messages(messages)
+    try:
+        validate_messages(messages)
+    except ValueError as e:
+        if column is None:
+            raise
+        raise ValueError(f"field {column!r}: {e}") from None
     mask_messages(messages, masking_strategy)
     return messages
 
@@ -151,7 +158,7 @@ class ShareGPTToMessages:
             if not isinstance(value, str):
                 raise ValueError(f"field '{where}.value' must be a str, got {type(value).__name__}")
             messages.append(Message(role=self._ROLES[speaker], content=value))
-        return {"messages": _finish(messages, self._system, self._strategy)}
+        return {"messages": _finish(messages, self._system, self._strategy, self._columns["conversations"])}
 
 
 def _openai_messages(turns: Any, column: str) -> list[Message]:
@@ -198,7 +205,7 @@ class OpenAIToMessages:
         """Return ``{"messages": [...]}`` built from the messages column."""
         column = self._columns["messages"]
         messages = _openai_messages(get_field(sample, column, list), column)
-        return {"messages": _finish(messages, self._system, self._strategy)}
+        return {"messages": _finish(messages, self._system, self._strategy, column)}
 
 
 class ChosenRejectedToMessages:
@@ -223,5 +230,5 @@ class ChosenRejectedToMessages:
         for key in ("chosen", "rejected"):
             column = self._columns[key]
             messages = _openai_messages(get_field(sample, column, list), column)
-            out[key] = _finish(messages, self._system, "train_on_assistant")
+            out[key] = _finish(messages, self._system, "train_on_assistant", column)
         return out

@@ -114,7 +114,7 @@ def test_sharegpt_to_messages():
         ({"conversations": "hi"}, r"field 'conversations' must be a list, got str"),
         ({"conversations": [{"from": "robot", "value": "x"}]}, r"field 'conversations\[0\].from' is 'robot'"),
         ({"conversations": [{"from": "human", "value": 1}]}, r"field 'conversations\[0\].value' must be a str"),
-        ({"conversations": [{"from": "gpt", "value": "x"}]}, r"message 0 has role 'assistant'"),
+        ({"conversations": [{"from": "gpt", "value": "x"}]}, r"field 'conversations': message 0 has role 'assistant'"),
     ],
 )
 def test_sharegpt_errors(row, message):

@@ -190,7 +190,7 @@ def test_wrong_type_names_file_row_and_field(tmp_path, tok):
 def test_roles_out_of_order(tmp_path, tok):
     row = {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}
     path = _jsonl(tmp_path / "c.jsonl", [row])
-    with pytest.raises(ValueError, match=r"c.jsonl line 1: message 1 has role 'user' right after another 'user'"):
+    with pytest.raises(ValueError, match=r"c.jsonl line 1: field 'messages': message 1 has role 'user' right after another 'user'"):
         chat_dataset(tok, source="jsonl", data_files=path, conversation_style="openai")
 
 
