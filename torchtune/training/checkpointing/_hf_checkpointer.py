@@ -21,6 +21,8 @@ ADAPTER_SUBDIR = "adapter"
 INDEX_FILE = "model.safetensors.index.json"
 # files of a previous torchtune checkpoint that describe that run, not the model
 _NOT_COPIED = {"CHECKPOINT_COMPLETE", "recipe_state.json", "adapter_config.json"}
+# safetensors files torchtune writes next to model weights
+_NOT_MODEL_WEIGHTS = {"adapter_model.safetensors", "recipe_state.safetensors", "optimizer_param_groups.safetensors"}
 _WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pth", ".pt", ".gguf")
 
 
@@ -116,7 +118,7 @@ class HuggingFaceCheckpointer:
             return sorted(set(self.weight_map.values()))
         if (self.checkpoint_dir / SINGLE_FILE).is_file():
             return [SINGLE_FILE]
-        files = sorted(p.name for p in self.checkpoint_dir.glob("*.safetensors"))
+        files = sorted(p.name for p in self.checkpoint_dir.glob("*.safetensors") if p.name not in _NOT_MODEL_WEIGHTS)
         if not files:
             raise FileNotFoundError(f"no *.safetensors weights found in checkpoint_dir={str(self.checkpoint_dir)!r}")
         return files

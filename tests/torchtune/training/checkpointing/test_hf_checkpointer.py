@@ -108,6 +108,8 @@ def test_adapter_only_and_bad_inputs(tmp_path):
     state = model.state_dict()
     out = checkpointer.save_checkpoint(state, "adapter", lora_alpha=4.0, adapter_only=True)
     assert not list(out.glob("model*.safetensors"))
+    with pytest.raises(FileNotFoundError, match=r"no \*.safetensors weights found"):
+        HuggingFaceCheckpointer(out, tmp_path / "o2")  # the adapter is not mistaken for model weights
     assert set(load_file(out / "adapter_model.safetensors")) == {
         f"base_model.model.model.layers.{i}.self_attn.q_proj.lora_{ab}.weight" for i in range(2) for ab in "AB"
     }
