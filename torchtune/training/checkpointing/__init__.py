@@ -9,6 +9,12 @@ from torchtune.training.checkpointing._atomic import (
     temp_dir_for,
     write_complete_marker,
 )
+from torchtune.training.checkpointing._gguf_checkpointer import (
+    GGUFCheckpointer,
+    export_gguf,
+    gguf_tokenizer_metadata,
+)
+from torchtune.training.checkpointing._gguf_tokenizer import GGUFTokenizer
 from torchtune.training.checkpointing._hf_checkpointer import HuggingFaceCheckpointer
 from torchtune.training.checkpointing._manager import CheckpointManager
 from torchtune.training.checkpointing._meta_checkpointer import (
@@ -29,11 +35,15 @@ from torchtune.training.checkpointing._recipe_state import (
 __all__ = [
     "COMPLETE_MARKER",
     "CheckpointManager",
+    "GGUFCheckpointer",
+    "GGUFTokenizer",
     "HuggingFaceCheckpointer",
     "MetaCheckpointer",
     "atomic_directory",
     "commit_temp_dir",
+    "export_gguf",
     "get_rng_state",
+    "gguf_tokenizer_metadata",
     "hf_to_meta_rotary",
     "is_complete_checkpoint",
     "load_peft_adapter",

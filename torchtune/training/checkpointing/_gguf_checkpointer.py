@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 _TOKENIZER_PREFIX = "tokenizer."
 
 
-def tokenizer_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+def gguf_tokenizer_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     """The ``tokenizer.*`` keys of GGUF metadata (vocabulary, merges, ids, chat template)."""
     return {k: v for k, v in metadata.items() if k.startswith(_TOKENIZER_PREFIX)}
 
@@ -51,8 +51,7 @@ def export_gguf(
             e.g. ``GGUFCheckpointer.config``.
         path (str | Path): destination ``.gguf`` file, written atomically.
         tokenizer_metadata (dict[str, Any] | None): ``tokenizer.*`` keys to store, e.g. from the
-            source GGUF (:func:`tokenizer_metadata`) or :func:`gguf_tokenizer_metadata_from_hf`.
-            Default None.
+            source GGUF (:func:`gguf_tokenizer_metadata`). Default None.
         out_type (str): ``"F32"``, ``"F16"`` or ``"Q8_0"`` for 2-D weights. Default ``"F16"``.
         name (str | None): ``general.name``. Default None.
 
@@ -155,7 +154,7 @@ class GGUFCheckpointer:
             state_dict["model"],
             self.config,
             path,
-            tokenizer_metadata=tokenizer_metadata(self.metadata),
+            tokenizer_metadata=gguf_tokenizer_metadata(self.metadata),
             out_type=self.out_type,
             name=self.metadata.get("general.name"),
         )

@@ -66,13 +66,16 @@ def read_hf_state_dict(
         ValueError: for an unknown tensor name or an unsupported quantisation type.
     """
     state_dict = {}
-    for tensor in reader.tensors:
-        hf_name = gguf_to_hf_name(tensor.name, config["model_type"])
-        shape = tuple(int(s) for s in reversed(tensor.shape.tolist()))  # torch order [out, in]
-        value = dequantize(
-            tensor.data, tensor.tensor_type.name, shape, dtype=torch.float32, tensor_name=tensor.name
-        )
-        state_dict[hf_name] = gguf_value_to_hf(hf_name, value, config).to(dtype)
+    # Tensor bytes are read with plain file reads rather than through the reader's memory map,
+    # so the file's pages do not stay resident in this process on top of the decoded weights.
+    with open(reader.data.filename, "rb") as f:
+        for tensor in reader.tensors:
+            hf_name = gguf_to_hf_name(tensor.name, config["model_type"])
+            shape = tuple(int(s) for s in reversed(tensor.shape.tolist()))  # torch order [out, in]
+            f.seek(tensor.data_offset)
+            raw = np.frombuffer(f.read(tensor.n_bytes), dtype=np.uint8)
+            value = dequantize(raw, tensor.tensor_type.name, shape, dtype=torch.float32, tensor_name=tensor.name)
+            state_dict[hf_name] = gguf_value_to_hf(hf_name, value, config).to(dtype)
     return state_dict
 
 

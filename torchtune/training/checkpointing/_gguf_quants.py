@@ -158,6 +158,20 @@ _DEQUANTISERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 SUPPORTED_TYPES: tuple[str, ...] = tuple(_FLOAT_TYPES) + tuple(_DEQUANTISERS)
 
 
+_CHUNK_VALUES = 1 << 20  # values decoded per step, bounding the float32 temporaries to a few MiB
+
+
+def _dequantize_in_chunks(blocks: np.ndarray, type_name: str, block_size: int, dtype: torch.dtype) -> torch.Tensor:
+    """Decode ``blocks [n, B]`` into a flat ``[n * K]`` tensor of ``dtype``, a slice at a time."""
+    n = blocks.shape[0]
+    out = torch.empty(n * block_size, dtype=dtype)
+    step = max(_CHUNK_VALUES // block_size, 1)
+    for first in range(0, n, step):
+        chunk = torch.from_numpy(np.array(blocks[first : first + step]))  # [step, B] uint8, a copy
+        out[first * block_size : (first + chunk.shape[0]) * block_size] = _DEQUANTISERS[type_name](chunk).reshape(-1)
+    return out
+
+
 def dequantize(
     raw: np.ndarray,
     type_name: str,
@@ -193,8 +207,7 @@ def dequantize(
                 f"tensor '{tensor_name}' of type {type_name} with shape {tuple(shape)} needs "
                 f"{numel // block_size} blocks of {block_bytes} bytes, got {raw.size} bytes"
             )
-        blocks = torch.from_numpy(np.ascontiguousarray(raw).reshape(-1, block_bytes).copy())
-        values = _DEQUANTISERS[type_name](blocks)  # [n, K]
+        values = _dequantize_in_chunks(raw.reshape(-1, block_bytes), type_name, block_size, dtype)
     else:
         raise ValueError(
             f"tensor '{tensor_name}' has GGML type {type_name}, which is not supported; "

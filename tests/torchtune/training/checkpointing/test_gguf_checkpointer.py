@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers")
 
 from _gguf_testing import bpe_tokenizer_kv, tiny_model, train_byte_level_bpe, write_tiny_gguf  # noqa: E402
 
-from torchtune.training.checkpointing._gguf_checkpointer import GGUFCheckpointer  # noqa: E402
+from torchtune.training.checkpointing import GGUFCheckpointer  # noqa: E402
 
 
 def _round_like_gguf(model, out_type: str) -> None:

@@ -17,7 +17,8 @@ from _gguf_testing import (  # noqa: E402
     write_tiny_gguf,
 )
 
-from torchtune.training.checkpointing._gguf_tokenizer import GGUFTokenizer  # noqa: E402
+from torchtune.data import Message  # noqa: E402
+from torchtune.training.checkpointing import GGUFTokenizer  # noqa: E402
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
@@ -126,11 +127,16 @@ def test_call_and_eos_appended_without_end_token(tmp_path):
     tok = train_byte_level_bpe("gpt2")
     template = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}"
     ours = GGUFTokenizer(kv_to_metadata(bpe_tokenizer_kv(tok, "gpt2", chat_template=template)), max_seq_len=5)
-    sample = ours({"messages": CONVERSATION[1:]})
-    assert len(sample["tokens"]) == 5 and len(sample["mask"]) == 5
+    messages = [Message("user", "Hi there", masked=True), Message("assistant", "Hello, wörld")]
+    sample = ours({"messages": messages})
+    assert len(sample["tokens"]) == 5 and len(sample["mask"]) == 5 and sample["truncated"]
+    assert sample["tokens"][-1] == ours.eos_id
     full = GGUFTokenizer(kv_to_metadata(bpe_tokenizer_kv(tok, "gpt2", chat_template=template)))
-    tokens, mask = full.tokenize_messages(CONVERSATION[1:])
-    assert tokens[-1] == full.eos_id and mask[-1] is False
+    tokens, mask = full.tokenize_messages(messages)
+    text = "user: Hi there\nassistant: Hello, wörld\n"
+    assert tokens == tok.encode(text).ids + [full.eos_id]  # no end token in the template: EOS added
+    trained = [t for t, m in zip(tokens, mask) if not m]
+    assert trained == tok.encode("Hello, wörld\n").ids + [full.eos_id]
 
 
 def test_errors():

