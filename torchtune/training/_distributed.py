@@ -111,8 +111,11 @@ def shard_model(
         nn.Module: ``model`` itself, now sharded.
 
     Raises:
+        ValueError: if ``cpu_offload`` is set without CUDA.
         RuntimeError: if no process group is initialized.
     """
+    if cpu_offload and not torch.cuda.is_available():
+        raise ValueError("cpu_offload=True needs a CUDA device; without one the parameters already live on the CPU")
     if not is_distributed():
         raise RuntimeError("shard_model needs an initialized process group; call init_distributed() first")
     from torch.distributed.fsdp import CPUOffloadPolicy, fully_shard

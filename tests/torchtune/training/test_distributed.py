@@ -100,3 +100,6 @@ def test_single_process_helpers_and_errors(monkeypatch):
         init_distributed(backend="mpi")
     with pytest.raises(RuntimeError, match="shard_model needs an initialized process group"):
         shard_model(torch.nn.Linear(2, 2))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cpu_offload=True needs a CUDA device"):
+            shard_model(torch.nn.Linear(2, 2), cpu_offload=True)
