@@ -15,6 +15,7 @@ from torchtune.training.checkpointing._gguf_checkpointer import (
     gguf_tokenizer_metadata,
 )
 from torchtune.training.checkpointing._gguf_tokenizer import GGUFTokenizer
+from torchtune.training.checkpointing._gguf_vocab import gguf_tokenizer_metadata_from_hf
 from torchtune.training.checkpointing._hf_checkpointer import HuggingFaceCheckpointer
 from torchtune.training.checkpointing._manager import CheckpointManager
 from torchtune.training.checkpointing._meta_checkpointer import (
@@ -44,6 +45,7 @@ __all__ = [
     "export_gguf",
     "get_rng_state",
     "gguf_tokenizer_metadata",
+    "gguf_tokenizer_metadata_from_hf",
     "hf_to_meta_rotary",
     "is_complete_checkpoint",
     "load_peft_adapter",

@@ -51,7 +51,8 @@ def export_gguf(
             e.g. ``GGUFCheckpointer.config``.
         path (str | Path): destination ``.gguf`` file, written atomically.
         tokenizer_metadata (dict[str, Any] | None): ``tokenizer.*`` keys to store, e.g. from the
-            source GGUF (:func:`gguf_tokenizer_metadata`). Default None.
+            source GGUF (:func:`gguf_tokenizer_metadata`) or from a Hugging Face tokenizer
+            (:func:`gguf_tokenizer_metadata_from_hf`). Default None.
         out_type (str): ``"F32"``, ``"F16"`` or ``"Q8_0"`` for 2-D weights. Default ``"F16"``.
         name (str | None): ``general.name``. Default None.
 

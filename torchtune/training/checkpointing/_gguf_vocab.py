@@ -12,7 +12,9 @@ Token types (``tokenizer.ggml.token_type``) follow llama.cpp: 1 normal, 2 unknow
 tokens plain added tokens, so that both are matched whole in text.
 """
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
@@ -148,3 +150,84 @@ def tokenizer_from_gguf_metadata(metadata: dict[str, Any]) -> Tokenizer:
     tokenizer.add_special_tokens([t for t in added if t.special])
     tokenizer.add_tokens([t for t in added if not t.special])
     return tokenizer
+
+
+def _detect_pre(pre_tokenizer: dict[str, Any] | None) -> str:
+    """The llama.cpp ``tokenizer.ggml.pre`` name of a byte-level ``tokenizer.json`` pre-tokenizer."""
+    steps = pre_tokenizer.get("pretokenizers", [pre_tokenizer]) if pre_tokenizer else []
+    kinds = [s.get("type") for s in steps]
+    if kinds == ["ByteLevel"] and steps[0].get("use_regex", True):
+        return "gpt2"
+    if kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits") and steps[1].get("use_regex", True):
+        return "smollm"
+    if kinds == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
+        pattern = steps[0].get("pattern", {}).get("Regex")
+        for name in ("llama-bpe", "qwen2"):
+            if PRE_TOKENIZER_SPLITS[name] == [pattern]:
+                return name
+    raise ValueError(f"tokenizer.json pre-tokenizer {kinds} has no known llama.cpp tokenizer.ggml.pre name")
+
+
+def _special_content(value: Any) -> str | None:
+    return value.get("content") if isinstance(value, dict) else value
+
+
+def _json(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(source, dict):
+        return source
+    with open(source, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def gguf_tokenizer_metadata_from_hf(
+    tokenizer_json: str | Path | dict[str, Any],
+    tokenizer_config: str | Path | dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """GGUF ``tokenizer.*`` metadata for a byte-level BPE Hugging Face tokenizer.
+
+    Args:
+        tokenizer_json (str | Path | dict[str, Any]): ``tokenizer.json`` (path or parsed).
+        tokenizer_config (str | Path | dict[str, Any] | None): ``tokenizer_config.json`` (path or
+            parsed) with special tokens, ``add_bos_token`` and ``chat_template``. Default None.
+
+    Returns:
+        dict[str, Any]: ``tokenizer.ggml.*`` keys (model ``gpt2``) and ``tokenizer.chat_template``.
+
+    Raises:
+        ValueError: for a tokenizer that is not byte-level BPE, or a pre-tokenizer without a
+            llama.cpp name.
+    """
+    tokenizer_json = _json(tokenizer_json)
+    model = tokenizer_json.get("model", {})
+    if model.get("type") != "BPE" or model.get("byte_fallback"):
+        raise ValueError(
+            f"only byte-level BPE tokenizer.json files can be written to GGUF, got model type "
+            f"{model.get('type')!r}{' with byte_fallback' if model.get('byte_fallback') else ''}"
+        )
+    pre = _detect_pre(tokenizer_json.get("pre_tokenizer"))
+    added = {t["id"]: t for t in tokenizer_json.get("added_tokens", [])}
+    vocab = {**model["vocab"], **{t["content"]: i for i, t in added.items()}}
+    tokens = [f"[PAD{i}]" for i in range(max(vocab.values()) + 1)]
+    types = [UNUSED] * len(tokens)
+    for tok, i in vocab.items():
+        tokens[i] = tok
+        types[i] = (CONTROL if added[i]["special"] else USER_DEFINED) if i in added else NORMAL
+    metadata: dict[str, Any] = {
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": pre,
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": types,
+        "tokenizer.ggml.merges": [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])],
+    }
+    config = _json(tokenizer_config) if tokenizer_config is not None else {}
+    for key, gguf_key in (("bos_token", "bos"), ("eos_token", "eos"), ("unk_token", "unknown"), ("pad_token", "padding")):
+        token = _special_content(config.get(key))
+        if token is not None and token in vocab:
+            metadata[f"tokenizer.ggml.{gguf_key}_token_id"] = vocab[token]
+    metadata["tokenizer.ggml.add_bos_token"] = bool(config.get("add_bos_token", False))
+    template = config.get("chat_template")
+    if isinstance(template, list):  # [{"name": "default", "template": ...}, ...]
+        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+    if isinstance(template, str):
+        metadata["tokenizer.chat_template"] = template
+    return metadata

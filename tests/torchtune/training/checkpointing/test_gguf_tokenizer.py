@@ -1,6 +1,7 @@
 """Tokenizers rebuilt from GGUF metadata against the tokenizers / sentencepiece / transformers
 readings of the same vocabulary, and chat-template tokenization against transformers."""
 
+import json
 import os
 
 import pytest
@@ -159,3 +160,40 @@ def test_errors():
     raising = "{{ raise_exception('no system role') }}"
     with pytest.raises(ValueError, match="chat template error: no system role"):
         GGUFTokenizer(dict(metadata, **{"tokenizer.chat_template": raising})).tokenize_messages(CONVERSATION)
+
+
+@pytest.mark.parametrize("pre", ["gpt2", "smollm", "qwen2", "llama-bpe"])
+def test_metadata_from_hf_tokenizer_json(tmp_path, pre):
+    """HF tokenizer.json + tokenizer_config.json -> GGUF metadata -> our tokenizer == the original."""
+    from transformers import PreTrainedTokenizerFast
+
+    from torchtune.training.checkpointing import gguf_tokenizer_metadata_from_hf
+
+    tok = train_byte_level_bpe(pre)
+    tok.save(str(tmp_path / "tokenizer.json"))
+    config = {"eos_token": "<|im_end|>", "pad_token": {"content": "<|endoftext|>"}, "chat_template": CHATML}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    metadata = gguf_tokenizer_metadata_from_hf(tmp_path / "tokenizer.json", tmp_path / "tokenizer_config.json")
+    assert metadata["tokenizer.ggml.pre"] == pre
+    assert metadata["tokenizer.ggml.padding_token_id"] == tok.token_to_id("<|endoftext|>")
+    ours = GGUFTokenizer(metadata)
+    for text in MIXED_TEXTS:
+        assert ours.encode(text, add_bos=False, add_eos=False) == tok.encode(text).ids, repr(text)
+    reference = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"), eos_token="<|im_end|>")
+    reference.chat_template = CHATML
+    expected = reference.apply_chat_template(CONVERSATION, tokenize=True, return_dict=False)
+    assert ours.tokenize_messages(CONVERSATION)[0] == list(expected)
+
+
+def test_metadata_from_hf_rejects_unknown_tokenizers():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from torchtune.training.checkpointing import gguf_tokenizer_metadata_from_hf
+
+    tok = Tokenizer(models.BPE(vocab={"a": 0}, merges=[], byte_fallback=True))
+    with pytest.raises(ValueError, match="only byte-level BPE tokenizer.json files .* 'BPE' with byte_fallback"):
+        gguf_tokenizer_metadata_from_hf(json.loads(tok.to_str()))
+    tok = Tokenizer(models.BPE(vocab={"a": 0}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    with pytest.raises(ValueError, match=r"pre-tokenizer \['Whitespace'\] has no known llama.cpp"):
+        gguf_tokenizer_metadata_from_hf(json.loads(tok.to_str()))
