@@ -25,8 +25,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from torchtune.data import PackedDataset, padded_collate_packed
 from torchtune.datasets import alpaca_dataset
-from torchtune.models.llama3._tokenizer import llama3_tokenizer
-from torchtune.models.qwen2_5._tokenizer import Qwen2_5Tokenizer
+from torchtune.models.llama3 import llama3_tokenizer
+from torchtune.models.qwen2_5 import Qwen2_5Tokenizer
 
 WORDS = (
     "the of and to in is that for it as was with be by on not he this are or his from at which but have an they "

@@ -31,7 +31,7 @@ from torchtune.datasets import (
     text_completion_dataset,
     wikitext_dataset,
 )
-from torchtune.models.qwen2_5._tokenizer import Qwen2_5Tokenizer
+from torchtune.models.qwen2_5 import Qwen2_5Tokenizer
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 

@@ -7,11 +7,15 @@ from torchtune.models.llama3._model_builders import (
     lora_llama3_70b,
     lora_llama3_8b,
 )
+from torchtune.models.llama3._tokenizer import Llama3Tokenizer, llama3_tokenizer, llama3_special_tokens
 
 __all__ = [
+    "Llama3Tokenizer",
     "llama3",
     "llama3_70b",
     "llama3_8b",
+    "llama3_special_tokens",
+    "llama3_tokenizer",
     "lora_llama3",
     "lora_llama3_70b",
     "lora_llama3_8b",

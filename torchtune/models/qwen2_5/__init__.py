@@ -17,8 +17,10 @@ from torchtune.models.qwen2_5._model_builders import (
     qwen2_5_72b,
     qwen2_5_7b,
 )
+from torchtune.models.qwen2_5._tokenizer import Qwen2_5Tokenizer, qwen2_5_tokenizer
 
 __all__ = [
+    "Qwen2_5Tokenizer",
     "lora_qwen2_5",
     "lora_qwen2_5_0_5b",
     "lora_qwen2_5_14b",
@@ -35,4 +37,5 @@ __all__ = [
     "qwen2_5_3b",
     "qwen2_5_72b",
     "qwen2_5_7b",
+    "qwen2_5_tokenizer",
 ]

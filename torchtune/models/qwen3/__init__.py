@@ -15,8 +15,10 @@ from torchtune.models.qwen3._model_builders import (
     qwen3_4b,
     qwen3_8b,
 )
+from torchtune.models.qwen3._tokenizer import Qwen3Tokenizer, qwen3_tokenizer
 
 __all__ = [
+    "Qwen3Tokenizer",
     "lora_qwen3",
     "lora_qwen3_0_6b",
     "lora_qwen3_14b",
@@ -31,4 +33,5 @@ __all__ = [
     "qwen3_32b",
     "qwen3_4b",
     "qwen3_8b",
+    "qwen3_tokenizer",
 ]

@@ -15,13 +15,13 @@ from tests.assets.tiny_tokenizers import (
     CORPUS,
 )
 from torchtune.data import Message, mask_messages
-from torchtune.models.gemma._tokenizer import gemma_tokenizer
-from torchtune.models.llama2._tokenizer import llama2_tokenizer
-from torchtune.models.llama3._tokenizer import llama3_special_tokens, llama3_tokenizer
-from torchtune.models.mistral._tokenizer import mistral_tokenizer
-from torchtune.models.phi3._tokenizer import phi3_tokenizer, phi4_tokenizer
-from torchtune.models.qwen2_5._tokenizer import qwen2_5_tokenizer
-from torchtune.models.qwen3._tokenizer import qwen3_tokenizer
+from torchtune.models.gemma import gemma_tokenizer
+from torchtune.models.llama2 import llama2_tokenizer
+from torchtune.models.llama3 import llama3_special_tokens, llama3_tokenizer
+from torchtune.models.mistral import mistral_tokenizer
+from torchtune.models.phi3 import phi3_tokenizer, phi4_tokenizer
+from torchtune.models.qwen2_5 import qwen2_5_tokenizer
+from torchtune.models.qwen3 import qwen3_tokenizer
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 TURNS = [

@@ -13,12 +13,12 @@ from tests.assets.tiny_tokenizers import (
     write_tiktoken_file,
 )
 from torchtune.data import Message, PromptTemplate
-from torchtune.models.gemma._tokenizer import gemma_tokenizer
-from torchtune.models.llama2._tokenizer import llama2_tokenizer
-from torchtune.models.llama3._tokenizer import llama3_tokenizer
-from torchtune.models.mistral._tokenizer import mistral_tokenizer
-from torchtune.models.phi3._tokenizer import phi3_tokenizer
-from torchtune.models.qwen2_5._tokenizer import qwen2_5_tokenizer
+from torchtune.models.gemma import gemma_tokenizer
+from torchtune.models.llama2 import llama2_tokenizer
+from torchtune.models.llama3 import llama3_tokenizer
+from torchtune.models.mistral import mistral_tokenizer
+from torchtune.models.phi3 import phi3_tokenizer
+from torchtune.models.qwen2_5 import qwen2_5_tokenizer
 
 CONV = [
     Message("system", "Be kind.", masked=True),
