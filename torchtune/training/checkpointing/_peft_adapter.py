@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from torchtune.models import tune_to_hf_module_name
+from torchtune.models import hf_to_tune, tune_to_hf_module_name
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,7 @@ def peft_to_adapter(peft_state_dict: dict[str, torch.Tensor], config: dict[str, 
 
 
 def _hf_to_tune_module(hf_module: str, config: dict[str, Any]) -> str:
-    from torchtune.models import hf_to_tune
-
+    """Map a Hugging Face module path to ours by converting a placeholder ``<module>.weight``."""
     probe = hf_to_tune({f"{hf_module}.weight": torch.empty(0)}, config)
     (name,) = probe
     return name.rsplit(".", 1)[0]
