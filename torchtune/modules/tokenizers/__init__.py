@@ -1,6 +1,6 @@
 """Base tokenizers (SentencePiece, tiktoken, tokenizer.json) and chat-template model tokenizers."""
 
-from torchtune.modules.tokenizers._chatml import TurnFormatTokenizer
+from torchtune.modules.tokenizers._turn_format import TurnFormatTokenizer
 from torchtune.modules.tokenizers._hf_model_tokenizer import HFModelTokenizer, compile_chat_template
 from torchtune.modules.tokenizers._hf_tokenizer import HuggingFaceBaseTokenizer
 from torchtune.modules.tokenizers._sentencepiece import SentencePieceBaseTokenizer

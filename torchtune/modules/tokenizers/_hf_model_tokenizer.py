@@ -48,7 +48,8 @@ class HFModelTokenizer(ModelTokenizer):
     tokens equal ``apply_chat_template(..., tokenize=True)``); each token takes the mask of the
     message whose rendered text contains the token's first character. Message spans are found
     by rendering growing prefixes of the conversation, so the template must render a prefix of
-    a conversation as a prefix of its full text.
+    a conversation as a prefix of its full text. Truncation keeps the first ``max_seq_len``
+    tokens as they are (the template, not this class, decides the end tokens).
 
     Args:
         tokenizer_json_path (str): ``tokenizer.json``.

@@ -1,4 +1,4 @@
-"""ChatML-style model tokenizer over a ``tokenizer.json`` (Qwen 2.5, Qwen 3, Phi-3, Phi-4)."""
+"""Model tokenizers whose turns are laid out around special tokens (Qwen 2.5/3, Phi-3/4)."""
 
 from typing import Sequence
 
@@ -11,8 +11,10 @@ class TurnFormatTokenizer(ModelTokenizer):
     """A model tokenizer whose turns are ``header(role) + content + footer`` around special tokens.
 
     Subclasses define ``_turn(i, message, messages, close)`` returning the message's parts
-    (text pieces and special-token ids), ``_generation_prompt()`` and optionally
-    ``_prefix()``/``_suffix()``.
+    (text pieces and special-token ids; ``close`` says whether to end the turn),
+    ``_generation_prompt()`` (appended when ``add_end_tokens=False`` and the last message is
+    not the assistant's), and optionally ``_prepare(messages)`` and ``_suffix()`` (parts closing
+    the conversation, e.g. Phi-3's ``<|endoftext|>``).
 
     Args:
         base (HuggingFaceBaseTokenizer): the text tokenizer.
