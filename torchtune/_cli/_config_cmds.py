@@ -23,7 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "references and check every _component_ against its signature. Nothing is built."
         ),
     )
-    validate.add_argument("config", help="config name (see `tune ls`) or path to a YAML file")
+    validate.add_argument(
+        "config", nargs="?", help="config name (see `tune ls`) or path to a YAML file"
+    )
+    validate.add_argument(
+        "--all", action="store_true", help="validate every config that ships with torchtune"
+    )
     validate.add_argument("overrides", nargs="*", help="key=value or ~key overrides")
     validate.add_argument(
         "--recipe",
@@ -87,6 +92,28 @@ def _recipe_for(args: argparse.Namespace) -> Path | None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    """Validate ``args.config`` (or, with ``--all``, every shipped config)."""
+    if args.all == (args.config is not None):
+        raise CLIError("give either a config or --all")
+    if not args.all:
+        return _validate_one(args)
+    failed = []
+    for recipe in registry.RECIPES:
+        for config in recipe.configs:
+            one = argparse.Namespace(**{**vars(args), "config": config.name, "recipe": None})
+            try:
+                _validate_one(one)
+            except CLIError as e:
+                print(f"FAILED {config.name}: {e}")
+                failed.append(config.name)
+    total = sum(len(r.configs) for r in registry.RECIPES)
+    if failed:
+        raise CLIError(f"{len(failed)} of {total} configs failed validation: {', '.join(failed)}")
+    print(f"All {total} shipped configs are well-formed.")
+    return 0
+
+
+def _validate_one(args: argparse.Namespace) -> int:
     """Load and validate ``args.config``; print a confirmation when it is well-formed."""
     from torchtune.config import ConfigError, load_config, validate
 
