@@ -169,13 +169,15 @@ def _require(metadata: dict[str, Any], key: str) -> Any:
 
 
 def hf_config_from_metadata(
-    metadata: dict[str, Any], tensor_names: set[str]
+    metadata: dict[str, Any], tensor_shapes: dict[str, tuple[int, ...]]
 ) -> dict[str, Any]:
     """Build a Hugging Face ``config.json`` dictionary from GGUF metadata.
 
     Args:
         metadata (dict[str, Any]): GGUF key -> value (strings, numbers, lists).
-        tensor_names (set[str]): the GGUF tensor names, to detect tied embeddings and biases.
+        tensor_shapes (dict[str, tuple[int, ...]]): GGUF tensor name -> shape in torch order
+            (rows first); detects tied embeddings and biases, and gives the vocabulary size
+            (rows of ``token_embd``, which may exceed the token list).
 
     Returns:
         dict[str, Any]: ``model_type``, ``architectures``, sizes, ``rope_theta``,
@@ -187,12 +189,16 @@ def hf_config_from_metadata(
     arch = _require(metadata, "general.architecture")
     check_architecture(arch)
     scaling = metadata.get(f"{arch}.rope.scaling.type", "none")
-    if scaling != "none" or "rope_freqs.weight" in tensor_names:
+    if scaling != "none" or "rope_freqs.weight" in tensor_shapes:
         raise ValueError(f"GGUF rope scaling '{scaling}' (or a rope_freqs tensor) is not supported")
     key = lambda k: _require(metadata, f"{arch}.{k}")  # noqa: E731
     n_heads, d = int(key("attention.head_count")), int(key("embedding_length"))
     head_dim = int(metadata.get(f"{arch}.attention.key_length", d // n_heads))
-    vocab = metadata.get(f"{arch}.vocab_size") or len(_require(metadata, "tokenizer.ggml.tokens"))
+    vocab = (
+        tensor_shapes["token_embd.weight"][0]
+        if "token_embd.weight" in tensor_shapes
+        else metadata.get(f"{arch}.vocab_size") or len(_require(metadata, "tokenizer.ggml.tokens"))
+    )
     rope_theta = float(metadata.get(f"{arch}.rope.freq_base", 10000.0))
     config = {
         "model_type": arch,
@@ -208,8 +214,8 @@ def hf_config_from_metadata(
         "rope_theta": rope_theta,
         "rope_parameters": {"rope_type": "default", "rope_theta": rope_theta},
         "max_position_embeddings": int(key("context_length")),
-        "tie_word_embeddings": "output.weight" not in tensor_names,
-        "attention_bias": "blk.0.attn_q.bias" in tensor_names,
+        "tie_word_embeddings": "output.weight" not in tensor_shapes,
+        "attention_bias": "blk.0.attn_q.bias" in tensor_shapes,
         "hidden_act": "silu",
     }
     for name in ("bos", "eos", "padding"):

@@ -48,6 +48,11 @@ def read_metadata(reader: Any) -> dict[str, Any]:
     return {k: f.contents() for k, f in reader.fields.items() if k not in _HEADER_KEYS}
 
 
+def _torch_shape(tensor: Any) -> tuple[int, ...]:
+    """A reader tensor's shape in torch order: GGUF lists dimensions innermost first."""
+    return tuple(int(s) for s in reversed(tensor.shape.tolist()))  # [out, in]
+
+
 def read_hf_state_dict(
     reader: Any, config: dict[str, Any], dtype: torch.dtype = torch.float32
 ) -> dict[str, torch.Tensor]:
@@ -71,7 +76,7 @@ def read_hf_state_dict(
     with open(reader.data.filename, "rb") as f:
         for tensor in reader.tensors:
             hf_name = gguf_to_hf_name(tensor.name, config["model_type"])
-            shape = tuple(int(s) for s in reversed(tensor.shape.tolist()))  # torch order [out, in]
+            shape = _torch_shape(tensor)
             f.seek(tensor.data_offset)
             raw = np.frombuffer(f.read(tensor.n_bytes), dtype=np.uint8)
             value = dequantize(raw, tensor.tensor_type.name, shape, dtype=torch.float32, tensor_name=tensor.name)
@@ -98,7 +103,7 @@ def load_gguf(
     reader = open_gguf(path)
     metadata = read_metadata(reader)
     check_architecture(metadata.get("general.architecture", "<missing>"))
-    config = hf_config_from_metadata(metadata, {t.name for t in reader.tensors})
+    config = hf_config_from_metadata(metadata, {t.name: _torch_shape(t) for t in reader.tensors})
     state_dict = read_hf_state_dict(reader, config, dtype)
     logger.info("Read %d tensors of a %s model from %s", len(state_dict), config["model_type"], path)
     return state_dict, config, metadata

@@ -122,3 +122,45 @@ def test_unsupported_quant_type_names_tensor(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_gguf(tmp_path / "absent.gguf")
+
+
+def _llama_metadata(**extra):
+    base = {
+        "general.architecture": "llama", "llama.block_count": 2, "llama.embedding_length": 64,
+        "llama.feed_forward_length": 96, "llama.attention.head_count": 4, "llama.context_length": 128,
+        "llama.attention.layer_norm_rms_epsilon": 1e-5, "tokenizer.ggml.tokens": ["a"] * 90,
+    }
+    return {**base, **extra}
+
+
+def test_config_vocab_size_sources():
+    from torchtune.training.checkpointing._gguf_arch import hf_config_from_metadata
+
+    shapes = {"token_embd.weight": (96, 64), "output.weight": (96, 64)}
+    assert hf_config_from_metadata(_llama_metadata(), shapes)["vocab_size"] == 96  # embedding rows win
+    assert hf_config_from_metadata(_llama_metadata(), {})["vocab_size"] == 90  # else the token list
+    config = hf_config_from_metadata(_llama_metadata(), shapes)
+    assert config["num_key_value_heads"] == 4 and config["rope_theta"] == 10000.0  # GGUF defaults
+    assert config["head_dim"] == 16 and config["tie_word_embeddings"] is False
+
+
+def test_config_errors():
+    from torchtune.training.checkpointing._gguf_arch import hf_config_from_metadata
+
+    metadata = _llama_metadata()
+    del metadata["llama.feed_forward_length"]
+    with pytest.raises(ValueError, match="GGUF metadata lacks required key 'llama.feed_forward_length'"):
+        hf_config_from_metadata(metadata, {})
+    with pytest.raises(ValueError, match="GGUF rope scaling 'yarn' .* is not supported"):
+        hf_config_from_metadata(_llama_metadata(**{"llama.rope.scaling.type": "yarn"}), {})
+    with pytest.raises(ValueError, match="rope_freqs"):
+        hf_config_from_metadata(_llama_metadata(), {"rope_freqs.weight": (32,)})
+
+
+def test_unknown_tensor_name():
+    from torchtune.training.checkpointing._gguf_arch import gguf_to_hf_name
+
+    with pytest.raises(ValueError, match=r"GGUF tensor 'blk\.0\.ffn_gate_exps\.weight' of architecture 'llama' has no known mapping"):
+        gguf_to_hf_name("blk.0.ffn_gate_exps.weight", "llama")
+    with pytest.raises(ValueError, match="llama3-style rope scaling is not supported"):
+        gguf_to_hf_name("rope_freqs.weight", "llama")
