@@ -114,8 +114,10 @@ def _add_value(writer: Any, key: str, value: Any) -> None:
     vt = _gguf().GGUFValueType
     if isinstance(value, bool):
         writer.add_bool(key, value)
+    elif isinstance(value, int) and value >= 0:
+        writer.add_uint32(key, value)
     elif isinstance(value, int):
-        writer.add_uint32(key, value) if value >= 0 else writer.add_int32(key, value)
+        writer.add_int32(key, value)
     elif isinstance(value, float):
         writer.add_float32(key, value)
     elif isinstance(value, str):
@@ -221,7 +223,8 @@ def write_gguf(
         writer = gguf.GGUFWriter(tmp, arch)
         if name:
             writer.add_name(name)
-        writer.add_file_type({"F32": 0, "F16": 1, "Q8_0": 7}[out_type])
+        writer.add_file_type({"F32": 0, "F16": 1, "Q8_0": 7}[out_type])  # llama.cpp's LlamaFileType
+        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
         _add_architecture(writer, config)
         for key, value in (tokenizer_metadata or {}).items():
             _add_value(writer, key, value)

@@ -96,3 +96,15 @@ def test_unsupported_architecture_on_export(tmp_path):
     _, hf_sd, config, _ = _hf_state_and_config(tmp_path)
     with pytest.raises(ValueError, match="GGUF architecture 'mamba' is not supported"):
         write_gguf(hf_sd, dict(config, model_type="mamba"), tmp_path / "x.gguf")
+
+
+def test_metadata_value_types_round_trip(tmp_path):
+    _, hf_sd, config, _ = _hf_state_and_config(tmp_path)
+    extra = {"tokenizer.ggml.scores": [0.5, -1.0], "tokenizer.x.neg": -3, "tokenizer.x.flag": True,
+             "tokenizer.x.f": 0.25, "tokenizer.x.ids": [3, 1, 2], "tokenizer.x.s": "ünï"}
+    _, _, back = load_gguf(write_gguf(hf_sd, config, tmp_path / "out.gguf", tokenizer_metadata=extra))
+    for key, value in extra.items():
+        assert back[key] == value and type(back[key]) is type(value), key
+    assert back["general.quantization_version"] == gguf.GGML_QUANT_VERSION
+    with pytest.raises(ValueError, match="metadata key 'tokenizer.bad' has a value of type dict, which GGUF cannot store"):
+        write_gguf(hf_sd, config, tmp_path / "bad.gguf", tokenizer_metadata={"tokenizer.bad": {"a": 1}})
