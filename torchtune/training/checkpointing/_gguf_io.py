@@ -4,7 +4,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -48,18 +48,33 @@ def read_metadata(reader: Any) -> dict[str, Any]:
     return {k: f.contents() for k, f in reader.fields.items() if k not in _HEADER_KEYS}
 
 
-def _torch_shape(tensor: Any) -> tuple[int, ...]:
-    """A reader tensor's shape in torch order: GGUF lists dimensions innermost first."""
-    return tuple(int(s) for s in reversed(tensor.shape.tolist()))  # [out, in]
+class TensorInfo(NamedTuple):
+    """Where one tensor lies in a GGUF file: name, GGML type name, torch-order shape, bytes."""
+
+    name: str
+    type_name: str
+    shape: tuple[int, ...]
+    offset: int
+    n_bytes: int
+
+
+def read_tensor_infos(reader: Any) -> list[TensorInfo]:
+    """The tensors of a ``gguf.GGUFReader``; GGUF lists dimensions innermost first, we reverse them."""
+    return [
+        TensorInfo(t.name, t.tensor_type.name, tuple(int(s) for s in reversed(t.shape.tolist())),
+                   int(t.data_offset), int(t.n_bytes))
+        for t in reader.tensors
+    ]
 
 
 def read_hf_state_dict(
-    reader: Any, config: dict[str, Any], dtype: torch.dtype = torch.float32
+    path: str | Path, tensors: list[TensorInfo], config: dict[str, Any], dtype: torch.dtype = torch.float32
 ) -> dict[str, torch.Tensor]:
     """Dequantise every tensor of a GGUF file and name it as Hugging Face does.
 
     Args:
-        reader (gguf.GGUFReader): the open file.
+        path (str | Path): the ``.gguf`` file.
+        tensors (list[TensorInfo]): from :func:`read_tensor_infos`.
         config (dict[str, Any]): from :func:`hf_config_from_metadata`.
         dtype (torch.dtype): the result dtype. Default ``torch.float32``.
 
@@ -71,15 +86,16 @@ def read_hf_state_dict(
         ValueError: for an unknown tensor name or an unsupported quantisation type.
     """
     state_dict = {}
-    # Tensor bytes are read with plain file reads rather than through the reader's memory map,
-    # so the file's pages do not stay resident in this process on top of the decoded weights.
-    with open(reader.data.filename, "rb") as f:
-        for tensor in reader.tensors:
-            hf_name = gguf_to_hf_name(tensor.name, config["model_type"])
-            shape = _torch_shape(tensor)
-            f.seek(tensor.data_offset)
-            raw = np.frombuffer(f.read(tensor.n_bytes), dtype=np.uint8)
-            value = dequantize(raw, tensor.tensor_type.name, shape, dtype=torch.float32, tensor_name=tensor.name)
+    # Plain file reads rather than the reader's memory map, so the file's pages do not stay
+    # resident in this process on top of the decoded weights.
+    with open(path, "rb") as f:
+        for info in tensors:
+            hf_name = gguf_to_hf_name(info.name, config["model_type"])
+            f.seek(info.offset)
+            raw = np.frombuffer(f.read(info.n_bytes), dtype=np.uint8)
+            # 1-D tensors (norms, biases) may get arithmetic (gemma's offset): keep them float32 until then
+            work = torch.float32 if len(info.shape) == 1 else dtype
+            value = dequantize(raw, info.type_name, info.shape, dtype=work, tensor_name=info.name)
             state_dict[hf_name] = gguf_value_to_hf(hf_name, value, config).to(dtype)
     return state_dict
 
@@ -101,10 +117,11 @@ def load_gguf(
         ValueError: for an unsupported architecture, tensor name or quantisation type.
     """
     reader = open_gguf(path)
-    metadata = read_metadata(reader)
+    metadata, tensors = read_metadata(reader), read_tensor_infos(reader)
+    del reader  # its per-field objects are large; free them before the weights are decoded
     check_architecture(metadata.get("general.architecture", "<missing>"))
-    config = hf_config_from_metadata(metadata, {t.name: _torch_shape(t) for t in reader.tensors})
-    state_dict = read_hf_state_dict(reader, config, dtype)
+    config = hf_config_from_metadata(metadata, {t.name: t.shape for t in tensors})
+    state_dict = read_hf_state_dict(path, tensors, config, dtype)
     logger.info("Read %d tensors of a %s model from %s", len(state_dict), config["model_type"], path)
     return state_dict, config, metadata
 
