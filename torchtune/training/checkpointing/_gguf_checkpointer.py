@@ -12,6 +12,7 @@ from torchtune.training.checkpointing._gguf_tokenizer import GGUFTokenizer
 logger = logging.getLogger(__name__)
 
 _TOKENIZER_PREFIX = "tokenizer."
+_ADAPTER_PARTS = (".lora_a.", ".lora_b.", ".magnitude")  # LoRA and DoRA parameter names
 
 
 def gguf_tokenizer_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -60,8 +61,15 @@ def export_gguf(
         Path: ``path``.
 
     Raises:
-        ValueError: for an unsupported ``out_type`` or architecture, or a parameter without a GGUF name.
+        ValueError: for adapter (LoRA/DoRA) weights, an unsupported ``out_type`` or architecture,
+            or a parameter without a GGUF name.
     """
+    adapters = sorted(k for k in state_dict if any(part in k for part in _ADAPTER_PARTS))
+    if adapters:
+        raise ValueError(
+            f"state_dict holds adapter weights ({adapters[0]}, ...), which GGUF cannot store; merge "
+            "them into the base weights first (torchtune.modules.peft.get_merged_lora_ckpt)"
+        )
     hf_state_dict = _tune_to_hf(state_dict, config)
     return write_gguf(
         hf_state_dict, config, path, tokenizer_metadata=tokenizer_metadata, out_type=out_type, name=name

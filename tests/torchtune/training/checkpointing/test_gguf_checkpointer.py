@@ -76,3 +76,15 @@ def test_bad_out_type(tmp_path):
     path = write_tiny_gguf(tiny_model("llama"), tmp_path / "m.gguf")
     with pytest.raises(ValueError, match="out_type='Q4_0' is not supported"):
         GGUFCheckpointer(path, tmp_path, out_type="Q4_0")
+
+
+def test_export_rejects_unmerged_adapters(tmp_path):
+    from torchtune.training.checkpointing import export_gguf
+
+    path = write_tiny_gguf(tiny_model("llama"), tmp_path / "m.gguf")
+    ckpt = GGUFCheckpointer(path, tmp_path)
+    state_dict = ckpt.load_checkpoint()["model"]
+    state_dict["layers.0.attn.q_proj.lora_a.weight"] = torch.zeros(2, 64)
+    with pytest.raises(ValueError, match=r"adapter weights \(layers\.0\.attn\.q_proj\.lora_a\.weight, \.\.\.\).*get_merged_lora_ckpt"):
+        export_gguf(state_dict, ckpt.config, tmp_path / "out.gguf")
+    assert not (tmp_path / "out.gguf").exists()
