@@ -13,6 +13,7 @@ weights and the state needed to resume). Set ``use_dora: true`` under ``model`` 
 Copy it with ``tune cp lora_finetune_single_device .`` and edit freely.
 """
 
+import json
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -38,7 +39,7 @@ from torchtune.training.checkpointing import CheckpointManager, load_recipe_stat
 KNOWN_KEYS = (
     "model_dir", "output_dir", "model", "tokenizer", "checkpointer", "dataset", "dataset_val",
     "seed", "shuffle", "batch_size", "epochs", "max_steps_per_epoch", "gradient_accumulation_steps",
-    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "device", "dtype",
+    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "device", "dtype", "num_threads",
     "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "save_adapter_weights_only", "resume",
@@ -164,6 +165,13 @@ def validation_loss(model: torch.nn.Module, loss_fn: Any, loader: DataLoader, ma
     return total / max(count, 1)
 
 
+def trim_metrics(path: Path, last_step: int) -> None:
+    """Keep only the metric lines up to ``last_step`` (all of them go on a fresh start, step 0)."""
+    if path.exists():
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        path.write_text("".join(line for line in lines if json.loads(line)["step"] <= last_step), encoding="utf-8")
+
+
 def build_loggers(node: Any) -> list[training.MetricLogger]:
     """One logger per ``_component_`` node (``metric_logger`` may be a node or a list of them)."""
     nodes = node if isinstance(node, list) else [node]
@@ -175,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     cfg = config.parse_args(argv)
     check_config(cfg)
     seed = training.set_seed(cfg.seed)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(cfg.num_threads)  # CPU intra-op threads; tiny models run best on one
     device, dtype = get_device(cfg.device), DTYPES[cfg.dtype]
     output_dir = Path(cfg.output_dir)
 
@@ -221,15 +231,16 @@ def main(argv: Sequence[str] | None = None) -> Path:
         set_rng_state(state["rng"])
         step, epoch, samples_seen = state["step"], state["epoch"], state["samples_seen"]
         print(f"Resumed from {resume_dir} at step {step} (epoch {epoch})")
-    elif (output_dir / "logs" / "metrics.jsonl").exists():
-        (output_dir / "logs" / "metrics.jsonl").unlink()  # a fresh run starts a fresh loss curve
+    trim_metrics(output_dir / "logs" / "metrics.jsonl", step)  # drop what a crashed run logged after its checkpoint
 
     loggers = build_loggers(cfg.metric_logger)
+    bar = training.progress_bar(total=total_steps, initial=step, desc="lora")
     jsonl = next((lg.path for lg in loggers if isinstance(lg, training.JsonlLogger)), None)
 
     def log(payload: dict[str, float], at: int) -> None:
-        for logger in loggers:
-            logger.log_dict(payload, at)
+        with bar.external_write_mode():  # keep metric lines off the progress bar's line
+            for logger in loggers:
+                logger.log_dict(payload, at)
 
     def save(at: int) -> Path:
         state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -247,9 +258,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     # ----- train ------------------------------------------------------------------------------------
     model.train()
     meter = training.TokensPerSecond(pad_id=tokenizer.pad_id)
-    bar = training.progress_bar(total=total_steps, initial=step, desc="lora")
     last_saved = resume_dir if resume_dir is not None and step == total_steps else None
-    start = time.perf_counter()
+    start, first_step = time.perf_counter(), step
     while epoch < cfg.epochs:
         batches = epoch_batches(ds, collate, cfg, epoch, samples_seen)
         while samples_seen < steps_per_epoch * cfg.batch_size * accum:
@@ -290,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         logger.close()
 
     # ----- report -----------------------------------------------------------------------------------
-    print(f"Training took {time.perf_counter() - start:.1f}s for {total_steps} steps")
+    print(f"Training took {time.perf_counter() - start:.1f}s for {total_steps - first_step} steps")
     if jsonl is not None and Path(jsonl).exists():
         try:
             print(f"Loss plot: {training.plot_loss(jsonl, output_dir / 'loss.png')}")
