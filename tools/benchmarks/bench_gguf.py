@@ -2,7 +2,7 @@
 
 Each phase runs in a fresh subprocess so that its peak resident set (``ru_maxrss``) is its own:
 
-- ``state_dict``: ``GGUFCheckpointer(...).load_checkpoint()`` (read, dequantise, rename);
+- ``state_dict``: ``GGUFCheckpointer(...)`` and ``load_checkpoint()`` (read, dequantise, rename);
 - ``model``: the same, then the model built on the meta device and the weights assigned into
   it (``load_state_dict(assign=True)``), RoPE caches recomputed: a model ready to run.
 
@@ -40,7 +40,7 @@ def _run_phase(path: str, phase: str, dtype: torch.dtype) -> dict:
     baseline = _rss_mib()
     start = time.perf_counter()
     ckpt = GGUFCheckpointer(path, output_dir=os.devnull, dtype=dtype)
-    state_dict = ckpt.load_checkpoint()["model"]
+    state_dict = ckpt.load_checkpoint()
     weights = sum(t.numel() * t.element_size() for t in state_dict.values()) / 2**20
     if phase == "model":
         with torch.device("meta"):

@@ -2,17 +2,20 @@
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from torchtune.training.checkpointing._gguf_io import OUT_TYPES, load_gguf, write_gguf
+from torchtune.modules.peft import get_adapter_state_dict, get_merged_lora_ckpt, is_adapter_key
+from torchtune.training.checkpointing._atomic import atomic_directory
+from torchtune.training.checkpointing._gguf_io import OUT_TYPES, read_gguf_header, read_hf_state_dict, write_gguf
 from torchtune.training.checkpointing._gguf_tokenizer import GGUFTokenizer
+from torchtune.training.checkpointing._peft_adapter import ADAPTER_CONFIG, load_peft_adapter, save_peft_adapter
 
 logger = logging.getLogger(__name__)
 
 _TOKENIZER_PREFIX = "tokenizer."
-_ADAPTER_PARTS = (".lora_a.", ".lora_b.", ".magnitude")  # LoRA and DoRA parameter names
+ADAPTER_SUBDIR = "adapter"
 
 
 def gguf_tokenizer_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -43,8 +46,9 @@ def export_gguf(
 ) -> Path:
     """Write a torchtune state dict as a GGUF file that llama.cpp can run.
 
-    LoRA weights must be merged first (``torchtune.modules.peft`` merge utilities): only base
-    parameters have GGUF names.
+    LoRA weights must be merged first (``torchtune.modules.peft.get_merged_lora_ckpt``; the
+    checkpointer's :meth:`GGUFCheckpointer.write_checkpoint` does it): only base parameters
+    have GGUF names.
 
     Args:
         state_dict (dict[str, torch.Tensor]): torchtune parameter names -> tensors.
@@ -64,7 +68,7 @@ def export_gguf(
         ValueError: for adapter (LoRA/DoRA) weights, an unsupported ``out_type`` or architecture,
             or a parameter without a GGUF name.
     """
-    adapters = sorted(k for k in state_dict if any(part in k for part in _ADAPTER_PARTS))
+    adapters = sorted(k for k in state_dict if is_adapter_key(k))
     if adapters:
         raise ValueError(
             f"state_dict holds adapter weights ({adapters[0]}, ...), which GGUF cannot store; merge "
@@ -79,19 +83,21 @@ def export_gguf(
 class GGUFCheckpointer:
     """Read a GGUF model file (llama, qwen2, qwen3, gemma2) as a torchtune checkpoint.
 
-    The weights are dequantised to ``dtype`` and renamed through the Hugging Face names, so the
-    model is the one ``model_from_hf_config(checkpointer.config)`` builds. Saving writes a GGUF
-    that carries over the source file's tokenizer and chat template.
+    The interface is :class:`HuggingFaceCheckpointer`'s, so recipes can use either. The weights
+    are dequantised to ``dtype`` and renamed through the Hugging Face names, so the model is the
+    one ``model_from_hf_config(checkpointer.config)`` builds. Checkpoints are directories holding
+    ``model-<out_type>.gguf`` (adapters merged in, the source file's tokenizer and chat template
+    carried over) and, when training adapters, the peft adapter in ``adapter/``.
 
     Example:
         >>> ckpt = GGUFCheckpointer("SmolLM2-135M-Instruct.Q4_1.gguf", "out/")
         >>> model = ckpt.build_model()
-        >>> model.load_state_dict(ckpt.load_checkpoint()["model"])
+        >>> model.load_state_dict(ckpt.load_checkpoint())
         >>> tokenizer = ckpt.tokenizer()
 
     Args:
         checkpoint_path (str | Path): the ``.gguf`` file.
-        output_dir (str | Path): where :meth:`save_checkpoint` writes.
+        output_dir (str | Path): where :meth:`save_checkpoint` writes ``<output_dir>/<name>``.
         dtype (torch.dtype): dtype of the loaded weights. Default ``torch.float32``.
         out_type (str): GGUF type of saved 2-D weights, ``"F32"``, ``"F16"`` or ``"Q8_0"``.
             Default ``"F16"``.
@@ -114,21 +120,42 @@ class GGUFCheckpointer:
         self.output_dir = Path(output_dir)
         self.dtype = dtype
         self.out_type = out_type
-        self._hf_state_dict, self.config, self.metadata = load_gguf(self.checkpoint_path, dtype)
+        self.metadata, self.config, self._tensors = read_gguf_header(self.checkpoint_path)
+
+    @property
+    def file_name(self) -> str:
+        """Name of the GGUF file inside a saved checkpoint directory."""
+        return f"model-{self.out_type}.gguf"
 
     def load_hf_state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights under Hugging Face parameter names (llama.cpp's changes undone)."""
-        return dict(self._hf_state_dict)
+        """Read the weights under Hugging Face parameter names (llama.cpp's changes undone).
 
-    def load_checkpoint(self) -> dict[str, dict[str, torch.Tensor]]:
-        """The weights under torchtune parameter names.
+        Raises:
+            ValueError: for an unknown tensor name or an unsupported quantisation type.
+        """
+        return read_hf_state_dict(self.checkpoint_path, self._tensors, self.config, self.dtype)
+
+    def load_checkpoint(self) -> dict[str, torch.Tensor]:
+        """Read the weights under torchtune parameter names (each call reads the file again).
 
         Returns:
-            dict[str, dict[str, torch.Tensor]]: ``{"model": state_dict}``.
+            dict[str, torch.Tensor]: torchtune state dict.
+
+        Raises:
+            ValueError: for an unknown tensor name or an unsupported quantisation type.
         """
-        state_dict = _hf_to_tune(self._hf_state_dict, self.config)
-        self._hf_state_dict = {}  # the torchtune dict shares the tensors; drop our names
-        return {"model": state_dict}
+        return _hf_to_tune(self.load_hf_state_dict(), self.config)
+
+    def load_adapter(self, adapter_dir: str | Path) -> dict[str, torch.Tensor]:
+        """Read a peft adapter (a checkpoint's ``adapter/`` sub-directory when present).
+
+        Returns:
+            dict[str, torch.Tensor]: ``lora_a``/``lora_b``/``magnitude`` entries.
+        """
+        adapter_dir = Path(adapter_dir)
+        if (adapter_dir / ADAPTER_SUBDIR / ADAPTER_CONFIG).is_file():
+            adapter_dir = adapter_dir / ADAPTER_SUBDIR
+        return load_peft_adapter(adapter_dir, self.config)[0]
 
     def build_model(self, **lora_kwargs: Any) -> torch.nn.Module:
         """Build the (uninitialised) torchtune model this file holds weights for.
@@ -147,23 +174,76 @@ class GGUFCheckpointer:
         """The tokenizer and chat template stored in the file."""
         return GGUFTokenizer(self.metadata, max_seq_len=max_seq_len)
 
-    def save_checkpoint(self, state_dict: dict[str, Any], epoch: int = 0, **_: Any) -> Path:
-        """Write ``state_dict["model"]`` to ``<output_dir>/epoch_<epoch>/model-<out_type>.gguf``.
+    def write_checkpoint(
+        self,
+        directory: str | Path,
+        state_dict: dict[str, torch.Tensor],
+        *,
+        lora_alpha: float | None = None,
+        adapter_only: bool = False,
+    ) -> None:
+        """Write the GGUF file (and the peft adapter) into an existing ``directory``.
 
         Args:
-            state_dict (dict[str, Any]): ``{"model": torchtune state dict, ...}``; other keys
-                (optimizer, recipe state) have no place in a GGUF file and are ignored.
-            epoch (int): used in the directory name. Default 0.
+            directory (str | Path): an existing directory.
+            state_dict (dict[str, torch.Tensor]): torchtune state dict, adapters included or not.
+            lora_alpha (float | None): the adapters' alpha; required when there are adapters.
+            adapter_only (bool): write only the adapter. Default False.
 
-        Returns:
-            Path: the written file.
+        Raises:
+            ValueError: if there are adapters but no ``lora_alpha``, or ``adapter_only`` without
+                adapters.
         """
-        path = self.output_dir / f"epoch_{epoch}" / f"model-{self.out_type}.gguf"
-        return export_gguf(
-            state_dict["model"],
+        directory = Path(directory)
+        adapter = get_adapter_state_dict(state_dict)
+        if adapter and lora_alpha is None:
+            raise ValueError("lora_alpha=None: the state dict holds LoRA adapters, pass the alpha used in training")
+        if adapter_only and not adapter:
+            raise ValueError("adapter_only=True but the state dict holds no adapter weights")
+        if adapter:
+            adapter_dir = directory if adapter_only else directory / ADAPTER_SUBDIR
+            adapter_dir.mkdir(exist_ok=True)
+            save_peft_adapter(adapter_dir, adapter, self.config, lora_alpha=lora_alpha,
+                              base_model_name_or_path=str(self.checkpoint_path))
+            if adapter_only:
+                return
+            rank = next(v.shape[0] for k, v in adapter.items() if k.endswith(".lora_a.weight"))
+            state_dict = get_merged_lora_ckpt(state_dict, rank=rank, alpha=lora_alpha)
+        export_gguf(
+            {k: v for k, v in state_dict.items() if not is_adapter_key(k)},
             self.config,
-            path,
+            directory / self.file_name,
             tokenizer_metadata=gguf_tokenizer_metadata(self.metadata),
             out_type=self.out_type,
             name=self.metadata.get("general.name"),
         )
+
+    def save_checkpoint(
+        self,
+        state_dict: dict[str, torch.Tensor],
+        name: str = "final",
+        *,
+        lora_alpha: float | None = None,
+        adapter_only: bool = False,
+        write_extra: Callable[[Path], None] | None = None,
+        overwrite: bool = True,
+    ) -> Path:
+        """Atomically write ``<output_dir>/<name>`` with :meth:`write_checkpoint`.
+
+        Args:
+            state_dict (dict[str, torch.Tensor]): torchtune state dict.
+            name (str): sub-directory name, e.g. ``"epoch_0"``. Default ``"final"``.
+            lora_alpha (float | None): see :meth:`write_checkpoint`.
+            adapter_only (bool): see :meth:`write_checkpoint`. Default False.
+            write_extra (Callable[[Path], None] | None): writes more files (e.g. recipe state)
+                into the same directory before it is committed.
+            overwrite (bool): replace an existing directory. Default True.
+
+        Returns:
+            Path: the finished directory.
+        """
+        with atomic_directory(self.output_dir / name, overwrite=overwrite) as tmp:
+            self.write_checkpoint(tmp, state_dict, lora_alpha=lora_alpha, adapter_only=adapter_only)
+            if write_extra is not None:
+                write_extra(tmp)
+        return self.output_dir / name

@@ -100,6 +100,27 @@ def read_hf_state_dict(
     return state_dict
 
 
+def read_gguf_header(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], list[TensorInfo]]:
+    """Read a GGUF file's metadata and tensor table (no weights).
+
+    Args:
+        path (str | Path): the ``.gguf`` file.
+
+    Returns:
+        tuple: (GGUF metadata dict, Hugging Face style config dict, tensor table).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: for an unsupported architecture or rope scaling, or missing metadata.
+    """
+    reader = open_gguf(path)
+    metadata, tensors = read_metadata(reader), read_tensor_infos(reader)
+    del reader  # its per-field objects are large; free them before any weights are decoded
+    check_architecture(metadata.get("general.architecture", "<missing>"))
+    config = hf_config_from_metadata(metadata, {t.name: t.shape for t in tensors})
+    return metadata, config, tensors
+
+
 def load_gguf(
     path: str | Path, dtype: torch.dtype = torch.float32
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
@@ -116,11 +137,7 @@ def load_gguf(
         FileNotFoundError: if ``path`` does not exist.
         ValueError: for an unsupported architecture, tensor name or quantisation type.
     """
-    reader = open_gguf(path)
-    metadata, tensors = read_metadata(reader), read_tensor_infos(reader)
-    del reader  # its per-field objects are large; free them before the weights are decoded
-    check_architecture(metadata.get("general.architecture", "<missing>"))
-    config = hf_config_from_metadata(metadata, {t.name: t.shape for t in tensors})
+    metadata, config, tensors = read_gguf_header(path)
     state_dict = read_hf_state_dict(path, tensors, config, dtype)
     logger.info("Read %d tensors of a %s model from %s", len(state_dict), config["model_type"], path)
     return state_dict, config, metadata

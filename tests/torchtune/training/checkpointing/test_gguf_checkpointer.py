@@ -43,7 +43,7 @@ def test_import_logits_match_transformers(tmp_path, arch, out_type, tie):
     path = write_tiny_gguf(source, tmp_path / "m.gguf", out_type=out_type)
     ckpt = GGUFCheckpointer(path, tmp_path / "out")
     model = ckpt.build_model().eval()
-    model.load_state_dict(ckpt.load_checkpoint()["model"], strict=True)
+    model.load_state_dict(ckpt.load_checkpoint(), strict=True)
     _round_like_gguf(source, out_type)
     diff = (_logits(model, hf=False) - _logits(source, hf=True)).abs().max().item()
     assert diff < 2e-5
@@ -55,13 +55,14 @@ def test_save_checkpoint_round_trip_and_tokenizer(tmp_path):
     kv = bpe_tokenizer_kv(tok, "gpt2", chat_template="{{ messages[0]['content'] }}")
     path = write_tiny_gguf(source, tmp_path / "m.gguf", out_type="F32", tokenizer_kv=kv)
     ckpt = GGUFCheckpointer(path, tmp_path / "out", out_type="F16")
-    state_dict = ckpt.load_checkpoint()["model"]
-    state_dict = {k: v + 0.01 for k, v in state_dict.items()}  # "fine-tuned"
+    state_dict = {k: v + 0.01 for k, v in ckpt.load_checkpoint().items()}  # "fine-tuned"
 
-    written = ckpt.save_checkpoint({"model": state_dict, "optimizer": {}}, epoch=3)
-    assert written == tmp_path / "out" / "epoch_3" / "model-F16.gguf"
-    again = GGUFCheckpointer(written, tmp_path / "out2")
-    back = again.load_checkpoint()["model"]
+    extra = []
+    directory = ckpt.save_checkpoint(state_dict, "epoch_3", write_extra=lambda d: extra.append(d.name))
+    assert directory == tmp_path / "out" / "epoch_3" and extra
+    assert sorted(p.name for p in directory.iterdir()) == ["CHECKPOINT_COMPLETE", "model-F16.gguf"]
+    again = GGUFCheckpointer(directory / "model-F16.gguf", tmp_path / "out2")
+    back = again.load_checkpoint()
     assert set(back) == set(state_dict)
     for name, value in state_dict.items():
         expected = value if value.dim() == 1 else value.to(torch.float16).to(torch.float32)
@@ -70,6 +71,32 @@ def test_save_checkpoint_round_trip_and_tokenizer(tmp_path):
         assert again.metadata[key] == ckpt.metadata[key]
     text = "Hello wörld 123"
     assert again.tokenizer().encode(text, add_bos=False, add_eos=False) == tok.encode(text).ids
+
+
+def test_lora_checkpoint_is_merged_and_adapter_kept(tmp_path):
+    path = write_tiny_gguf(tiny_model("qwen2", seed=13), tmp_path / "m.gguf")
+    ckpt = GGUFCheckpointer(path, tmp_path / "out", out_type="F32")
+    model = ckpt.build_model(lora_attn_modules=["q_proj", "v_proj"], lora_rank=4, lora_alpha=8.0)
+    model.load_state_dict(ckpt.load_checkpoint(), strict=False)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_b" in name:
+                p.normal_()
+    state_dict = dict(model.state_dict())
+    directory = ckpt.save_checkpoint(state_dict, lora_alpha=8.0)
+    merged = GGUFCheckpointer(directory / "model-F32.gguf", tmp_path / "x").load_checkpoint()
+    a, b = state_dict["layers.1.attn.q_proj.lora_a.weight"], state_dict["layers.1.attn.q_proj.lora_b.weight"]
+    expected = state_dict["layers.1.attn.q_proj.weight"] + (8.0 / 4) * b @ a  # W + alpha / r * B A
+    torch.testing.assert_close(merged["layers.1.attn.q_proj.weight"], expected, rtol=0, atol=1e-6)
+    assert not any("lora" in k for k in merged)
+    adapter = ckpt.load_adapter(directory)
+    assert set(adapter) == {k for k in state_dict if "lora" in k}
+    assert torch.equal(adapter["layers.1.attn.q_proj.lora_b.weight"], b)
+    with pytest.raises(ValueError, match="lora_alpha=None: the state dict holds LoRA adapters"):
+        ckpt.write_checkpoint(tmp_path, state_dict)
+    with pytest.raises(ValueError, match="adapter_only=True but the state dict holds no adapter weights"):
+        ckpt.write_checkpoint(tmp_path, merged, adapter_only=True)
 
 
 def test_bad_out_type(tmp_path):
@@ -83,7 +110,7 @@ def test_export_rejects_unmerged_adapters(tmp_path):
 
     path = write_tiny_gguf(tiny_model("llama"), tmp_path / "m.gguf")
     ckpt = GGUFCheckpointer(path, tmp_path)
-    state_dict = ckpt.load_checkpoint()["model"]
+    state_dict = ckpt.load_checkpoint()
     state_dict["layers.0.attn.q_proj.lora_a.weight"] = torch.zeros(2, 64)
     with pytest.raises(ValueError, match=r"adapter weights \(layers\.0\.attn\.q_proj\.lora_a\.weight, \.\.\.\).*get_merged_lora_ckpt"):
         export_gguf(state_dict, ckpt.config, tmp_path / "out.gguf")

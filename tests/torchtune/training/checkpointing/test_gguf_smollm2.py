@@ -44,7 +44,7 @@ def checkpointer():
 @pytest.fixture(scope="module")
 def model(checkpointer):
     model = checkpointer.build_model().eval()
-    model.load_state_dict(checkpointer.load_checkpoint()["model"], strict=True)
+    model.load_state_dict(checkpointer.load_checkpoint(), strict=True)
     return model
 
 
