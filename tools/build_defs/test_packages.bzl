@@ -5,6 +5,18 @@
 
 TEST_PACKAGES = [
     "//recipe_tests",
+    "//tests/torchtune/_cli",
+    "//tests/torchtune/config",
+    "//tests/torchtune/data",
+    "//tests/torchtune/datasets",
+    "//tests/torchtune/generation",
+    "//tests/torchtune/models",
+    "//tests/torchtune/models/tokenizers",
     "//tests/torchtune/modules",
+    "//tests/torchtune/modules/peft",
+    "//tests/torchtune/modules/tokenizers",
+    "//tests/torchtune/training",
+    "//tests/torchtune/training/checkpointing",
     "//tools",
+    "//tools/build_defs",
 ]

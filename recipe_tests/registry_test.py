@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 
 import torchtune
+from recipe_tests._installed import runfile
 from torchtune import _recipe_registry as registry
 
-SOURCE_ROOT = Path(torchtune.__file__).parent.parent / "recipes"
+# The source tree's recipes/ (this test's runfiles hold //recipes:recipe_files).
+SOURCE_ROOT = runfile("recipes")
 CONFIG_NAMES = [c.name for r in registry.RECIPES for c in r.configs]
 CONFIG_PATHS = {c.file_path for r in registry.RECIPES for c in r.configs}
 

@@ -1,0 +1,175 @@
+"""Recipes as packaged: `pip install 'torchtune[recipes]'` from the wheel, then only `tune`.
+
+One venv (outside Bazel's) serves every test of this file. The tiny shipped model and data make
+each run take seconds; outputs are checked with the reference libraries (transformers, peft).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from recipe_tests._installed import InstalledTorchtune, clean_env
+
+TINY = ("max_steps_per_epoch=12", "epochs=1", "log_every_n_steps=1", "save_every_n_steps=6")
+
+
+@pytest.fixture(scope="module")
+def tt(tmp_path_factory) -> InstalledTorchtune:
+    return InstalledTorchtune(tmp_path_factory.mktemp("venv") / "venv", extras=("recipes",))
+
+
+@pytest.fixture
+def work(tmp_path) -> Path:
+    return tmp_path
+
+
+def losses(output_dir: Path, key: str = "loss") -> list[float]:
+    rows = [json.loads(line) for line in (output_dir / "logs" / "metrics.jsonl").read_text().splitlines()]
+    return [row[key] for row in rows if key in row]
+
+
+def final_dir(output_dir: Path) -> Path:
+    steps = sorted(output_dir.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    assert steps, f"no checkpoint in {output_dir}"
+    return steps[-1]
+
+
+def test_version_and_ls(tt, work):
+    assert tt.run("tune", "--version", cwd=work).stdout.strip().endswith("0.1.0")
+    listing = tt.run("tune", "ls", cwd=work).stdout
+    for recipe in ("full_finetune_single_device", "full_finetune_distributed",
+                   "lora_finetune_single_device", "lora_finetune_distributed", "generate",
+                   "eleuther_eval"):
+        assert recipe in listing
+    assert "tiny/lora_single_device" in listing
+
+
+def test_recipes_are_not_importable(tt, work):
+    proc = tt.run("python", "-c", "import torchtune._recipes", cwd=work, check=False)
+    assert proc.returncode != 0 and "tune cp" in proc.stderr
+
+
+def test_cp_then_run_the_copy(tt, work):
+    tt.run("tune", "cp", "lora_finetune_single_device", "mine/my_lora.py", "--make-parents", cwd=work)
+    tt.run("tune", "cp", "tiny/lora_single_device", "mine/my_lora.yaml", cwd=work)
+    refused = tt.run("tune", "cp", "tiny/lora_single_device", "mine/my_lora.yaml", cwd=work, check=False)
+    assert refused.returncode == 1 and "--force" in refused.stderr
+    assert tt.run("tune", "diff", "mine/my_lora.py", cwd=work).stdout.strip() == "" or \
+        "no differences" in tt.run("tune", "diff", "mine/my_lora.py", cwd=work).stdout.lower()
+    script = work / "mine" / "my_lora.py"
+    script.write_text(script.read_text().replace('desc="lora"', 'desc="my lora"'))
+    assert 'desc="my lora"' in tt.run("tune", "diff", "mine/my_lora.py", cwd=work).stdout
+    out = work / "copy_out"
+    tt.run("tune", "run", "mine/my_lora.py", "--config", "mine/my_lora.yaml", f"output_dir={out}",
+           "max_steps_per_epoch=3", "epochs=1", cwd=work)
+    assert (final_dir(out) / "model.safetensors").exists()
+
+
+def test_lora_run_learns_saves_peft_and_generates(tt, work):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = work / "lora"
+    proc = tt.run("tune", "run", "lora_finetune_single_device", "--config", "tiny/lora_single_device",
+                  f"output_dir={out}", "max_steps_per_epoch=30", "epochs=1", "log_every_n_steps=1",
+                  cwd=work)
+    curve = losses(out)
+    assert len(curve) == 30 and sum(curve[-5:]) / 5 < 0.8 * sum(curve[:5]) / 5, curve
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    final = final_dir(out)
+    assert f"checkpoint_dir={final}" in proc.stdout
+
+    # The merged model loads in transformers; the adapter in peft on the shipped base; both agree.
+    merged = AutoModelForCausalLM.from_pretrained(final, torch_dtype=torch.float32).eval()
+    base_dir = Path(json.loads((final / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"])
+    base = AutoModelForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32)
+    peft_model = PeftModel.from_pretrained(base, final / "adapter").eval()
+    tokens = torch.randint(0, merged.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(peft_model(tokens).logits, merged(tokens).logits, atol=1e-4, rtol=1e-4)
+
+    gen = tt.run("tune", "run", "generate", "--config", "tiny/generate", f"checkpoint_dir={final}", cwd=work)
+    assert "tokens/s" in gen.stdout or "tok/s" in gen.stdout, gen.stdout
+
+
+def test_full_run_learns_and_loads_in_transformers(tt, work):
+    from transformers import AutoModelForCausalLM
+
+    out = work / "full"
+    tt.run("tune", "run", "full_finetune_single_device", "--config", "tiny/full_single_device",
+           f"output_dir={out}", "max_steps_per_epoch=30", "epochs=1", "log_every_n_steps=1", cwd=work)
+    curve = losses(out)
+    assert sum(curve[-5:]) / 5 < 0.8 * sum(curve[:5]) / 5, curve
+    model = AutoModelForCausalLM.from_pretrained(final_dir(out), torch_dtype=torch.float32)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def _run_until_checkpoint(tt, work, out, args) -> None:
+    """Starts a run and SIGKILLs it as soon as its first checkpoint is whole."""
+    proc = subprocess.Popen([str(tt.bin / "tune"), *args], cwd=work, env=clean_env(OMP_NUM_THREADS="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if list(out.glob("step_*/CHECKPOINT_COMPLETE")):
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert list(out.glob("step_*/CHECKPOINT_COMPLETE")), "the run never wrote a checkpoint"
+
+
+def test_killed_run_resumes_to_the_same_weights(tt, work):
+    from safetensors.torch import load_file
+
+    args = ["run", "lora_finetune_single_device", "--config", "tiny/lora_single_device", *TINY]
+    whole, broken = work / "whole", work / "broken"
+    tt.run("tune", *args, f"output_dir={whole}", cwd=work)
+    _run_until_checkpoint(tt, work, broken, [*args, f"output_dir={broken}"])
+    tt.run("tune", *args, f"output_dir={broken}", "resume=auto", cwd=work)
+    a = load_file(final_dir(whole) / "model.safetensors")
+    b = load_file(final_dir(broken) / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("kind", ["lora", "full"])
+def test_distributed_matches_single_device(tt, work, kind):
+    single, dist = work / f"{kind}_single", work / f"{kind}_dist"
+    common = ("max_steps_per_epoch=6", "epochs=1", "log_every_n_steps=1")
+    tt.run("tune", "run", f"{kind}_finetune_single_device", "--config", f"tiny/{kind}_single_device",
+           f"output_dir={single}", *common, cwd=work)
+    tt.run("tune", "run", "--nproc_per_node", "2", f"{kind}_finetune_distributed", "--config",
+           f"tiny/{kind}_distributed", f"output_dir={dist}", *common, cwd=work)
+    a, b = losses(single), losses(dist)
+    assert len(a) == len(b) == 6
+    assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
+
+
+def test_wrong_torchrun_flag_gives_torchrun_message(tt, work):
+    proc = tt.run("tune", "run", "--nproc_per_node", "2", "--no_such_flag", "1", "lora_finetune_distributed",
+                  "--config", "tiny/lora_distributed", cwd=work, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_bad_input_stops_before_training(tt, work):
+    missing = tt.run("tune", "run", "lora_finetune_single_device", "--config", "tiny/lora_single_device",
+                     f"model_dir={work / 'nowhere'}", cwd=work, check=False)
+    assert missing.returncode != 0 and "nowhere" in missing.stderr + missing.stdout
+    unknown = tt.run("tune", "run", "lora_finetune_single_device", "--config", "tiny/lora_single_device",
+                     "bach_size=3", cwd=work, check=False)
+    assert unknown.returncode != 0 and "batch_size" in unknown.stderr + unknown.stdout
+    close = tt.run("tune", "run", "lora_finetune_singel_device", "--config", "tiny/lora_single_device",
+                   cwd=work, check=False)
+    assert close.returncode == 1 and "lora_finetune_single_device" in close.stderr
+
+
+def test_every_shipped_config_validates(tt, work):
+    proc = tt.run("tune", "validate", "--all", cwd=work, check=False, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
