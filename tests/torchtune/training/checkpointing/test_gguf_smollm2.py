@@ -74,8 +74,25 @@ def test_tokenizer_matches_transformers(checkpointer):
 
 
 def test_greedy_answer_is_coherent(checkpointer, model):
-    # last in the file: generate() leaves the model's KV caches enabled
+    # after the other tests of the shared model: generate() leaves its KV caches enabled
     tokenizer = checkpointer.tokenizer()
+    prompt, _ = tokenizer.tokenize_messages(QUESTION, add_end_tokens=False)
+    with torch.no_grad():
+        out, _ = generate(model, [prompt], max_new_tokens=24, temperature=0.0, stop_tokens=tokenizer.stop_tokens)
+    answer = tokenizer.decode(out[0, len(prompt):].tolist())
+    assert "Paris" in answer, answer
+
+
+def test_q8_0_export_still_answers(checkpointer, tmp_path):
+    """Export the imported weights as Q8_0 (tokenizer carried over) and run the re-imported file."""
+    directory = GGUFCheckpointer(GGUF_PATH, output_dir=tmp_path, out_type="Q8_0").save_checkpoint(
+        checkpointer.load_checkpoint(), "export"
+    )
+    exported = GGUFCheckpointer(directory / "model-Q8_0.gguf", output_dir=os.devnull)
+    assert exported.metadata["tokenizer.chat_template"] == checkpointer.metadata["tokenizer.chat_template"]
+    model = exported.build_model().eval()
+    model.load_state_dict(exported.load_checkpoint(), strict=True)
+    tokenizer = exported.tokenizer()
     prompt, _ = tokenizer.tokenize_messages(QUESTION, add_end_tokens=False)
     with torch.no_grad():
         out, _ = generate(model, [prompt], max_new_tokens=24, temperature=0.0, stop_tokens=tokenizer.stop_tokens)
