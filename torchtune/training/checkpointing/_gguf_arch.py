@@ -191,7 +191,10 @@ def hf_config_from_metadata(
     scaling = metadata.get(f"{arch}.rope.scaling.type", "none")
     if scaling != "none" or "rope_freqs.weight" in tensor_shapes:
         raise ValueError(f"GGUF rope scaling '{scaling}' (or a rope_freqs tensor) is not supported")
-    key = lambda k: _require(metadata, f"{arch}.{k}")  # noqa: E731
+
+    def key(name: str) -> Any:
+        return _require(metadata, f"{arch}.{name}")
+
     n_heads, d = int(key("attention.head_count")), int(key("embedding_length"))
     head_dim = int(metadata.get(f"{arch}.attention.key_length", d // n_heads))
     vocab = (

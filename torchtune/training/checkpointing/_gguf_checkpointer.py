@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import torch
 
+from torchtune.models import hf_to_tune, model_from_hf_config, tune_to_hf
 from torchtune.modules.peft import get_adapter_state_dict, get_merged_lora_ckpt, is_adapter_key
 from torchtune.training.checkpointing._atomic import atomic_directory
 from torchtune.training.checkpointing._gguf_io import OUT_TYPES, read_gguf_header, read_hf_state_dict, write_gguf
@@ -21,18 +22,6 @@ ADAPTER_SUBDIR = "adapter"
 def gguf_tokenizer_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     """The ``tokenizer.*`` keys of GGUF metadata (vocabulary, merges, ids, chat template)."""
     return {k: v for k, v in metadata.items() if k.startswith(_TOKENIZER_PREFIX)}
-
-
-def _hf_to_tune(hf_state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
-    from torchtune.models import hf_to_tune
-
-    return hf_to_tune(hf_state_dict, config)
-
-
-def _tune_to_hf(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
-    from torchtune.models import tune_to_hf
-
-    return tune_to_hf(state_dict, config)
 
 
 def export_gguf(
@@ -74,7 +63,7 @@ def export_gguf(
             f"state_dict holds adapter weights ({adapters[0]}, ...), which GGUF cannot store; merge "
             "them into the base weights first (torchtune.modules.peft.get_merged_lora_ckpt)"
         )
-    hf_state_dict = _tune_to_hf(state_dict, config)
+    hf_state_dict = tune_to_hf(state_dict, config)
     return write_gguf(
         hf_state_dict, config, path, tokenizer_metadata=tokenizer_metadata, out_type=out_type, name=name
     )
@@ -144,7 +133,7 @@ class GGUFCheckpointer:
         Raises:
             ValueError: for an unknown tensor name or an unsupported quantisation type.
         """
-        return _hf_to_tune(self.load_hf_state_dict(), self.config)
+        return hf_to_tune(self.load_hf_state_dict(), self.config)
 
     def load_adapter(self, adapter_dir: str | Path) -> dict[str, torch.Tensor]:
         """Read a peft adapter (a checkpoint's ``adapter/`` sub-directory when present).
@@ -166,8 +155,6 @@ class GGUFCheckpointer:
         Returns:
             TransformerDecoder: the model.
         """
-        from torchtune.models import model_from_hf_config
-
         return model_from_hf_config(self.config, **lora_kwargs)
 
     def tokenizer(self, max_seq_len: int | None = None) -> GGUFTokenizer:
