@@ -6,6 +6,7 @@ each run take seconds; outputs are checked with the reference libraries (transfo
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -60,11 +61,12 @@ def test_cp_then_run_the_copy(tt, work):
     tt.run("tune", "cp", "tiny/lora_single_device", "mine/my_lora.yaml", cwd=work)
     refused = tt.run("tune", "cp", "tiny/lora_single_device", "mine/my_lora.yaml", cwd=work, check=False)
     assert refused.returncode == 1 and "--force" in refused.stderr
-    assert tt.run("tune", "diff", "mine/my_lora.py", cwd=work).stdout.strip() == "" or \
-        "no differences" in tt.run("tune", "diff", "mine/my_lora.py", cwd=work).stdout.lower()
+    diff = ("tune", "diff", "mine/my_lora.py", "--against", "lora_finetune_single_device")
+    assert "@@" not in tt.run(*diff, cwd=work).stdout
     script = work / "mine" / "my_lora.py"
     script.write_text(script.read_text().replace('desc="lora"', 'desc="my lora"'))
-    assert 'desc="my lora"' in tt.run("tune", "diff", "mine/my_lora.py", cwd=work).stdout
+    changed = tt.run(*diff, cwd=work).stdout
+    assert re.search(r'^-.*desc="lora"', changed, re.M) and re.search(r'^\+.*desc="my lora"', changed, re.M)
     out = work / "copy_out"
     tt.run("tune", "run", "mine/my_lora.py", "--config", "mine/my_lora.yaml", f"output_dir={out}",
            "max_steps_per_epoch=3", "epochs=1", cwd=work)
