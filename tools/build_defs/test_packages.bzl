@@ -10,6 +10,7 @@ TEST_PACKAGES = [
     "//tests/torchtune/data",
     "//tests/torchtune/datasets",
     "//tests/torchtune/generation",
+    "//tests/torchtune/gpu",
     "//tests/torchtune/models",
     "//tests/torchtune/models/tokenizers",
     "//tests/torchtune/modules",
