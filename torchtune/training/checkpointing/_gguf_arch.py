@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from torchtune.training.checkpointing._gguf_rope import rope_scaling_from_divisors
+
 logger = logging.getLogger(__name__)
 
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2")
@@ -86,8 +88,7 @@ def gguf_to_hf_name(name: str, arch: str) -> str:
             return f"model.layers.{layer}.{_block_names(arch)[stem]}.{kind}"
     elif (match := _GLOBAL_RE.match(name)) and match.group(1) in _GLOBAL_NAMES:
         return f"{_GLOBAL_NAMES[match.group(1)]}.{match.group(2)}"
-    hint = " (llama3-style rope scaling is not supported)" if name.startswith("rope_freqs") else ""
-    raise ValueError(f"GGUF tensor '{name}' of architecture '{arch}' has no known mapping{hint}")
+    raise ValueError(f"GGUF tensor '{name}' of architecture '{arch}' has no known mapping")
 
 
 def hf_to_gguf_name(name: str, arch: str) -> str:
@@ -169,7 +170,9 @@ def _require(metadata: dict[str, Any], key: str) -> Any:
 
 
 def hf_config_from_metadata(
-    metadata: dict[str, Any], tensor_shapes: dict[str, tuple[int, ...]]
+    metadata: dict[str, Any],
+    tensor_shapes: dict[str, tuple[int, ...]],
+    rope_freqs: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Build a Hugging Face ``config.json`` dictionary from GGUF metadata.
 
@@ -178,6 +181,8 @@ def hf_config_from_metadata(
         tensor_shapes (dict[str, tuple[int, ...]]): GGUF tensor name -> shape in torch order
             (rows first); detects tied embeddings and biases, and gives the vocabulary size
             (rows of ``token_embd``, which may exceed the token list).
+        rope_freqs (torch.Tensor | None): the ``rope_freqs.weight`` tensor when the file has one
+            (Llama 3.x RoPE scaling). Default None.
 
     Returns:
         dict[str, Any]: ``model_type``, ``architectures``, sizes, ``rope_theta``,
@@ -189,8 +194,8 @@ def hf_config_from_metadata(
     arch = _require(metadata, "general.architecture")
     check_architecture(arch)
     scaling = metadata.get(f"{arch}.rope.scaling.type", "none")
-    if scaling != "none" or "rope_freqs.weight" in tensor_shapes:
-        raise ValueError(f"GGUF rope scaling '{scaling}' (or a rope_freqs tensor) is not supported")
+    if scaling != "none" or ("rope_freqs.weight" in tensor_shapes and rope_freqs is None):
+        raise ValueError(f"GGUF rope scaling '{scaling}' (or a rope_freqs tensor not passed in) is not supported")
 
     def key(name: str) -> Any:
         return _require(metadata, f"{arch}.{name}")
@@ -221,6 +226,10 @@ def hf_config_from_metadata(
         "attention_bias": "blk.0.attn_q.bias" in tensor_shapes,
         "hidden_act": "silu",
     }
+    if rope_freqs is not None:
+        rope_dim = int(metadata.get(f"{arch}.rope.dimension_count", head_dim))
+        config["rope_scaling"] = rope_scaling_from_divisors(rope_freqs, rope_theta, rope_dim)
+        config["rope_parameters"] = {**config["rope_scaling"], "rope_theta": rope_theta}
     for name in ("bos", "eos", "padding"):
         if f"tokenizer.ggml.{name}_token_id" in metadata:
             config[f"{name if name != 'padding' else 'pad'}_token_id"] = int(

@@ -18,10 +18,12 @@ from torchtune.training.checkpointing._gguf_arch import (
     hf_value_to_gguf,
 )
 from torchtune.training.checkpointing._gguf_quants import dequantize, quantize_q8_0
+from torchtune.training.checkpointing._gguf_rope import llama3_rope_divisors
 
 logger = logging.getLogger(__name__)
 
 OUT_TYPES = ("F32", "F16", "Q8_0")
+ROPE_FREQS = "rope_freqs.weight"  # Llama 3.x RoPE scaling divisors, not a model parameter
 _HEADER_KEYS = ("GGUF.version", "GGUF.tensor_count", "GGUF.kv_count")
 
 
@@ -65,6 +67,13 @@ def read_tensor_infos(reader: Any) -> list[TensorInfo]:
                    int(t.data_offset), int(t.n_bytes))
         for t in reader.tensors
     ]
+
+
+def _read_tensor(path: str | Path, info: TensorInfo, dtype: torch.dtype) -> torch.Tensor:
+    with open(path, "rb") as f:
+        f.seek(info.offset)
+        raw = np.frombuffer(f.read(info.n_bytes), dtype=np.uint8)
+    return dequantize(raw, info.type_name, info.shape, dtype=dtype, tensor_name=info.name)
 
 
 def read_hf_state_dict(
@@ -117,8 +126,10 @@ def read_gguf_header(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], 
     metadata, tensors = read_metadata(reader), read_tensor_infos(reader)
     del reader  # its per-field objects are large; free them before any weights are decoded
     check_architecture(metadata.get("general.architecture", "<missing>"))
-    config = hf_config_from_metadata(metadata, {t.name: t.shape for t in tensors})
-    return metadata, config, tensors
+    rope = next((t for t in tensors if t.name == ROPE_FREQS), None)
+    rope_freqs = _read_tensor(path, rope, torch.float32) if rope is not None else None
+    config = hf_config_from_metadata(metadata, {t.name: t.shape for t in tensors}, rope_freqs)
+    return metadata, config, [t for t in tensors if t.name != ROPE_FREQS]
 
 
 def load_gguf(
@@ -179,7 +190,7 @@ def _add_architecture(writer: Any, config: dict[str, Any]) -> None:
     writer.add_head_count(config["num_attention_heads"])
     writer.add_head_count_kv(config["num_key_value_heads"])
     writer.add_layer_norm_rms_eps(float(config["rms_norm_eps"]))
-    writer.add_rope_freq_base(float(config["rope_theta"]))
+    writer.add_rope_freq_base(_rope_theta(config))
     writer.add_vocab_size(config["vocab_size"])
     head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     if head_dim * config["num_attention_heads"] != config["hidden_size"] or arch != "llama":
@@ -205,6 +216,26 @@ def _encode_tensor(name: str, w: torch.Tensor, out_type: str) -> tuple[np.ndarra
         logger.warning("%s has rows of %d values, not a multiple of 32: written as F16", name, w.shape[-1])
         return w.to(torch.float16).numpy(), None
     return quantize_q8_0(w), qt.Q8_0
+
+
+def _rope_theta(config: dict[str, Any]) -> float:
+    """RoPE base of a Hugging Face config: ``rope_theta`` (v4) or ``rope_parameters`` (v5)."""
+    return float(config.get("rope_theta") or (config.get("rope_parameters") or {}).get("rope_theta", 10000.0))
+
+
+def _llama3_scaling(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The Llama 3.x ``rope_scaling`` of a Hugging Face config (v4 or v5 layout), else None.
+
+    Raises:
+        ValueError: for another kind of RoPE scaling, which GGUF export does not write.
+    """
+    scaling = config.get("rope_scaling") or config.get("rope_parameters") or {}
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "default":
+        return None
+    if kind != "llama3":
+        raise ValueError(f"rope_type={kind!r} cannot be written to GGUF; supported: default, llama3")
+    return scaling
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -262,6 +293,10 @@ def write_gguf(
         _add_architecture(writer, config)
         for key, value in (tokenizer_metadata or {}).items():
             _add_value(writer, key, value)
+        scaling = _llama3_scaling(config)
+        if scaling is not None:
+            head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+            writer.add_tensor(ROPE_FREQS, llama3_rope_divisors(_rope_theta(config), head_dim, scaling).numpy())
         for hf_name, w in hf_state_dict.items():
             gguf_name = hf_to_gguf_name(hf_name, arch)
             data, raw_type = _encode_tensor(gguf_name, hf_value_to_gguf(hf_name, w, config), out_type)

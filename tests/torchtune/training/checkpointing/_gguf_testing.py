@@ -5,6 +5,7 @@ table written out below, the q/k permutation is llama.cpp's, quantisation is ggu
 """
 
 import json
+import math
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ _GEMMA2_LAYER_NAMES = {
 }
 
 
-def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False):
+def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False, rope_scaling: dict | None = None):
     """A transformers config of a 2-layer model with GQA."""
     from transformers import AutoConfig
 
@@ -68,6 +69,8 @@ def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False):
         eos_token_id=2,
         pad_token_id=2,
     )
+    if rope_scaling is not None:
+        kwargs["rope_scaling"] = dict(rope_scaling)  # transformers adds keys to the dict it gets
     if model_type in ("qwen3", "gemma2"):
         kwargs["head_dim"] = 32  # differs from hidden_size // heads
     if model_type == "gemma2":
@@ -76,12 +79,12 @@ def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False):
     return AutoConfig.for_model(model_type, **kwargs)
 
 
-def tiny_model(model_type: str, seed: int = 0, tie: bool = False):
+def tiny_model(model_type: str, seed: int = 0, tie: bool = False, rope_scaling: dict | None = None):
     """A transformers causal LM with random weights (norms and biases not at their defaults)."""
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    config = tiny_config(model_type, tie=tie)
+    config = tiny_config(model_type, tie=tie, rope_scaling=rope_scaling)
     config._attn_implementation = "eager"
     model = AutoModelForCausalLM.from_config(config).eval()
     with torch.no_grad():
@@ -93,6 +96,24 @@ def tiny_model(model_type: str, seed: int = 0, tie: bool = False):
             else:
                 p.normal_(0.0, 0.1)
     return model
+
+
+def llama_cpp_rope_factors(cfg) -> np.ndarray:
+    """The ``rope_freqs`` tensor llama.cpp's converter writes for Llama 3.x RoPE scaling."""
+    rope = cfg.rope_parameters
+    dim = cfg.hidden_size // cfg.num_attention_heads
+    old_context, low, high = rope["original_max_position_embeddings"], rope["low_freq_factor"], rope["high_freq_factor"]
+    factors = []
+    for i in range(0, dim, 2):
+        wavelen = 2 * math.pi * rope["rope_theta"] ** (i / dim)
+        if wavelen < old_context / high:
+            factors.append(1.0)
+        elif wavelen > old_context / low:
+            factors.append(rope["factor"])
+        else:
+            smooth = (old_context / wavelen - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / rope["factor"] + smooth))
+    return np.array(factors, dtype=np.float32)
 
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -154,6 +175,8 @@ def write_tiny_gguf(model, path, out_type: str = "F32", tokenizer_kv: dict | Non
         w.add_sliding_window(cfg.sliding_window)
     for key, (value, vtype, sub) in (tokenizer_kv or {}).items():
         w.add_key_value(key, value, vtype, sub_type=sub)
+    if cfg.rope_parameters.get("rope_type", "default") == "llama3":
+        w.add_tensor("rope_freqs.weight", llama_cpp_rope_factors(cfg))
     for name, arr in gguf_tensors_like_llama_cpp(model).items():
         if arr.ndim == 1 or out_type == "F32":
             w.add_tensor(name, arr)

@@ -115,3 +115,15 @@ def test_export_rejects_unmerged_adapters(tmp_path):
     with pytest.raises(ValueError, match=r"adapter weights \(layers\.0\.attn\.q_proj\.lora_a\.weight, \.\.\.\).*get_merged_lora_ckpt"):
         export_gguf(state_dict, ckpt.config, tmp_path / "out.gguf")
     assert not (tmp_path / "out.gguf").exists()
+
+
+def test_llama3_rope_scaled_import_matches_transformers(tmp_path):
+    rope = {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64}
+    source = tiny_model("llama", seed=14, rope_scaling=rope)
+    ckpt = GGUFCheckpointer(write_tiny_gguf(source, tmp_path / "m.gguf"), tmp_path / "out")
+    model = ckpt.build_model().eval()
+    model.load_state_dict(ckpt.load_checkpoint(), strict=True)
+    tokens = torch.arange(3, 99).reshape(1, 96) % 96  # past the "original" context of 64
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens), source(tokens).logits, rtol=1e-4, atol=2e-5)

@@ -8,7 +8,7 @@ import torch
 gguf = pytest.importorskip("gguf")
 transformers = pytest.importorskip("transformers")
 
-from _gguf_testing import tiny_model, write_tiny_gguf  # noqa: E402
+from _gguf_testing import llama_cpp_rope_factors, tiny_model, write_tiny_gguf  # noqa: E402
 
 from torchtune.training.checkpointing._gguf_arch import permute_qk, unpermute_qk  # noqa: E402
 from torchtune.training.checkpointing._gguf_io import load_gguf  # noqa: E402
@@ -153,8 +153,8 @@ def test_config_errors():
         hf_config_from_metadata(metadata, {})
     with pytest.raises(ValueError, match="GGUF rope scaling 'yarn' .* is not supported"):
         hf_config_from_metadata(_llama_metadata(**{"llama.rope.scaling.type": "yarn"}), {})
-    with pytest.raises(ValueError, match="rope_freqs"):
-        hf_config_from_metadata(_llama_metadata(), {"rope_freqs.weight": (32,)})
+    with pytest.raises(ValueError, match="rope_freqs tensor not passed in"):
+        hf_config_from_metadata(_llama_metadata(), {"rope_freqs.weight": (8,)})
 
 
 def test_unknown_tensor_name():
@@ -162,5 +162,47 @@ def test_unknown_tensor_name():
 
     with pytest.raises(ValueError, match=r"GGUF tensor 'blk\.0\.ffn_gate_exps\.weight' of architecture 'llama' has no known mapping"):
         gguf_to_hf_name("blk.0.ffn_gate_exps.weight", "llama")
-    with pytest.raises(ValueError, match="llama3-style rope scaling is not supported"):
-        gguf_to_hf_name("rope_freqs.weight", "llama")
+
+
+LLAMA3_ROPE = {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 64}
+
+
+def test_llama3_rope_scaling_from_rope_freqs(tmp_path):
+    """The rope_freqs divisors llama.cpp writes turn back into transformers' llama3 scaling."""
+    from transformers import AutoModelForCausalLM
+
+    source = tiny_model("llama", seed=8, rope_scaling=LLAMA3_ROPE)
+    factors = llama_cpp_rope_factors(source.config)
+    assert ((factors > 1) & (factors < 4)).sum() >= 2  # the interpolated band is exercised
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "m.gguf"))
+    scaling = dict(config["rope_scaling"])
+    assert scaling.pop("rope_type") == "llama3"
+    assert scaling == pytest.approx({k: v for k, v in LLAMA3_ROPE.items() if k != "rope_type"}, rel=1e-5)
+    rebuilt_config = type(source.config)(**{k: v for k, v in config.items() if k != "architectures"})
+    rebuilt = AutoModelForCausalLM.from_config(rebuilt_config).eval()
+    tokens = torch.arange(3, 67).reshape(1, 64) % 96  # long enough for the scaled frequencies to matter
+    rebuilt.load_state_dict(hf_sd)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(tokens).logits, source(tokens).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_llama3_rope_export_writes_llama_cpp_divisors(tmp_path):
+    from torchtune.training.checkpointing._gguf_io import write_gguf
+
+    source = tiny_model("llama", seed=9, rope_scaling=LLAMA3_ROPE)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "m.gguf"))
+    out = write_gguf(hf_sd, config, tmp_path / "out.gguf")
+    tensors = {t.name: t for t in gguf.GGUFReader(out).tensors}
+    np.testing.assert_allclose(tensors["rope_freqs.weight"].data, llama_cpp_rope_factors(source.config), rtol=1e-6)
+    with pytest.raises(ValueError, match="rope_type='yarn' cannot be written to GGUF"):
+        write_gguf(hf_sd, dict(config, rope_scaling={"rope_type": "yarn", "factor": 2.0}), tmp_path / "x.gguf")
+
+
+def test_rope_freqs_that_are_not_llama3():
+    from torchtune.training.checkpointing._gguf_rope import rope_scaling_from_divisors
+
+    with pytest.raises(ValueError, match="is not Llama 3.x RoPE scaling"):
+        rope_scaling_from_divisors(torch.tensor([1.0, 3.0, 1.5, 4.0]), 5000.0, 8)
+    with pytest.raises(ValueError, match=r"rope_freqs has shape \(3,\), expected \(4,\)"):
+        rope_scaling_from_divisors(torch.ones(3), 5000.0, 8)
