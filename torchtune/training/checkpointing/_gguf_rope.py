@@ -53,7 +53,7 @@ def _fit(divisors: torch.Tensor, theta: float, head_dim: int) -> dict[str, Any]:
     a = float(((x - x.mean()) * (smooth - smooth.mean())).sum() / ((x - x.mean()) ** 2).sum())
     b = float(smooth.mean() - a * x.mean())
     # with low_freq_factor = 1: a = original / (high - 1), b = -1 / (high - 1)
-    high = 1.0 - 1.0 / b
+    high = round(1.0 - 1.0 / b, 6)  # float noise of the fit; the check below guards the result
     return {"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": high,
             "original_max_position_embeddings": round(-a / b)}
 
