@@ -35,16 +35,14 @@ _QWEN2_SPLIT = (
 )
 # pre name -> ordered list of split expressions applied one after another
 PRE_TOKENIZER_SPLITS: dict[str, list[str]] = {
-    "default": [_GPT2_SPLIT],
-    "gpt2": [_GPT2_SPLIT],
-    "smollm": [r"\p{N}", _GPT2_SPLIT],
-    "llama-bpe": [_LLAMA3_SPLIT],
-    "llama3": [_LLAMA3_SPLIT],
-    "qwen2": [_QWEN2_SPLIT],
-    "deepseek-r1-qwen": [_QWEN2_SPLIT],
+    **{name: [_GPT2_SPLIT] for name in ("default", "gpt2", "mpt", "olmo", "jais")},
+    **{name: [r"\p{N}", _GPT2_SPLIT] for name in
+       ("smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva")},
+    **{name: [_LLAMA3_SPLIT] for name in ("llama-bpe", "llama3", "llama-v3", "falcon3", "dbrx", "smaug-bpe")},
+    **{name: [_QWEN2_SPLIT] for name in ("qwen2", "deepseek-r1-qwen")},
 }
 # llama.cpp looks up whole pre-split words in the vocabulary before merging for these
-_IGNORE_MERGES = frozenset({"llama-bpe", "llama3"})
+_IGNORE_MERGES = frozenset({"llama-bpe", "llama3", "llama-v3", "falcon3"})
 
 
 def _byte_level_pre_tokenizer(pre: str) -> pre_tokenizers.PreTokenizer:
