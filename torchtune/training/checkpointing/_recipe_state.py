@@ -8,13 +8,14 @@ unpickles.
 
 import json
 import logging
-import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from torchtune.utils._rng import get_rng_state, set_rng_state  # the one implementation
 
 logger = logging.getLogger(__name__)
 
@@ -98,36 +99,6 @@ def read_tree(directory: str | Path, stem: str) -> Any:
     with open(directory / f"{stem}.json", encoding="utf-8") as f:
         encoded = json.load(f)
     return _decode(encoded, load_file(directory / f"{stem}.safetensors"))
-
-
-def get_rng_state() -> dict[str, Any]:
-    """Capture the Python, NumPy, torch CPU and (if available) CUDA random states.
-
-    Returns:
-        dict[str, Any]: ``python`` (tuple), ``numpy`` (tuple), ``torch_cpu`` (uint8 tensor) and
-        ``torch_cuda`` (list of uint8 tensors, empty without CUDA).
-    """
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch_cpu": torch.get_rng_state(),
-        "torch_cuda": list(cuda),
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore random states captured by :func:`get_rng_state` (after a save/load round trip).
-
-    Args:
-        state (dict[str, Any]): the ``rng`` entry of :func:`load_recipe_state`.
-    """
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    np.random.set_state(tuple(state["numpy"]))
-    torch.set_rng_state(state["torch_cpu"])
-    if state.get("torch_cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["torch_cuda"])
 
 
 def save_recipe_state(
