@@ -6,13 +6,17 @@ Run it through the ``tune`` command or directly::
     python lora_finetune_single_device.py --config my.yaml model_dir=/models/x output_dir=/out
 
 The script reads top to bottom: check the config, build the model (base weights from a
-Hugging Face model directory, adapters on top), the tokenizer, the data, the optimizer and the
-schedule, then train with gradient accumulation; every ``save_every_n_steps`` optimizer steps
-and at the end it writes ``<output_dir>/step_<N>`` (the peft adapter, the merged Hugging Face
-weights and the state needed to resume). Set ``use_dora: true`` under ``model`` for DoRA.
+Hugging Face model directory or a GGUF file, adapters on top), the tokenizer, the data, the
+optimizer and the schedule, then train with gradient accumulation; every
+``save_every_n_steps`` optimizer steps and at the end it writes ``<output_dir>/step_<N>`` (the
+peft adapter, the merged weights in the checkpointer's format plus any other
+``output_formats``, and the state needed to resume). With ``sample_prompts`` it answers each
+prompt greedily before and after training and prints both. Set ``use_dora: true`` under
+``model`` for DoRA.
 Copy it with ``tune cp lora_finetune_single_device .`` and edit freely.
 """
 
+import copy
 import json
 import sys
 import time
@@ -23,17 +27,30 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from safetensors.torch import save_file
+
 from torchtune import config, training
-from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, PackedDataset, padded_collate_packed, padded_collate_sft
-from torchtune.models import model_from_hf_config
+from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, Message, PackedDataset, padded_collate_packed, padded_collate_sft
+from torchtune.generation import generate_text
+from torchtune.models import model_from_hf_config, tune_to_hf
 from torchtune.modules import TransformerSelfAttentionLayer
 from torchtune.modules.peft import (
     get_adapter_params,
+    get_merged_lora_ckpt,
     initialize_dora_magnitudes,
+    is_adapter_key,
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
-from torchtune.training.checkpointing import CheckpointManager, load_recipe_state, save_recipe_state, set_rng_state
+from torchtune.training.checkpointing import (
+    CheckpointManager,
+    GGUFCheckpointer,
+    export_gguf,
+    gguf_tokenizer_metadata_from_hf,
+    load_recipe_state,
+    save_recipe_state,
+    set_rng_state,
+)
 
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
 KNOWN_KEYS = (
@@ -42,20 +59,28 @@ KNOWN_KEYS = (
     "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "device", "dtype", "num_threads",
     "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
-    "save_adapter_weights_only", "resume",
+    "save_adapter_weights_only", "resume", "output_formats", "sample_prompts", "sample_max_new_tokens",
 )
+# `output_formats` values: "hf" (config.json, model.safetensors, tokenizer files) and "gguf"
+# (model-F16.gguf). The checkpointer always writes its own format; these add the other one.
+OUTPUT_FORMATS = ("hf", "gguf")
 DATA_PATH_KEYS = ("data_files", "source")  # dataset arguments that may name local files
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
-    a model directory without ``config.json`` or a dataset file that does not exist."""
+    a model directory without ``config.json``, a missing GGUF file or dataset file."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
-    model_dir = Path(cfg.checkpointer.checkpoint_dir)
-    if not (model_dir / "config.json").is_file():
+    if "checkpoint_path" in cfg.checkpointer:  # one model file (GGUFCheckpointer)
+        if not Path(cfg.checkpointer.checkpoint_path).is_file():
+            raise config.ConfigError(
+                f"checkpointer.checkpoint_path={cfg.checkpointer.checkpoint_path!r} does not exist; "
+                "pass the model file with checkpointer.checkpoint_path=<file.gguf>"
+            )
+    elif not (Path(cfg.checkpointer.checkpoint_dir) / "config.json").is_file():
         raise config.ConfigError(
-            f"checkpointer.checkpoint_dir={str(model_dir)!r} holds no Hugging Face model (no config.json); "
+            f"checkpointer.checkpoint_dir={cfg.checkpointer.checkpoint_dir!r} holds no Hugging Face model (no config.json); "
             "download one with `tune download <hf-repo> --output-dir <dir>` and pass model_dir=<dir>"
         )
     for key in ("dataset", "dataset_val"):
@@ -67,6 +92,9 @@ def check_config(cfg: config.DictConfig) -> None:
                 )
     if cfg.dtype not in DTYPES:
         raise config.ConfigError(f"dtype={cfg.dtype!r} is not supported; use one of {sorted(DTYPES)}")
+    for fmt in cfg.get("output_formats") or []:
+        if fmt not in OUTPUT_FORMATS:
+            raise config.ConfigError(f"output_formats holds {fmt!r}; each entry must be one of {list(OUTPUT_FORMATS)}")
 
 
 def local_data_files(node: Any) -> list[str]:
@@ -178,6 +206,74 @@ def build_loggers(node: Any) -> list[training.MetricLogger]:
     return [config.instantiate(n) for n in nodes]
 
 
+def model_lora_alpha(cfg: config.DictConfig) -> float:
+    """The adapters' alpha from the model config (16 when the builder's default is used)."""
+    return float(cfg.model.get("lora_alpha", 16))
+
+
+@torch.no_grad()
+def sample_answers(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+    """Greedy answers to each prompt, sent as a user message in the tokenizer's chat format.
+
+    ``generate_text`` leaves KV caches in the model it runs, so pass a copy when training follows.
+    """
+    model.eval()
+    answers = [generate_text(model, tokenizer, [Message("user", prompt)], max_new_tokens, temperature=0.0)
+               for prompt in prompts]
+    model.train()
+    return answers
+
+
+def print_samples(prompts: Sequence[str], before: Sequence[str], after: Sequence[str]) -> None:
+    """Print each prompt with the answers before and after fine-tuning."""
+    print("\n===== Answers before / after fine-tuning (greedy) =====")
+    for prompt, old, new in zip(prompts, before, after):
+        print(f"Prompt: {prompt}\n  before: {old.strip()!r}\n  after:  {new.strip()!r}")
+
+
+def write_output_formats(directory: Path, state_dict: dict[str, torch.Tensor], formats: Sequence[str],
+                         checkpointer: Any, tokenizer: Any, lora_alpha: float) -> None:
+    """Write the merged model in each format of ``output_formats`` the checkpointer does not write.
+
+    A Hugging Face checkpointer writes ``hf`` itself, a GGUF checkpointer ``gguf``. ``hf`` adds
+    ``config.json``, ``model.safetensors`` and (for a byte-level BPE GGUF vocabulary)
+    ``tokenizer.json`` + ``tokenizer_config.json``, so ``transformers`` loads ``directory``;
+    ``gguf`` adds ``model-F16.gguf`` with the tokenizer of the copied ``tokenizer.json``.
+    """
+    native = "gguf" if isinstance(checkpointer, GGUFCheckpointer) else "hf"
+    extra = [fmt for fmt in formats if fmt != native]
+    if not extra:
+        return
+    lora_a = [v for k, v in state_dict.items() if k.endswith(".lora_a.weight")]
+    if lora_a:  # fold the adapters into the base weights, as the checkpointer does
+        state_dict = get_merged_lora_ckpt(state_dict, rank=lora_a[0].shape[0], alpha=lora_alpha)
+    base = {k: v for k, v in state_dict.items() if not is_adapter_key(k)}
+    if "hf" in extra:
+        hf_weights = {k: v.contiguous() for k, v in tune_to_hf(base, checkpointer.config).items()}
+        save_file(hf_weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
+        (directory / "config.json").write_text(json.dumps(checkpointer.config, indent=2), encoding="utf-8")
+        write_hf_tokenizer(directory, checkpointer, tokenizer)
+    if "gguf" in extra:
+        metadata = gguf_tokenizer_metadata_from_hf(directory / "tokenizer.json", directory / "tokenizer_config.json")
+        export_gguf(base, checkpointer.config, directory / "model-F16.gguf", tokenizer_metadata=metadata)
+
+
+def write_hf_tokenizer(directory: Path, checkpointer: GGUFCheckpointer, tokenizer: Any) -> None:
+    """``tokenizer.json`` and ``tokenizer_config.json`` (chat template, special tokens) of a GGUF
+    byte-level BPE vocabulary; other vocabularies need llama.cpp's space handling and are skipped."""
+    if checkpointer.metadata.get("tokenizer.ggml.model") != "gpt2" or not hasattr(tokenizer, "_tokenizer"):
+        print(f"No Hugging Face tokenizer files in {directory}: only byte-level BPE GGUF vocabularies convert")
+        return
+    tokenizer._tokenizer.save(str(directory / "tokenizer.json"))  # the tokenizers.Tokenizer it encodes with
+    tokens = checkpointer.metadata["tokenizer.ggml.tokens"]
+    special = {name: tokens[i] for name, i in
+               (("bos_token", tokenizer.bos_id), ("eos_token", tokenizer.eos_id), ("pad_token", tokenizer.pad_id))
+               if i is not None}
+    tokenizer_config = {"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": tokenizer.add_bos,
+                        "chat_template": tokenizer.chat_template, **special}
+    (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2), encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     """Parse ``--config PATH key=value ...``, train, and return the final checkpoint directory."""
     cfg = config.parse_args(argv)
@@ -200,6 +296,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
         val_ds, val_collate = build_data(cfg.dataset_val, tokenizer)
         val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, collate_fn=val_collate)
     loss_fn = config.instantiate(cfg.loss)
+    prompts, max_new = list(cfg.get("sample_prompts") or []), cfg.get("sample_max_new_tokens") or 48
+    if prompts:  # the base model's answers (LoRA starts as a no-op), on a copy: generation adds KV caches
+        print(f"Generating answers to {len(prompts)} sample prompts before fine-tuning ...")
+        answers_before = sample_answers(copy.deepcopy(model), tokenizer, prompts, max_new)
     model.set_num_output_chunks(cfg.num_output_chunks)  # the loss upcasts one chunk at a time
 
     # ----- optimizer and schedule -----------------------------------------------------------------
@@ -246,10 +346,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
         state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
         def write(directory: Path) -> None:
-            checkpointer.write_checkpoint(
-                directory, state_dict, lora_alpha=model_lora_alpha(cfg),
-                adapter_only=bool(cfg.save_adapter_weights_only) and at < total_steps,
-            )
+            adapter_only = bool(cfg.save_adapter_weights_only) and at < total_steps
+            checkpointer.write_checkpoint(directory, state_dict, lora_alpha=model_lora_alpha(cfg), adapter_only=adapter_only)
+            if not adapter_only:
+                write_output_formats(directory, state_dict, cfg.get("output_formats") or [], checkpointer,
+                                     tokenizer, model_lora_alpha(cfg))
             save_recipe_state(directory, step=at, epoch=epoch, seed=seed, samples_seen=samples_seen,
                               optimizer=optimizer, lr_scheduler=lr_scheduler)
 
@@ -309,12 +410,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     final = Path(last_saved if last_saved is not None else manager.latest()).resolve()
     print(f"Checkpoints are in {output_dir.resolve()}; the final model (merged weights and peft adapter) is {final}")
     print(f"Generate from it with:\n  tune run generate --config tiny/generate checkpoint_dir={final}")
+    if prompts:
+        print_samples(prompts, answers_before, sample_answers(model, tokenizer, prompts, max_new))
     return final
-
-
-def model_lora_alpha(cfg: config.DictConfig) -> float:
-    """The adapters' alpha from the model config (16 when the builder's default is used)."""
-    return float(cfg.model.get("lora_alpha", 16))
 
 
 if __name__ == "__main__":

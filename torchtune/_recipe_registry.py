@@ -136,7 +136,8 @@ RECIPES: list[Recipe] = [
     Recipe(
         name="lora_finetune_single_device",
         file_name="lora_finetune_single_device.py",
-        configs=[_config("tiny/lora_single_device"), *_family_configs("lora_single_device")],
+        configs=[_config("tiny/lora_single_device"), _config("smollm2/135M_lora_single_device"),
+                 *_family_configs("lora_single_device")],
         supports_distributed=False,
         bazel_name="lora",
         extras=("recipes",),

@@ -3,11 +3,17 @@
 Each target runs ``tune run [--nproc_per_node N] <recipe> --config <config> [args...]`` over the
 recipes and configs of this source tree, from the directory where `bazel run` was typed (so
 relative output paths land there). //recipe_tests checks these targets against the registry.
+
+A target's own ``args`` come first, then the user's. They are ``key=value`` config overrides;
+a value may name a file of ``data`` with ``$(rootpath <label>)``. Such a path is relative to the
+runfiles directory where Bazel starts the binary, so the launcher makes every value of the
+target's own ``args`` that names an existing path absolute before it changes to the user's
+directory.
 """
 
 load("@rules_python//python:defs.bzl", "py_binary")
 
-def recipe_binary(name, recipe, config, nproc_per_node = None, data = []):
+def recipe_binary(name, recipe, config, nproc_per_node = None, data = [], args = []):
     """A `bazel run` target for one recipe with its default config.
 
     Args:
@@ -15,7 +21,9 @@ def recipe_binary(name, recipe, config, nproc_per_node = None, data = []):
         recipe: the registry name of the recipe script.
         config: the registry name of its default config.
         nproc_per_node: launch through torchrun with this many processes when set.
-        data: the recipe scripts, configs and assets.
+        data: the recipe scripts, configs and assets (and files that ``args`` name).
+        args: ``key=value`` overrides passed before the user's; ``$(rootpath <label>)`` in a
+            value names a file of ``data`` (made absolute by the launcher).
     """
     main = "_%s_main.py" % name
     launch = ["run"]
@@ -32,15 +40,26 @@ import sys
 
 from torchtune._cli.tune import main
 
+TARGET_ARGS = %d  # the first arguments come from the target's args
+
+
+def absolute_value(arg):
+    """key=<runfiles path> -> key=<absolute path>; other arguments unchanged."""
+    key, sep, value = arg.partition("=")
+    return key + sep + os.path.abspath(value) if sep and os.path.exists(value) else arg
+
+
 if __name__ == "__main__":
+    own = [absolute_value(arg) for arg in sys.argv[1 : 1 + TARGET_ARGS]]  # still in the runfiles dir
     os.chdir(os.environ.get("BUILD_WORKING_DIRECTORY", os.getcwd()))
-    sys.exit(main(%r + sys.argv[1:]))
-PYEOF""" % (name, launch),
+    sys.exit(main(%r + own + sys.argv[1 + TARGET_ARGS :]))
+PYEOF""" % (name, len(args), launch),
     )
     py_binary(
         name = name,
         srcs = [main],
         main = main,
+        args = args,
         data = data,
         python_version = "PY3",
         deps = ["//torchtune"],

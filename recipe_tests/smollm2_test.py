@@ -1,0 +1,99 @@
+"""The main job as packaged: `pip install 'torchtune[recipes,gguf]'`, then LoRA on SmolLM2 via `tune`.
+
+Drives ``tune run lora_finetune_single_device --config smollm2/135M_lora_single_device`` on the
+real SmolLM2-135M-Instruct GGUF for a few steps and checks its outputs with the reference
+libraries: the Hugging Face directory in transformers, the GGUF file through transformers' GGUF
+loader, the peft adapter in peft on the source GGUF. Needs TORCHTUNE_SMOLLM2_GGUF, the path of
+``SmolLM2-135M-Instruct.Q4_1.gguf`` (Bazel passes the hash-pinned @smollm2 file).
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from recipe_tests._installed import InstalledTorchtune
+
+GGUF_PATH = os.environ.get("TORCHTUNE_SMOLLM2_GGUF")
+pytestmark = pytest.mark.skipif(not GGUF_PATH, reason="set TORCHTUNE_SMOLLM2_GGUF to SmolLM2-135M-Instruct.Q4_1.gguf")
+CONFIG = ("lora_finetune_single_device", "--config", "smollm2/135M_lora_single_device")
+# A few short steps: 3 optimizer steps of 2 samples, short sample answers.
+FAST = ("max_steps_per_epoch=3", "batch_size=2", "log_every_n_steps=1", "sample_max_new_tokens=8")
+QUESTION = [{"role": "user", "content": "Sort the numbers from smallest to largest.\n\n42, 7, 19"}]
+
+
+@pytest.fixture(scope="module")
+def tt(tmp_path_factory) -> InstalledTorchtune:
+    return InstalledTorchtune(tmp_path_factory.mktemp("venv") / "venv", extras=("recipes", "gguf"))
+
+
+@pytest.fixture(scope="module")
+def gguf() -> str:
+    return str(Path(GGUF_PATH).absolute())
+
+
+@pytest.fixture(scope="module")
+def run(tt, gguf, tmp_path_factory):
+    """One short run of the main job; returns (stdout, final step directory)."""
+    work = tmp_path_factory.mktemp("work")
+    out = work / "out"
+    proc = tt.run("tune", "run", *CONFIG, f"checkpointer.checkpoint_path={gguf}", f"output_dir={out}", *FAST,
+                  cwd=work)
+    return proc.stdout, out / "step_3"
+
+
+def logits(model, tokens: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(tokens).logits
+
+
+def test_prints_answers_before_and_after(run):
+    stdout, _ = run
+    block = stdout[stdout.index("Answers before / after fine-tuning"):]
+    assert block.count("Prompt: ") == 3 and block.count("before: ") == 3 and block.count("after:  ") == 3
+    assert "What is the capital of France?" in block
+
+
+def test_hf_directory_loads_in_transformers_and_matches_the_gguf(run):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _, final = run
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    tokens = torch.tensor([tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, return_dict=False)])
+    # The same tokens as the source GGUF's tokenizer (read by transformers) gives.
+    reference = AutoTokenizer.from_pretrained(Path(GGUF_PATH).parent, gguf_file=Path(GGUF_PATH).name)
+    assert tokens[0].tolist() == list(reference.apply_chat_template(QUESTION, add_generation_prompt=True, return_dict=False))
+    hf = logits(AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32), tokens)
+    ours_gguf = AutoModelForCausalLM.from_pretrained(final, gguf_file="model-F16.gguf", dtype=torch.float32)
+    # F16 storage of weights: differences of a few hundredths on logits of magnitude ~30.
+    torch.testing.assert_close(logits(ours_gguf, tokens), hf, atol=0.15, rtol=0.0)
+    assert hf[0, -1].argmax() == logits(ours_gguf, tokens)[0, -1].argmax()
+
+
+def test_peft_adapter_on_the_source_gguf_equals_the_merged_model(run, gguf):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _, final = run
+    base = AutoModelForCausalLM.from_pretrained(Path(gguf).parent, gguf_file=Path(gguf).name, dtype=torch.float32)
+    adapted = PeftModel.from_pretrained(base, final / "adapter")
+    tokens = torch.tensor([AutoTokenizer.from_pretrained(final).encode("Sort 42, 7 and 19.")])
+    merged = logits(AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32), tokens)
+    torch.testing.assert_close(logits(adapted, tokens), merged, atol=5e-3, rtol=1e-4)
+    assert any(v.abs().sum() > 0 for k, v in adapted.state_dict().items() if "lora_B" in k)  # it trained
+
+
+def test_missing_gguf_is_named_with_its_key(tt, tmp_path):
+    proc = tt.run("tune", "run", *CONFIG, f"checkpointer.checkpoint_path={tmp_path / 'none.gguf'}", cwd=tmp_path,
+                  check=False)
+    assert proc.returncode != 0
+    assert f"checkpointer.checkpoint_path='{tmp_path / 'none.gguf'}' does not exist" in proc.stderr
+    assert "checkpointer.checkpoint_path=<file.gguf>" in proc.stderr
+
+
+def test_unknown_output_format_is_refused(tt, gguf, tmp_path):
+    proc = tt.run("tune", "run", *CONFIG, f"checkpointer.checkpoint_path={gguf}", "output_formats=[hf,onnx]",
+                  cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "output_formats holds 'onnx'; each entry must be one of ['hf', 'gguf']" in proc.stderr
