@@ -44,7 +44,7 @@ TARGET_ARGS = %d  # the first arguments come from the target's args
 
 
 def absolute_value(arg):
-    """key=<runfiles path> -> key=<absolute path>; other arguments unchanged."""
+    # key=<runfiles path> -> key=<absolute path>; other arguments unchanged
     key, sep, value = arg.partition("=")
     return key + sep + os.path.abspath(value) if sep and os.path.exists(value) else arg
 
