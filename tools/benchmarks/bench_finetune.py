@@ -14,6 +14,7 @@ fine-tuning step costs 3x forward, a LoRA step 2x (no gradients for the frozen w
 
     python tools/benchmarks/bench_finetune.py                 # tiny and 100M, LoRA and full
     python tools/benchmarks/bench_finetune.py --sizes tiny --write-docs
+    python tools/benchmarks/bench_finetune.py --cases tiny:lora 100M:full 1B:lora
 """
 
 import argparse
@@ -159,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["tiny", "100M"], choices=sorted(SIZES))
     parser.add_argument("--methods", nargs="+", default=["lora", "full"], choices=["lora", "full"])
+    parser.add_argument("--cases", nargs="+", metavar="SIZE:METHOD",
+                        help="explicit cases, e.g. 1B:lora (instead of --sizes x --methods)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
@@ -173,15 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     peak = matmul_peak_gflops()
     print(f"dense fp32 matmul peak: {peak:.1f} GFLOP/s")
     results = []
-    for size in args.sizes:
-        for method in args.methods:
-            cmd = [sys.executable, __file__, "--one", size, method, "--batch-size", str(args.batch_size),
-                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            result = json.loads(out.strip().splitlines()[-1])
-            print(f"{size:>5} {method:>4}: {result['tokens_per_second']:8.0f} tokens/s  "
-                  f"MFU {100 * result['gflops'] / peak:5.1f}%  peak RSS {result['peak_rss_gib']:.2f} GiB")
-            results.append(result)
+    cases = [tuple(c.split(":")) for c in args.cases] if args.cases else [
+        (size, method) for size in args.sizes for method in args.methods]
+    for size, method in cases:
+        cmd = [sys.executable, __file__, "--one", size, method, "--batch-size", str(args.batch_size),
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        print(f"{size:>5} {method:>4}: {result['tokens_per_second']:8.0f} tokens/s  "
+              f"MFU {100 * result['gflops'] / peak:5.1f}%  peak RSS {result['peak_rss_gib']:.2f} GiB")
+        results.append(result)
     if args.write_docs:
         header = f"Machine: {machine()}; torch {torch.__version__}; {datetime.date.today().isoformat()}."
         write_docs(results, peak, header)
