@@ -8,7 +8,7 @@ import torch
 gguf = pytest.importorskip("gguf")
 transformers = pytest.importorskip("transformers")
 
-from _gguf_testing import llama_cpp_rope_factors, tiny_model, write_tiny_gguf  # noqa: E402
+from tests.torchtune.training.checkpointing._gguf_testing import llama_cpp_rope_factors, tiny_model, write_tiny_gguf  # noqa: E402
 
 from torchtune.training.checkpointing._gguf_arch import permute_qk, unpermute_qk  # noqa: E402
 from torchtune.training.checkpointing._gguf_io import load_gguf  # noqa: E402

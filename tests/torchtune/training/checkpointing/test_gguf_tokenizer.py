@@ -8,7 +8,7 @@ import pytest
 
 gguf = pytest.importorskip("gguf")
 
-from _gguf_testing import (  # noqa: E402
+from tests.torchtune.training.checkpointing._gguf_testing import (  # noqa: E402
     MIXED_TEXTS,
     TOKENIZER_CORPUS,
     bpe_tokenizer_kv,
