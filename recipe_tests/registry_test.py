@@ -37,7 +37,8 @@ def test_entries_are_well_formed():
 def test_family_table_expands_to_four_configs_per_size():
     n_sizes = sum(len(s) for s in registry.FAMILY_SIZES.values())
     assert n_sizes == 32  # the presets listed in the design
-    assert len(CONFIG_NAMES) == 4 * n_sizes + 6
+    assert len(CONFIG_NAMES) == 4 * n_sizes + 6 + 1  # + 6 tiny configs + the SmolLM2 main job
+    assert registry.get_config("smollm2/135M_lora_single_device")[0].name == "lora_finetune_single_device"
     assert "qwen2_5/0.5B_lora_single_device" in CONFIG_NAMES
     assert "phi3/mini_full" in CONFIG_NAMES
     assert registry.get_config("llama3_1/405B_lora")[0].name == "lora_finetune_distributed"

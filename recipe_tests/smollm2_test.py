@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not GGUF_PATH, reason="set TORCHTUNE_SMOLLM2_GGU
 CONFIG = ("lora_finetune_single_device", "--config", "smollm2/135M_lora_single_device")
 # A few short steps: 3 optimizer steps of 2 samples, short sample answers.
 FAST = ("max_steps_per_epoch=3", "batch_size=2", "log_every_n_steps=1", "sample_max_new_tokens=8")
-QUESTION = [{"role": "user", "content": "Sort the numbers from smallest to largest.\n\n42, 7, 19"}]
+QUESTION = [{"role": "user", "content": "Write the text in capital letters: mango river. And what is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +61,12 @@ def test_hf_directory_loads_in_transformers_and_matches_the_gguf(run):
     _, final = run
     tokenizer = AutoTokenizer.from_pretrained(final)
     tokens = torch.tensor([tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True, return_dict=False)])
-    # The same tokens as the source GGUF's tokenizer (read by transformers) gives.
+    # The same tokens as the source GGUF's tokenizer read by transformers. (Not for digits after
+    # whitespace: transformers' GGUF reader drops SmolLM's digit pre-split, which llama.cpp and
+    # the original tokenizer.json apply, e.g. "a\n\n42" -> "\n\n" one token there, two here.)
     reference = AutoTokenizer.from_pretrained(Path(GGUF_PATH).parent, gguf_file=Path(GGUF_PATH).name)
-    assert tokens[0].tolist() == list(reference.apply_chat_template(QUESTION, add_generation_prompt=True, return_dict=False))
+    expected = reference.apply_chat_template(QUESTION, add_generation_prompt=True, return_dict=False)
+    assert tokens[0].tolist() == list(expected)
     hf = logits(AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32), tokens)
     ours_gguf = AutoModelForCausalLM.from_pretrained(final, gguf_file="model-F16.gguf", dtype=torch.float32)
     # F16 storage of weights: differences of a few hundredths on logits of magnitude ~30.
