@@ -15,14 +15,21 @@ fine-tuning step costs 3x forward, a LoRA step 2x (no gradients for the frozen w
     python tools/benchmarks/bench_finetune.py                 # tiny and 100M, LoRA and full
     python tools/benchmarks/bench_finetune.py --sizes tiny --write-docs
     python tools/benchmarks/bench_finetune.py --cases tiny:lora 100M:full 1B:lora
+    python tools/benchmarks/bench_finetune.py --reference-python /tmp/tt061/bin/python  # vs torchtune 0.6.1
+
+With ``--reference-python`` the same cases (or ``--reference-cases``) also run in another
+interpreter with torchtune 0.6.1 installed (its ``llama3_2`` / ``lora_llama3_2`` builders and
+chunked loss) on the very same saved batches, for comparison; it is never a dependency.
 """
 
 import argparse
 import datetime
 import json
+import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,11 +53,12 @@ SIZES = {
     "1B": {**LLAMA, "vocab_size": 32000, "hidden_size": 2048, "intermediate_size": 5632,
            "num_hidden_layers": 22, "num_attention_heads": 32, "num_key_value_heads": 4},
 }
+IMPL_NAMES = {"ours": "this torchtune", "0.6.1": "torchtune 0.6.1"}
 LORA = {"lora_attn_modules": ["q_proj", "k_proj", "v_proj", "output_proj"], "apply_lora_to_mlp": True,
         "lora_rank": 16, "lora_alpha": 32}
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 8) -> float:
+def matmul_peak_gflops(n: int = 2048, repeats: int = 16) -> float:
     """Best observed dense fp32 matmul rate (GFLOP/s) for ``[n, n] @ [n, n]``."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b  # warm up
@@ -62,56 +70,92 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 8) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def run_case(size: str, method: str, batch_size: int, steps: int, warmup: int) -> dict:
-    """Time ``steps`` training steps of one case in this process; return its measurements."""
+def make_batches(path: Path, batch_size: int, count: int) -> int:
+    """Tokenize the shipped instructions as the recipes do, save ``count`` padded batches to
+    ``path`` (plain tensors) and return the padding id."""
     from torch.utils.data import DataLoader
 
     from torchtune.data import padded_collate_sft
     from torchtune.datasets import alpaca_dataset
-    from torchtune.models import model_from_hf_config
-    from torchtune.modules import ChunkedCrossEntropyLoss
-    from torchtune.modules.peft import get_adapter_params, set_trainable_params
     from torchtune.modules.tokenizers import HFModelTokenizer
-    from torchtune.training import max_rss_bytes, scale_grads
 
-    torch.manual_seed(0)
-    cfg = SIZES[size]
-    model = model_from_hf_config(cfg, **(LORA if method == "lora" else {}))
-    if method == "lora":
-        set_trainable_params(model, get_adapter_params(model))
-    model.set_num_output_chunks(4)
-    trainable = [p for p in model.parameters() if p.requires_grad]
     tokenizer = HFModelTokenizer(str(ASSETS / "tokenizer.json"), str(ASSETS / "tokenizer_config.json"), max_seq_len=256)
     ds = alpaca_dataset(tokenizer, source="json", data_files=str(ASSETS / "instructions.jsonl"))
     loader = DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(0),
                         collate_fn=lambda b: padded_collate_sft(b, padding_idx=tokenizer.pad_id))
-    loss_fn = ChunkedCrossEntropyLoss()
+    batches = [batch for _, batch in zip(range(count), loader)]
+    torch.save({"pad_id": tokenizer.pad_id, "batches": batches}, path)
+    return tokenizer.pad_id
+
+
+def build(impl: str, size: str, method: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The model (adapters trainable for LoRA) and its chunked loss, from our library or from
+    torchtune 0.6.1 (``impl="0.6.1"``, run with that version's interpreter)."""
+    cfg = SIZES[size]
+    if impl == "ours":
+        from torchtune.models import model_from_hf_config
+        from torchtune.modules import ChunkedCrossEntropyLoss
+
+        model, loss_fn = model_from_hf_config(cfg, **(LORA if method == "lora" else {})), ChunkedCrossEntropyLoss()
+    else:
+        from torchtune.models.llama3_2 import llama3_2, lora_llama3_2
+        from torchtune.modules.loss import CEWithChunkedOutputLoss
+
+        sizes = dict(vocab_size=cfg["vocab_size"], num_layers=cfg["num_hidden_layers"],
+                     num_heads=cfg["num_attention_heads"], num_kv_heads=cfg["num_key_value_heads"],
+                     embed_dim=cfg["hidden_size"], max_seq_len=cfg["max_position_embeddings"],
+                     intermediate_dim=cfg["intermediate_size"], rope_base=10000, tie_word_embeddings=False)
+        if method == "lora":
+            model = lora_llama3_2(LORA["lora_attn_modules"], LORA["apply_lora_to_mlp"], **sizes,
+                                  lora_rank=LORA["lora_rank"], lora_alpha=LORA["lora_alpha"])
+        else:
+            model = llama3_2(**sizes)
+        loss_fn = CEWithChunkedOutputLoss(num_output_chunks=4)
+    from torchtune.modules.peft import get_adapter_params, set_trainable_params  # same names in both
+
+    if method == "lora":
+        set_trainable_params(model, get_adapter_params(model))
+    model.set_num_output_chunks(4)
+    return model, loss_fn
+
+
+def run_case(impl: str, size: str, method: str, batches_path: Path, warmup: int) -> dict:
+    """Time training steps over the saved batches (the first ``warmup`` untimed) in this process."""
+    import resource
+
+    torch.manual_seed(0)
+    data = torch.load(batches_path, weights_only=True)
+    model, loss_fn = build(impl, size, method)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+    cfg = SIZES[size]
     layers, d = cfg["num_hidden_layers"], cfg["hidden_size"]
     n_matmul = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "tok_embeddings" not in n)
-    real_tokens, flops, elapsed, batches = 0, 0.0, 0.0, iter(loader)
-    for i in range(warmup + steps):
-        batch = next(batches)
+    real_tokens, flops, elapsed = 0, 0.0, 0.0
+    for i, batch in enumerate(data["batches"]):
         start = time.perf_counter()
         labels = batch["labels"]
         loss = loss_fn(model(batch["tokens"]), labels)
         n = int((labels != -100).sum())
         (loss * n).backward()
-        scale_grads(model, 1.0 / max(n, 1))
+        for param in trainable:  # mean over the batch's tokens
+            param.grad.div_(max(n, 1))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if i >= warmup:
             elapsed += time.perf_counter() - start
-            real = int((batch["tokens"] != tokenizer.pad_id).sum())
+            real = int((batch["tokens"] != data["pad_id"]).sum())
             seq = real / batch["tokens"].shape[0]  # mean real length of the batch's samples
             forward = 2 * n_matmul + 4 * layers * seq * d
             real_tokens += real
             flops += real * forward * (2 if method == "lora" else 3)
-    return {"size": size, "method": method, "params": sum(p.numel() for p in model.parameters()),
-            "trainable": sum(p.numel() for p in trainable), "batch_size": batch_size, "steps": steps,
-            "tokens_per_second": real_tokens / elapsed, "gflops": flops / elapsed / 1e9,
-            "peak_rss_gib": max_rss_bytes() / 1024**3, "seconds_per_step": elapsed / steps}
+    steps = len(data["batches"]) - warmup
+    return {"impl": impl, "size": size, "method": method, "params": sum(p.numel() for p in model.parameters()),
+            "trainable": sum(p.numel() for p in trainable), "batch_size": int(data["batches"][0]["tokens"].shape[0]),
+            "steps": steps, "tokens_per_second": real_tokens / elapsed, "gflops": flops / elapsed / 1e9,
+            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1024**3,
+            "seconds_per_step": elapsed / steps}
 
 
 def machine() -> str:
@@ -127,7 +171,7 @@ def machine() -> str:
 def write_docs(results: list[dict], peak: float, header: str) -> None:
     """Replace this benchmark's section of docs/benchmarks.md (other sections are kept)."""
     rows = "\n".join(
-        f"| {r['size']} | {r['method']} | {r['params'] / 1e6:.1f}M | {r['trainable'] / 1e6:.2f}M | {r['batch_size']} "
+        f"| {IMPL_NAMES[r['impl']]} | {r['size']} | {r['method']} | {r['params'] / 1e6:.1f}M | {r['trainable'] / 1e6:.2f}M | {r['batch_size']} "
         f"| {r['tokens_per_second']:.0f} | {r['gflops']:.1f} | {100 * r['gflops'] / peak:.1f}% | {r['peak_rss_gib']:.2f} |"
         for r in results
     )
@@ -139,14 +183,26 @@ def write_docs(results: list[dict], peak: float, header: str) -> None:
 Llama-shaped models with random weights; data: the shipped tiny instruction set (variable
 lengths, right-padded per batch). Tokens/s counts real (non-padding) tokens. MFU = model FLOPs/s
 (3x forward for full, 2x for LoRA; forward = 2 x matmul parameters + attention products) over
-the measured dense fp32 matmul peak of **{peak:.1f} GFLOP/s**. Peak memory is the process's max RSS.
+the measured dense fp32 matmul peak of **{peak:.1f} GFLOP/s** (best of a measurement before and
+after the cases). Peak memory is the process's max RSS.
 
-| model | method | params | trainable | batch | tokens/s | GFLOP/s | MFU | peak RSS (GiB) |
-|---|---|---|---|---|---|---|---|---|
+| library | model | method | params | trainable | batch | tokens/s | GFLOP/s | MFU | peak RSS (GiB) |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
-Reproduce: `python tools/benchmarks/bench_finetune.py --write-docs`. The machine is shared with
-other jobs, so numbers vary from run to run.
+"torchtune 0.6.1" rows run the same saved batches, sizes and loss chunking through torchtune
+0.6.1's `llama3_2` / `lora_llama3_2` builders and `CEWithChunkedOutputLoss`, installed from PyPI
+in a scratch venv (never a dependency). The tiny rows time 5 steps of about 0.1 s each, so they
+are mostly noise; the 100M and 1B rows are the meaningful ones. 1B full fine-tuning was not run:
+fp32 weights, gradients and AdamW state alone need ~18 GiB on this 24 GiB machine, which other
+jobs share (numbers vary from run to run). Reproduce (scratch venv: `python -m venv /tmp/tt061`,
+then `/tmp/tt061/bin/pip install torch==2.13.0 torchtune==0.6.1 torchao==0.11.0 torchdata==0.11.0`):
+
+```
+python tools/benchmarks/bench_finetune.py --cases tiny:lora tiny:full 100M:lora 100M:full 1B:lora \\
+    --reference-python /tmp/tt061/bin/python --reference-cases tiny:lora tiny:full 100M:lora 100M:full \\
+    --steps 5 --write-docs
+```
 {END}"""
     text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n\nMeasured numbers; each section names the script that produced it.\n"
     if START in text and END in text:
@@ -167,25 +223,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (peak and cases alike)")
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
-    parser.add_argument("--one", nargs=2, metavar=("SIZE", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--reference-python", help="interpreter of a torchtune 0.6.1 venv to compare with")
+    parser.add_argument("--reference-cases", nargs="+", metavar="SIZE:METHOD",
+                        help="cases also run with --reference-python (default: all cases)")
+    parser.add_argument("--one", nargs=4, metavar=("IMPL", "SIZE", "METHOD", "BATCHES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.one:
-        print(json.dumps(run_case(*args.one, args.batch_size, args.steps, args.warmup)))
+        impl, size, method, batches = args.one
+        print(json.dumps(run_case(impl, size, method, Path(batches), args.warmup)))
         return 0
-    peak = matmul_peak_gflops()
-    print(f"dense fp32 matmul peak: {peak:.1f} GFLOP/s")
-    results = []
+    peak = matmul_peak_gflops()  # measured again at the end; the best of both counts
     cases = [tuple(c.split(":")) for c in args.cases] if args.cases else [
         (size, method) for size in args.sizes for method in args.methods]
-    for size, method in cases:
-        cmd = [sys.executable, __file__, "--one", size, method, "--batch-size", str(args.batch_size),
-               "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        result = json.loads(out.strip().splitlines()[-1])
-        print(f"{size:>5} {method:>4}: {result['tokens_per_second']:8.0f} tokens/s  "
-              f"MFU {100 * result['gflops'] / peak:5.1f}%  peak RSS {result['peak_rss_gib']:.2f} GiB")
-        results.append(result)
+    reference = [tuple(c.split(":")) for c in args.reference_cases] if args.reference_cases else cases
+    runs = [("ours", sys.executable, c) for c in cases]
+    if args.reference_python:
+        runs += [("0.6.1", args.reference_python, c) for c in reference]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        batches = Path(tmp) / "batches.pt"
+        make_batches(batches, args.batch_size, args.warmup + args.steps)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # each interpreter its own torchtune
+        for impl, python, (size, method) in runs:
+            cmd = [python, __file__, "--one", impl, size, method, str(batches), "--warmup", str(args.warmup),
+                   "--threads", str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            print(f"{impl:>5} {size:>5} {method:>4}: {result['tokens_per_second']:8.0f} tokens/s  "
+                  f"{result['gflops']:6.1f} GFLOP/s  peak RSS {result['peak_rss_gib']:.2f} GiB")
+            results.append(result)
+    peak = max(peak, matmul_peak_gflops())
+    print(f"dense fp32 matmul peak (best of start and end): {peak:.1f} GFLOP/s")
+    for r in results:
+        print(f"{r['impl']:>5} {r['size']:>5} {r['method']:>4}: MFU {100 * r['gflops'] / peak:5.1f}%")
     if args.write_docs:
         header = f"Machine: {machine()}; torch {torch.__version__}; {datetime.date.today().isoformat()}."
         write_docs(results, peak, header)
