@@ -175,3 +175,10 @@ def test_bad_input_stops_before_training(tt, work):
 def test_every_shipped_config_validates(tt, work):
     proc = tt.run("tune", "validate", "--all", cwd=work, check=False, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def test_eval_without_its_extra_names_it(tt, work):
+    proc = tt.run("tune", "run", "eleuther_eval", "--config", "tiny/eval", cwd=work, check=False)
+    assert proc.returncode == 1
+    assert "pip install 'torchtune[eval]'" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
