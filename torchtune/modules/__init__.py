@@ -7,12 +7,18 @@ from torchtune.modules._kv_cache import KVCache
 from torchtune.modules._rms_norm import RMSNorm
 from torchtune.modules._rope import RotaryPositionalEmbeddings, llama3_scale_frequencies
 from torchtune.modules._transformer import TiedLinear, TransformerSelfAttentionLayer
-from torchtune.modules.loss import ChunkedCrossEntropyLoss, chunked_cross_entropy
+from torchtune.modules.loss import (
+    ChunkedCrossEntropyLoss,
+    LinearCrossEntropyLoss,
+    chunked_cross_entropy,
+    linear_cross_entropy,
+)
 
 __all__ = [
     "ChunkedCrossEntropyLoss",
     "FeedForward",
     "KVCache",
+    "LinearCrossEntropyLoss",
     "MultiHeadAttention",
     "RMSNorm",
     "RotaryPositionalEmbeddings",
@@ -20,5 +26,6 @@ __all__ = [
     "TransformerDecoder",
     "TransformerSelfAttentionLayer",
     "chunked_cross_entropy",
+    "linear_cross_entropy",
     "llama3_scale_frequencies",
 ]

@@ -59,6 +59,7 @@ class TransformerDecoder(nn.Module):
         self.final_logit_softcapping = final_logit_softcapping
         self.output_hidden_states = list(output_hidden_states or [])
         self.num_output_chunks = 0
+        self.skip_output_projection = False
         self.decoder_max_cache_seq_len: int | None = None
 
     def set_num_output_chunks(self, num_output_chunks: int) -> None:
@@ -73,6 +74,28 @@ class TransformerDecoder(nn.Module):
         if num_output_chunks < 0:
             raise ValueError(f"num_output_chunks={num_output_chunks} must be >= 0")
         self.num_output_chunks = num_output_chunks
+
+    def set_skip_output_projection(self, skip: bool) -> None:
+        """Return the final normed hidden states ``[b, s, d]`` instead of logits.
+
+        Used by :class:`~torchtune.modules.LinearCrossEntropyLoss`, which projects only the
+        positions that carry a label (via :meth:`project`).
+
+        Args:
+            skip (bool): True to skip the output projection in ``forward``.
+        """
+        self.skip_output_projection = bool(skip)
+
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits of final normed hidden states (output projection and softcapping).
+
+        Args:
+            h (torch.Tensor): ``[..., d]``.
+
+        Returns:
+            torch.Tensor: ``[..., v]``.
+        """
+        return self._project(h)
 
     def setup_caches(
         self, batch_size: int, dtype: torch.dtype, *, decoder_max_seq_len: int | None = None
@@ -141,7 +164,9 @@ class TransformerDecoder(nn.Module):
         Returns:
             torch.Tensor | list[torch.Tensor]: logits ``[b, s, v]``, or a list of
             ``num_output_chunks`` chunks ``[b, s_i, v]``; preceded by the requested hidden
-            states ``[b, s, d]`` (as a list) when ``output_hidden_states`` is set.
+            states ``[b, s, d]`` (as a list) when ``output_hidden_states`` is set. With
+            ``skip_output_projection`` the final normed hidden states ``[b, s, d]`` take the
+            place of the logits.
 
         Raises:
             ValueError: on sequences longer than ``max_seq_len`` or a mask of the wrong width.
@@ -160,7 +185,9 @@ class TransformerDecoder(nn.Module):
         if len(self.layers) in self.output_hidden_states:
             hidden.append(h)
         h = self.norm(h)
-        if self.num_output_chunks > 0:
+        if self.skip_output_projection:
+            out = h
+        elif self.num_output_chunks > 0:
             out = [self._project(c) for c in h.chunk(self.num_output_chunks, dim=1)]
         else:
             out = self._project(h)
