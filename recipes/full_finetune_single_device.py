@@ -197,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, collate_fn=val_collate)
     loss_fn = config.instantiate(cfg.loss)
     model.set_num_output_chunks(cfg.num_output_chunks)  # the loss upcasts one chunk at a time
+    if hasattr(loss_fn, "set_model_output"):  # e.g. LinearCrossEntropyLoss: the model returns hidden states
+        loss_fn.set_model_output(model)  # and the loss projects only the labelled positions
 
     # ----- optimizer and schedule -----------------------------------------------------------------
     accum = cfg.gradient_accumulation_steps

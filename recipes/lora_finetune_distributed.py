@@ -229,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
         val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, collate_fn=val_collate)
     loss_fn = config.instantiate(cfg.loss)
     model.set_num_output_chunks(cfg.num_output_chunks)  # the loss upcasts one chunk at a time
+    if hasattr(loss_fn, "set_model_output"):  # would use the sharded output weight outside forward
+        raise config.ConfigError(f"loss {type(loss_fn).__name__} is supported by the single-device recipes only; "
+                                 "use torchtune.modules.ChunkedCrossEntropyLoss")
 
     # ----- optimizer and schedule -----------------------------------------------------------------
     accum = cfg.gradient_accumulation_steps

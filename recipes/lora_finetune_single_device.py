@@ -218,6 +218,9 @@ def sample_answers(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[str
     ``generate_text`` leaves KV caches in the model it runs, so pass a copy when training follows.
     """
     model.eval()
+    model.set_num_output_chunks(0)  # generation needs plain logits
+    if hasattr(model, "set_skip_output_projection"):
+        model.set_skip_output_projection(False)
     answers = [generate_text(model, tokenizer, [Message("user", prompt)], max_new_tokens, temperature=0.0)
                for prompt in prompts]
     model.train()
@@ -301,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         print(f"Generating answers to {len(prompts)} sample prompts before fine-tuning ...")
         answers_before = sample_answers(copy.deepcopy(model), tokenizer, prompts, max_new)
     model.set_num_output_chunks(cfg.num_output_chunks)  # the loss upcasts one chunk at a time
+    if hasattr(loss_fn, "set_model_output"):  # e.g. LinearCrossEntropyLoss: the model returns hidden states
+        loss_fn.set_model_output(model)  # and the loss projects only the labelled positions
 
     # ----- optimizer and schedule -----------------------------------------------------------------
     accum = cfg.gradient_accumulation_steps

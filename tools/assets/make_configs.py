@@ -82,11 +82,11 @@ optimizer:
   _component_: torch.optim.AdamW
   lr: {lr}
   weight_decay: 0.01
-lr_scheduler:
+{fused}lr_scheduler:
   _component_: torchtune.training.get_cosine_schedule_with_warmup
   num_warmup_steps: 100
 loss:
-  _component_: torchtune.modules.ChunkedCrossEntropyLoss
+  _component_: {loss}
 num_output_chunks: 8
 clip_grad_norm: 1.0
 
@@ -141,6 +141,9 @@ def render(family: str, size: str, suffix: str) -> str:
         lr="3.0e-4" if lora else "2.0e-5",
         device="cuda" if distributed else "auto",
         backend="backend: null  # nccl on GPUs, gloo on CPU\n" if distributed else "",
+        fused="" if distributed else "  fused: true  # one kernel for all parameters\n",
+        # single device: project only the positions that carry a label (the model returns hidden states)
+        loss="torchtune.modules.ChunkedCrossEntropyLoss" if distributed else "torchtune.modules.LinearCrossEntropyLoss",
         adapter_only="save_adapter_weights_only: false\n" if lora else "",
     )
     return text
