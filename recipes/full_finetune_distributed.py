@@ -316,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     bar.close()
     for logger in loggers:
         logger.close()
+    dist.barrier()  # no process tears gloo down while another still uses it
     dist.destroy_process_group()
     if rank != 0:
         return manager.step_dir(step)
