@@ -7,6 +7,7 @@ OUT/full_optim (full optimizer state, via save_recipe_state); OUT/step_2 is a DC
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -139,3 +140,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # Skip the interpreter's teardown, where gloo on CPU sometimes aborts after a finished run.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
