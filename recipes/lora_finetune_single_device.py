@@ -255,26 +255,11 @@ def write_output_formats(directory: Path, state_dict: dict[str, torch.Tensor], f
         hf_weights = {k: v.contiguous() for k, v in tune_to_hf(base, checkpointer.config).items()}
         save_file(hf_weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
         (directory / "config.json").write_text(json.dumps(checkpointer.config, indent=2), encoding="utf-8")
-        write_hf_tokenizer(directory, checkpointer, tokenizer)
+        if not (hasattr(tokenizer, "save_hf_files") and tokenizer.save_hf_files(directory)):
+            print(f"No Hugging Face tokenizer files in {directory}: only byte-level BPE GGUF vocabularies convert")
     if "gguf" in extra:
         metadata = gguf_tokenizer_metadata_from_hf(directory / "tokenizer.json", directory / "tokenizer_config.json")
         export_gguf(base, checkpointer.config, directory / "model-F16.gguf", tokenizer_metadata=metadata)
-
-
-def write_hf_tokenizer(directory: Path, checkpointer: GGUFCheckpointer, tokenizer: Any) -> None:
-    """``tokenizer.json`` and ``tokenizer_config.json`` (chat template, special tokens) of a GGUF
-    byte-level BPE vocabulary; other vocabularies need llama.cpp's space handling and are skipped."""
-    if checkpointer.metadata.get("tokenizer.ggml.model") != "gpt2" or not hasattr(tokenizer, "_tokenizer"):
-        print(f"No Hugging Face tokenizer files in {directory}: only byte-level BPE GGUF vocabularies convert")
-        return
-    tokenizer._tokenizer.save(str(directory / "tokenizer.json"))  # the tokenizers.Tokenizer it encodes with
-    tokens = checkpointer.metadata["tokenizer.ggml.tokens"]
-    special = {name: tokens[i] for name, i in
-               (("bos_token", tokenizer.bos_id), ("eos_token", tokenizer.eos_id), ("pad_token", tokenizer.pad_id))
-               if i is not None}
-    tokenizer_config = {"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": tokenizer.add_bos,
-                        "chat_template": tokenizer.chat_template, **special}
-    (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2), encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

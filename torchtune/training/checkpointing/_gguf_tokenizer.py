@@ -1,5 +1,6 @@
 """A model tokenizer built from a GGUF file's vocabulary and chat template."""
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -49,6 +50,7 @@ class GGUFTokenizer(ModelTokenizer):
         self._tokenizer = tokenizer_from_gguf_metadata(metadata)
         self._prefix = " " if space_prefix(metadata) else ""
         self._tokens: list[str] = list(metadata["tokenizer.ggml.tokens"])
+        self._vocab_model: str = metadata["tokenizer.ggml.model"]
         get = metadata.get
         self.bos_id: int | None = get("tokenizer.ggml.bos_token_id")
         self.eos_id: int | None = get("tokenizer.ggml.eos_token_id")
@@ -65,6 +67,31 @@ class GGUFTokenizer(ModelTokenizer):
         from torchtune.training.checkpointing._gguf_io import open_gguf, read_metadata
 
         return cls(read_metadata(open_gguf(path)), **kwargs)
+
+    def save_hf_files(self, directory: str | Path) -> bool:
+        """Write ``tokenizer.json`` and ``tokenizer_config.json`` (chat template, special tokens)
+        so that transformers' ``AutoTokenizer`` loads this vocabulary from ``directory``.
+
+        Only byte-level BPE vocabularies (``tokenizer.ggml.model == "gpt2"``) convert; the
+        SentencePiece-style ones need llama.cpp's own space handling.
+
+        Args:
+            directory (str | Path): an existing directory.
+
+        Returns:
+            bool: True when the files were written, False for a vocabulary that does not convert.
+        """
+        if self._vocab_model != "gpt2":
+            return False
+        directory = Path(directory)
+        self._tokenizer.save(str(directory / "tokenizer.json"))
+        special = {name: self._tokens[i] for name, i in
+                   (("bos_token", self.bos_id), ("eos_token", self.eos_id), ("pad_token", self.pad_id))
+                   if i is not None}
+        config = {"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": self.add_bos,
+                  "chat_template": self.chat_template, **special}
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+        return True
 
     @property
     def vocab_size(self) -> int:

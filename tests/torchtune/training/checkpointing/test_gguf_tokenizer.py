@@ -197,3 +197,23 @@ def test_metadata_from_hf_rejects_unknown_tokenizers():
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     with pytest.raises(ValueError, match=r"pre-tokenizer \['Whitespace'\] has no known llama.cpp"):
         gguf_tokenizer_metadata_from_hf(json.loads(tok.to_str()))
+
+
+def test_save_hf_files_load_in_transformers(tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = train_byte_level_bpe("qwen2")
+    ours = GGUFTokenizer(kv_to_metadata(bpe_tokenizer_kv(tok, "qwen2", chat_template=CHATML)))
+    assert ours.save_hf_files(tmp_path)
+    reference = AutoTokenizer.from_pretrained(tmp_path)
+    for text in MIXED_TEXTS:
+        assert reference.encode(text, add_special_tokens=False) == ours.encode(text, add_bos=False, add_eos=False)
+    expected = reference.apply_chat_template(CONVERSATION, tokenize=True, return_dict=False)
+    assert ours.tokenize_messages(CONVERSATION)[0] == list(expected)
+    assert reference.eos_token == "<|im_end|>"
+
+
+def test_save_hf_files_declines_sentencepiece_vocabularies(tmp_path):
+    _, metadata = _spm_metadata(tmp_path, add_dummy_prefix=True)
+    ours = GGUFTokenizer(metadata)
+    assert ours.save_hf_files(tmp_path / "out") is False
