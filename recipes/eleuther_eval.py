@@ -118,20 +118,13 @@ class TorchtuneLM:
             ids = [self.prefix_id, *self._encode(context)][-(self.max_seq_len - budget) :]
             tokens, _ = generate(self.model, [ids], budget, pad_id=self.tokenizer.pad_id or 0,
                                  temperature=temperature, stop_tokens=self.tokenizer.stop_tokens)
-            drop_kv_caches(self.model)  # scoring runs without caches (and with other batch sizes)
+            self.model.delete_caches()  # scoring runs without caches (and with other batch sizes)
             new = [t for t in tokens[0, len(ids) :].tolist() if t not in self.tokenizer.stop_tokens]
             text = self.tokenizer.decode(new)
             for stop in until:
                 text = text.split(stop)[0] if stop else text
             out.append(text)
         return out
-
-
-def drop_kv_caches(model: torch.nn.Module) -> None:
-    """Remove the KV caches that ``generate`` leaves enabled (the library has no call for it yet)."""
-    for module in model.modules():
-        if getattr(module, "kv_cache", None) is not None:
-            module.kv_cache = None
 
 
 def harness_model(*args: Any, **kwargs: Any) -> Any:

@@ -115,6 +115,12 @@ class TransformerDecoder(nn.Module):
         """bool: whether the layers hold KV caches."""
         return len(self.layers) > 0 and self.layers[0].caches_are_enabled()
 
+    def delete_caches(self) -> None:
+        """Remove every KV cache (frees it); the model then runs as before ``setup_caches``."""
+        for module in self.modules():
+            if getattr(module, "kv_cache", None) is not None:
+                module.kv_cache = None
+
     def reset_caches(self) -> None:
         """Empty every KV cache (keeps the allocation).
 

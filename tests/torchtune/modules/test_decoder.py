@@ -145,3 +145,15 @@ def test_kv_cache_errors():
         cache.update(None, k, k)
     with pytest.raises(ValueError, match="batch size 2 does not match the cache's batch_size=1"):
         cache.update(None, torch.zeros(2, 2, 1, 8), torch.zeros(2, 2, 1, 8))
+
+
+def test_delete_caches_restores_the_uncached_model():
+    model = _tiny().eval()
+    tokens = torch.randint(0, V, (3, 6), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = model(tokens)
+        model.setup_caches(1, torch.float32)
+        assert model.caches_are_enabled()
+        model.delete_caches()
+        assert not model.caches_are_enabled()
+        torch.testing.assert_close(model(tokens), expected)  # another batch size, no cache left
