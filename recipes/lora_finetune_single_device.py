@@ -38,7 +38,6 @@ from torchtune.modules.peft import (
     get_adapter_params,
     get_merged_lora_ckpt,
     initialize_dora_magnitudes,
-    is_adapter_key,
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
@@ -247,10 +246,7 @@ def write_output_formats(directory: Path, state_dict: dict[str, torch.Tensor], f
     extra = [fmt for fmt in formats if fmt != native]
     if not extra:
         return
-    lora_a = [v for k, v in state_dict.items() if k.endswith(".lora_a.weight")]
-    if lora_a:  # fold the adapters into the base weights, as the checkpointer does
-        state_dict = get_merged_lora_ckpt(state_dict, rank=lora_a[0].shape[0], alpha=lora_alpha)
-    base = {k: v for k, v in state_dict.items() if not is_adapter_key(k)}
+    base = get_merged_lora_ckpt(state_dict, alpha=lora_alpha)  # adapters folded in, as the checkpointer does
     if "hf" in extra:
         hf_weights = {k: v.contiguous() for k, v in tune_to_hf(base, checkpointer.config).items()}
         save_file(hf_weights, str(directory / "model.safetensors"), metadata={"format": "pt"})

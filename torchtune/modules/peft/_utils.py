@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from torchtune.modules.peft._lora import DoRALinear, LoRALinear
+from torchtune.modules.peft._lora import DoRALinear
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,9 @@ def get_adapter_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, tor
     return {k: v for k, v in state_dict.items() if is_adapter_key(k)}
 
 
-def get_merged_lora_ckpt(state_dict: dict[str, torch.Tensor], rank: int, alpha: float) -> dict[str, torch.Tensor]:
+def get_merged_lora_ckpt(
+    state_dict: dict[str, torch.Tensor], rank: int | None = None, alpha: float | None = None
+) -> dict[str, torch.Tensor]:
     """Fold LoRA/DoRA adapters into their base weights and drop the adapter entries.
 
     LoRA: ``W + (alpha / rank) B A``. DoRA (a ``magnitude`` entry is present):
@@ -74,25 +76,30 @@ def get_merged_lora_ckpt(state_dict: dict[str, torch.Tensor], rank: int, alpha: 
 
     Args:
         state_dict (dict[str, torch.Tensor]): state dict with adapter entries.
-        rank (int): adapter rank used in training.
-        alpha (float): adapter alpha used in training.
+        rank (int | None): adapter rank used in training. Default None: each adapter's own
+            rank (``lora_a.shape[0]``).
+        alpha (float | None): adapter alpha used in training; required when the state dict
+            holds adapters. Default None.
 
     Returns:
         dict[str, torch.Tensor]: a new state dict in the base model's layout.
 
     Raises:
-        ValueError: when ``rank`` is not positive.
+        ValueError: when ``rank`` is not positive, or ``alpha`` is None with adapters present.
     """
-    if rank <= 0:
+    if rank is not None and rank <= 0:
         raise ValueError(f"rank={rank} must be a positive integer")
     merged = {k: v for k, v in state_dict.items() if not is_adapter_key(k)}
     for key in state_dict:
         if not key.endswith(".lora_a.weight"):
             continue
+        if alpha is None:
+            raise ValueError("alpha=None: the state dict holds LoRA adapters, pass the alpha used in training")
         prefix = key[: -len(".lora_a.weight")]
         base = state_dict[f"{prefix}.weight"]
         lora_a, lora_b = state_dict[key], state_dict[f"{prefix}.lora_b.weight"]
-        adapted = base.float() + (alpha / rank) * (lora_b.float() @ lora_a.float())  # [out, in]
+        scale = alpha / (rank if rank is not None else lora_a.shape[0])
+        adapted = base.float() + scale * (lora_b.float() @ lora_a.float())  # [out, in]
         magnitude = state_dict.get(f"{prefix}.magnitude")
         if magnitude is not None:
             adapted = (magnitude.float() / adapted.norm(p=2, dim=1))[:, None] * adapted

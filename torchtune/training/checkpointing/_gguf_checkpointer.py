@@ -194,10 +194,9 @@ class GGUFCheckpointer:
                               base_model_name_or_path=str(self.checkpoint_path))
             if adapter_only:
                 return
-            rank = next(v.shape[0] for k, v in adapter.items() if k.endswith(".lora_a.weight"))
-            state_dict = get_merged_lora_ckpt(state_dict, rank=rank, alpha=lora_alpha)
+            state_dict = get_merged_lora_ckpt(state_dict, alpha=lora_alpha)  # adapters folded in and dropped
         export_gguf(
-            {k: v for k, v in state_dict.items() if not is_adapter_key(k)},
+            state_dict,
             self.config,
             directory / self.file_name,
             tokenizer_metadata=gguf_tokenizer_metadata(self.metadata),

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from torchtune.models import hf_to_tune, tune_to_hf
-from torchtune.modules.peft import get_adapter_state_dict, get_merged_lora_ckpt, is_adapter_key
+from torchtune.modules.peft import get_adapter_state_dict, get_merged_lora_ckpt
 from torchtune.training.checkpointing._atomic import atomic_directory
 from torchtune.training.checkpointing._peft_adapter import ADAPTER_CONFIG, load_peft_adapter, save_peft_adapter
 
@@ -192,10 +192,8 @@ class HuggingFaceCheckpointer:
         if adapter_only:
             return
         if adapter:
-            rank = next(v.shape[0] for k, v in adapter.items() if k.endswith(".lora_a.weight"))
-            state_dict = get_merged_lora_ckpt(state_dict, rank=rank, alpha=lora_alpha)
-        base = {k: v for k, v in state_dict.items() if not is_adapter_key(k)}
-        write_safetensors_weights(directory, tune_to_hf(base, self.config), self.weight_map)
+            state_dict = get_merged_lora_ckpt(state_dict, alpha=lora_alpha)  # adapters folded in and dropped
+        write_safetensors_weights(directory, tune_to_hf(state_dict, self.config), self.weight_map)
 
     def save_checkpoint(
         self,

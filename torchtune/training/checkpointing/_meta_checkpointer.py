@@ -157,8 +157,7 @@ class MetaCheckpointer:
         if adapter:
             if lora_alpha is None:
                 raise ValueError("lora_alpha=None: the state dict holds LoRA adapters, pass the alpha used in training")
-            rank = next(v.shape[0] for k, v in adapter.items() if k.endswith(".lora_a.weight"))
-            state_dict = get_merged_lora_ckpt(state_dict, rank=rank, alpha=lora_alpha)
+            state_dict = get_merged_lora_ckpt(state_dict, alpha=lora_alpha)  # adapters folded in and dropped
         meta = {}
         for key, value in state_dict.items():
             template, layer, leaf = _split(key)

@@ -105,3 +105,14 @@ def test_validate_missing_and_unexpected():
 def test_merge_bad_rank():
     with pytest.raises(ValueError, match="rank=0 must be a positive integer"):
         get_merged_lora_ckpt({}, 0, 1.0)
+
+
+def test_merge_infers_each_adapters_rank_and_needs_alpha():
+    torch.manual_seed(0)
+    sd = {"p.weight": torch.randn(4, 3), "p.lora_a.weight": torch.randn(2, 3), "p.lora_b.weight": torch.randn(4, 2)}
+    expected = sd["p.weight"] + (8.0 / 2) * sd["p.lora_b.weight"] @ sd["p.lora_a.weight"]
+    merged = get_merged_lora_ckpt(sd, alpha=8.0)
+    assert merged.keys() == {"p.weight"}
+    torch.testing.assert_close(merged["p.weight"], expected)
+    with pytest.raises(ValueError, match="alpha=None: the state dict holds LoRA adapters"):
+        get_merged_lora_ckpt(sd)
