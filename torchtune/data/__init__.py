@@ -6,6 +6,7 @@ from torchtune.data._collate import (
     padded_collate_dpo,
     padded_collate_packed,
     padded_collate_sft,
+    padding_free_collate_sft,
 )
 from torchtune.data._common import CROSS_ENTROPY_IGNORE_IDX
 from torchtune.data._message_transforms import (
@@ -49,5 +50,6 @@ __all__ = [
     "padded_collate_dpo",
     "padded_collate_packed",
     "padded_collate_sft",
+    "padding_free_collate_sft",
     "validate_messages",
 ]

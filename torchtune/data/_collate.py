@@ -6,6 +6,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from torchtune.data._common import CROSS_ENTROPY_IGNORE_IDX
+from torchtune.modules import BlockCausalMask
 
 
 def labels_from_tokens(tokens: Sequence[int], mask: Sequence[bool]) -> list[int]:
@@ -93,7 +94,10 @@ def padded_collate_dpo(
 
 
 def packed_block_causal_mask(seq_lens: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Build the attention mask of packed rows: causal within each document, nothing across.
+    """Build the dense attention mask of packed rows: causal within each document, nothing across.
+
+    The collate functions pass the lighter :class:`~torchtune.modules.BlockCausalMask`; this
+    dense form is for models that need a plain bool mask.
 
     Args:
         seq_lens (Sequence[Sequence[int]]): per row, the lengths of its documents (padding
@@ -102,16 +106,10 @@ def packed_block_causal_mask(seq_lens: Sequence[Sequence[int]]) -> torch.Tensor:
     Returns:
         torch.Tensor: bool ``[b, s, s]``; True means "may attend".
     """
-    doc_ids = torch.stack(
-        [torch.repeat_interleave(torch.arange(len(lens)), torch.as_tensor(list(lens))) for lens in seq_lens]
-    )  # [b, s]
-    s = doc_ids.shape[1]
-    pos = torch.arange(s)
-    causal = pos[:, None] >= pos[None, :]  # [s, s]
-    return (doc_ids[:, :, None] == doc_ids[:, None, :]) & causal  # [b, s, s]
+    return BlockCausalMask(seq_lens).dense()
 
 
-def padded_collate_packed(batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+def padded_collate_packed(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stack packs from ``PackedDataset`` (already padded to ``max_seq_len``).
 
     Args:
@@ -119,12 +117,58 @@ def padded_collate_packed(batch: Sequence[dict[str, Any]]) -> dict[str, torch.Te
             length s) and ``seq_lens``.
 
     Returns:
-        dict[str, torch.Tensor]: ``tokens``, ``labels``, ``input_pos`` ``[b, s]`` long and
-        ``mask [b, s, s]`` bool.
+        dict[str, Any]: ``tokens``, ``labels``, ``input_pos`` ``[b, s]`` long and ``mask``, a
+        :class:`~torchtune.modules.BlockCausalMask` of the packs' documents (``.dense()`` gives
+        the bool ``[b, s, s]`` form).
     """
     return {
         "tokens": torch.stack([torch.as_tensor(p["tokens"]) for p in batch]).long(),
         "labels": torch.stack([torch.as_tensor(p["labels"]) for p in batch]).long(),
         "input_pos": torch.stack([torch.as_tensor(p["input_pos"]) for p in batch]).long(),
-        "mask": packed_block_causal_mask([list(map(int, p["seq_lens"])) for p in batch]),
+        "mask": BlockCausalMask([list(map(int, p["seq_lens"])) for p in batch]),
     }
+
+
+def padding_free_collate_sft(
+    batch: Sequence[dict[str, Any]], ignore_idx: int = CROSS_ENTROPY_IGNORE_IDX
+) -> dict[str, Any]:
+    """Lay the samples of a batch end to end in one row, without any padding.
+
+    The model attends within each sample only (``mask`` is a
+    :class:`~torchtune.modules.BlockCausalMask`) and positions restart at 0 in each sample, so
+    every real token gets the same output as in a padded batch while no compute goes to
+    padding. Labels are per sample (a sample's last label is already ``ignore_idx``), so no
+    label crosses into the next sample.
+
+    Args:
+        batch (Sequence[dict]): samples with ``tokens`` and ``labels`` (equal, non-zero lengths).
+        ignore_idx (int): label value excluded from the loss; only checked for in the samples'
+            labels. Default -100.
+
+    Returns:
+        dict[str, Any]: ``tokens``, ``labels``, ``input_pos`` ``[1, T]`` long (T the total
+        number of tokens) and ``mask``, the :class:`~torchtune.modules.BlockCausalMask` of the
+        samples.
+
+    Raises:
+        ValueError: if a sample is empty or its tokens and labels differ in length.
+
+    Example:
+        >>> out = padding_free_collate_sft([{"tokens": [5, 6], "labels": [6, -100]}, {"tokens": [7], "labels": [-100]}])
+        >>> out["tokens"].tolist(), out["input_pos"].tolist(), out["mask"]
+        ([[5, 6, 7]], [[0, 1, 0]], BlockCausalMask(seq_lens=[[2, 1]]))
+    """
+    lens = []
+    for i, sample in enumerate(batch):
+        n = len(sample["tokens"])
+        if n != len(sample["labels"]):
+            raise ValueError(
+                f"sample {i}: tokens ({n}) and labels ({len(sample['labels'])}) must have the same length"
+            )
+        if n == 0:
+            raise ValueError(f"sample {i} has no tokens; drop empty samples from the dataset")
+        lens.append(n)
+    tokens = torch.cat([torch.as_tensor(s["tokens"], dtype=torch.long) for s in batch])[None]  # [1, T]
+    labels = torch.cat([torch.as_tensor(s["labels"], dtype=torch.long) for s in batch])[None]  # [1, T]
+    input_pos = torch.cat([torch.arange(n) for n in lens])[None]  # [1, T]
+    return {"tokens": tokens, "labels": labels, "input_pos": input_pos, "mask": BlockCausalMask([lens])}

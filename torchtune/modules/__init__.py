@@ -1,6 +1,7 @@
 """Building blocks of decoder-only transformers."""
 
 from torchtune.modules._attention import MultiHeadAttention
+from torchtune.modules._block_causal_mask import BlockCausalMask
 from torchtune.modules._decoder import TransformerDecoder
 from torchtune.modules._feed_forward import FeedForward
 from torchtune.modules._kv_cache import KVCache
@@ -15,6 +16,7 @@ from torchtune.modules.loss import (
 )
 
 __all__ = [
+    "BlockCausalMask",
     "ChunkedCrossEntropyLoss",
     "FeedForward",
     "KVCache",

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchtune.modules._block_causal_mask import BlockCausalMask
 from torchtune.modules._kv_cache import KVCache
 
 logger = logging.getLogger(__name__)
@@ -140,30 +141,81 @@ class MultiHeadAttention(nn.Module):
         probs = F.dropout(probs, p=dropout, training=self.training)
         return torch.matmul(probs, v)  # [b, n_h, s, h_d]
 
+    def _attend_documents(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: BlockCausalMask
+    ) -> torch.Tensor:
+        """Attend within each document of each row (causal fast path where possible)."""
+        rows = []
+        for r, lens in enumerate(mask.seq_lens):
+            docs = zip(*(t[r : r + 1].split(lens, dim=2) for t in (q, k, v)))  # [1, n, len, h_d] each
+            outs = []
+            for q_doc, k_doc, v_doc in docs:
+                n = q_doc.shape[2]
+                doc_mask = self._build_mask(None, torch.arange(n, device=q.device), n, q.device)
+                outs.append(self._attend(q_doc, k_doc, v_doc, doc_mask))
+            rows.append(torch.cat(outs, dim=2))  # [1, n_h, s, h_d]
+        return torch.cat(rows, dim=0)  # [b, n_h, s, h_d]
+
+    def _query_mask(
+        self,
+        mask: torch.Tensor | BlockCausalMask | None,
+        q_row: torch.Tensor,
+        q_slot: torch.Tensor,
+        s: int,
+        device: torch.device,
+    ) -> torch.Tensor:
+        """Which keys each selected query may attend to: bool ``[n, s]``."""
+        kv_slots = torch.arange(s, device=device)
+        if isinstance(mask, BlockCausalMask):
+            starts = mask.document_starts(device)[q_row, q_slot]  # [n]
+            allowed = (kv_slots[None, :] <= q_slot[:, None]) & (kv_slots[None, :] >= starts[:, None])
+        elif mask is None:
+            allowed = kv_slots[None, :] <= q_slot[:, None]  # [n, s]
+        else:
+            allowed = mask[q_row, q_slot]  # [n, s]
+        if self.sliding_window is not None:
+            allowed = allowed & (q_slot[:, None] - kv_slots[None, :] < self.sliding_window)
+        return allowed
+
     def forward(
         self,
         x: torch.Tensor,
         *,
-        mask: torch.Tensor | None = None,
+        mask: torch.Tensor | BlockCausalMask | None = None,
         input_pos: torch.Tensor | None = None,
+        query_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Attend over ``x`` (and the cache, when one is set up).
 
         Args:
             x (torch.Tensor): input ``[b, s, d]``.
-            mask (torch.Tensor | None): bool ``[b, s, s_kv]``, True = may attend. Without a cache
-                ``s_kv = s``; with one, ``s_kv`` is the cache size and column j is slot j. None
-                means causal. Default: None.
+            mask (torch.Tensor | BlockCausalMask | None): bool ``[b, s, s_kv]``, True = may
+                attend. Without a cache ``s_kv = s``; with one, ``s_kv`` is the cache size and
+                column j is slot j. A :class:`BlockCausalMask` (no cache) attends within each
+                document. None means causal. Default: None.
             input_pos (torch.Tensor | None): RoPE positions ``[b, s]``; None means the token
                 slots (``0 .. s-1`` without a cache). Default: None.
+            query_index (torch.Tensor | None): long ``[n]``, ascending flat indices into the
+                ``b * s`` positions: compute the output of these positions only (keys and values
+                still cover every position). Not with a KV cache. Default: None.
 
         Returns:
-            torch.Tensor: ``[b, s, d]``.
+            torch.Tensor: ``[b, s, d]``, or ``[1, n, d]`` with ``query_index``.
+
+        Raises:
+            ValueError: when a :class:`BlockCausalMask` or ``query_index`` is used with a KV
+                cache, or the mask's shape differs from ``x``'s.
         """
         b, s, _ = x.shape
-        q = self._project(self.q_proj, x, self.num_heads, self.q_norm)  # [b, s, n_h, h_d]
+        if isinstance(mask, BlockCausalMask) and (mask.batch_size, mask.seq_len) != (b, s):
+            raise ValueError(f"BlockCausalMask covers [{mask.batch_size}, {mask.seq_len}] but x is [{b}, {s}]")
+        if self.kv_cache is not None and (isinstance(mask, BlockCausalMask) or query_index is not None):
+            raise ValueError("BlockCausalMask and query_index are for training: call delete_caches() first")
         k = self._project(self.k_proj, x, self.num_kv_heads, self.k_norm)  # [b, s, n_kv, h_d]
         v = self._project(self.v_proj, x, self.num_kv_heads, None)  # [b, s, n_kv, h_d]
+        if query_index is not None:
+            return self._forward_selected(x, k, v, mask, input_pos, query_index)
+        q = self._project(self.q_proj, x, self.num_heads, self.q_norm)  # [b, s, n_h, h_d]
         if self.kv_cache is not None:
             q_slots = self.kv_cache.next_slots(s)
             if input_pos is None:
@@ -176,7 +228,43 @@ class MultiHeadAttention(nn.Module):
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [b, n, s, h_d]
         if self.kv_cache is not None:
             k, v = self.kv_cache.update(None, k, v)  # [b, n_kv, s_kv, h_d]
-        mask = self._build_mask(mask, q_slots, k.shape[2], x.device)
-        out = self._attend(q, k, v, mask)  # [b, n_h, s, h_d]
+        if isinstance(mask, BlockCausalMask):
+            out = self._attend_documents(q, k, v, mask)  # [b, n_h, s, h_d]
+        else:
+            out = self._attend(q, k, v, self._build_mask(mask, q_slots, k.shape[2], x.device))  # [b, n_h, s, h_d]
         out = out.transpose(1, 2).reshape(b, s, self.num_heads * self.head_dim)  # [b, s, n_h * h_d]
+        return self.output_proj(out)
+
+    def _forward_selected(
+        self,
+        x: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | BlockCausalMask | None,
+        input_pos: torch.Tensor | None,
+        query_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """Outputs of the positions in ``query_index`` only, as one row ``[1, n, d]``."""
+        b, s, d = x.shape
+        n = query_index.numel()
+        x_sel = x.reshape(b * s, d).index_select(0, query_index)[None]  # [1, n, d]
+        q = self._project(self.q_proj, x_sel, self.num_heads, self.q_norm)  # [1, n, n_h, h_d]
+        q_row, q_slot = query_index // s, query_index % s  # [n]
+        if self.pos_embeddings is not None:
+            if input_pos is None:
+                input_pos = torch.arange(s, device=x.device)[None].expand(b, s)
+            q = self.pos_embeddings(q, input_pos[q_row, q_slot][None])
+            k = self.pos_embeddings(k, input_pos)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [1, n_h, n, h_d], [b, n_kv, s, h_d]
+        allowed = self._query_mask(mask, q_row, q_slot, s, x.device)  # [n, s]
+        counts = torch.bincount(q_row, minlength=b).tolist()  # queries per row (ascending index)
+        outs, start = [], 0
+        for r, count in enumerate(counts):
+            if count:
+                stop = start + count
+                row_mask = allowed[start:stop][None]  # [1, count, s]
+                outs.append(self._attend(q[:, :, start:stop], k[r : r + 1], v[r : r + 1], row_mask))
+                start = stop
+        out = torch.cat(outs, dim=2) if outs else q[:, :, :0]  # [1, n_h, n, h_d]
+        out = out.transpose(1, 2).reshape(1, n, self.num_heads * self.head_dim)  # [1, n, n_h * h_d]
         return self.output_proj(out)

@@ -8,7 +8,8 @@ import logging
 import torch
 from torch import nn
 
-from torchtune.modules._transformer import TiedLinear
+from torchtune.modules._block_causal_mask import BlockCausalMask
+from torchtune.modules._transformer import TiedLinear, TransformerSelfAttentionLayer
 
 logger = logging.getLogger(__name__)
 
@@ -132,15 +133,36 @@ class TransformerDecoder(nn.Module):
         for layer in self.layers:
             layer.reset_cache()
 
-    def _check_inputs(self, tokens: torch.Tensor, mask: torch.Tensor | None) -> None:
-        s = tokens.shape[1]
-        if s > self.max_seq_len:
+    def _check_inputs(
+        self, tokens: torch.Tensor, mask: torch.Tensor | BlockCausalMask | None, output_index: torch.Tensor | None
+    ) -> None:
+        b, s = tokens.shape
+        if isinstance(mask, BlockCausalMask):
+            if (mask.batch_size, mask.seq_len) != (b, s):
+                raise ValueError(f"BlockCausalMask covers [{mask.batch_size}, {mask.seq_len}] but tokens are [{b}, {s}]")
+            if mask.max_document_len > self.max_seq_len:
+                raise ValueError(
+                    f"a document of {mask.max_document_len} tokens exceeds max_seq_len={self.max_seq_len}"
+                )
+        elif s > self.max_seq_len:
             raise ValueError(f"sequence length {s} exceeds max_seq_len={self.max_seq_len}")
-        if mask is not None and self.caches_are_enabled():
+        if mask is not None and not isinstance(mask, BlockCausalMask) and self.caches_are_enabled():
             s_kv = self.decoder_max_cache_seq_len
             if mask.shape[-1] != s_kv:
                 raise ValueError(
                     f"with KV caches the mask must be [b, s, {s_kv}], got {list(mask.shape)}"
+                )
+        if output_index is not None:
+            if output_index.dim() != 1 or output_index.dtype != torch.long:
+                raise ValueError(f"output_index must be a 1-D long tensor, got {output_index.dtype} {list(output_index.shape)}")
+            if output_index.numel() and (
+                int(output_index[0]) < 0
+                or int(output_index[-1]) >= b * s
+                or bool((output_index[1:] <= output_index[:-1]).any())
+            ):
+                raise ValueError(
+                    f"output_index must be strictly ascending flat positions in [0, {b * s}) (b * s for tokens "
+                    f"[{b}, {s}]), e.g. torch.nonzero(labels.reshape(-1) != -100).squeeze(1)"
                 )
 
     def _project(self, h: torch.Tensor) -> torch.Tensor:
@@ -154,40 +176,60 @@ class TransformerDecoder(nn.Module):
         self,
         tokens: torch.Tensor,
         *,
-        mask: torch.Tensor | None = None,
+        mask: torch.Tensor | BlockCausalMask | None = None,
         input_pos: torch.Tensor | None = None,
+        output_index: torch.Tensor | None = None,
     ) -> torch.Tensor | list[torch.Tensor]:
         """Compute logits.
 
         Args:
             tokens (torch.Tensor): ``[b, s]`` long.
-            mask (torch.Tensor | None): bool ``[b, s, s_kv]``, True = may attend; None = causal.
-                With KV caches, ``s_kv`` is the cache length and column j is cache slot j.
-                Rows with no True entry (padding queries) are let attend everywhere so that
-                they stay finite. Default: None.
+            mask (torch.Tensor | BlockCausalMask | None): bool ``[b, s, s_kv]``, True = may
+                attend; None = causal. With KV caches, ``s_kv`` is the cache length and column j
+                is cache slot j. Rows with no True entry (padding queries) are let attend
+                everywhere so that they stay finite. A :class:`BlockCausalMask` (rows of
+                documents laid end to end, no caches) attends within each document; each
+                document, not the row, must fit ``max_seq_len``. Default: None.
             input_pos (torch.Tensor | None): positions ``[b, s]`` long. Default: None.
+            output_index (torch.Tensor | None): long ``[n]``, strictly ascending flat indices
+                into the ``b * s`` positions whose outputs are wanted (e.g. the positions that
+                carry a label). The last layer then computes only these positions (its keys and
+                values still cover all of them) and the outputs come as one row of n positions:
+                ``[1, n, v]`` logits (or chunks, or hidden states, as set). Default: None.
 
         Returns:
             torch.Tensor | list[torch.Tensor]: logits ``[b, s, v]``, or a list of
             ``num_output_chunks`` chunks ``[b, s_i, v]``; preceded by the requested hidden
             states ``[b, s, d]`` (as a list) when ``output_hidden_states`` is set. With
             ``skip_output_projection`` the final normed hidden states ``[b, s, d]`` take the
-            place of the logits.
+            place of the logits. With ``output_index``, ``[1, n, ...]`` in place of ``[b, s, ...]``
+            (also for a requested hidden state of index ``num_layers``).
 
         Raises:
-            ValueError: on sequences longer than ``max_seq_len`` or a mask of the wrong width.
+            ValueError: on sequences (documents) longer than ``max_seq_len``, a mask of the wrong
+                shape or an ``output_index`` that is not ascending flat positions.
         """
-        self._check_inputs(tokens, mask)
-        if mask is not None:
+        self._check_inputs(tokens, mask, output_index)
+        if mask is not None and not isinstance(mask, BlockCausalMask):
             mask = mask | ~mask.any(dim=-1, keepdim=True)  # keep fully masked rows finite
         h = self.tok_embeddings(tokens)  # [b, s, d]
         if self.embed_scale is not None:
             h = h * torch.tensor(self.embed_scale, dtype=h.dtype)
         hidden = []
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             if i in self.output_hidden_states:
                 hidden.append(h)
-            h = layer(h, mask=mask, input_pos=input_pos)
+            if i == last and output_index is not None:
+                if isinstance(layer, TransformerSelfAttentionLayer):
+                    h = layer(h, mask=mask, input_pos=input_pos, output_index=output_index)  # [1, n, d]
+                else:
+                    h = layer(h, mask=mask, input_pos=input_pos)
+                    h = h.reshape(-1, h.shape[-1]).index_select(0, output_index)[None]  # [1, n, d]
+            else:
+                h = layer(h, mask=mask, input_pos=input_pos)
+        if output_index is not None and not self.layers:
+            h = h.reshape(-1, h.shape[-1]).index_select(0, output_index)[None]  # [1, n, d]
         if len(self.layers) in self.output_hidden_states:
             hidden.append(h)
         h = self.norm(h)

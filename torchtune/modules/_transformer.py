@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchtune.modules._block_causal_mask import BlockCausalMask
+
 logger = logging.getLogger(__name__)
 
 
@@ -84,18 +86,29 @@ class TransformerSelfAttentionLayer(nn.Module):
         self,
         x: torch.Tensor,
         *,
-        mask: torch.Tensor | None = None,
+        mask: torch.Tensor | BlockCausalMask | None = None,
         input_pos: torch.Tensor | None = None,
+        output_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the block.
 
         Args:
             x (torch.Tensor): ``[b, s, d]``.
-            mask (torch.Tensor | None): bool ``[b, s, s_kv]``, True = may attend. Default: None.
+            mask (torch.Tensor | BlockCausalMask | None): bool ``[b, s, s_kv]``, True = may
+                attend, or a :class:`BlockCausalMask`. Default: None (causal).
             input_pos (torch.Tensor | None): positions ``[b, s]``. Default: None.
+            output_index (torch.Tensor | None): long ``[n]``, ascending flat indices into the
+                ``b * s`` positions whose outputs are wanted; only these run through the
+                queries, the attention output projection and the feed-forward network.
+                Default: None (every position).
 
         Returns:
-            torch.Tensor: ``[b, s, d]``.
+            torch.Tensor: ``[b, s, d]``, or ``[1, n, d]`` with ``output_index``.
         """
-        h = x + self.sa_scale(self.attn(self.sa_norm(x), mask=mask, input_pos=input_pos))
+        if output_index is None:
+            h = x + self.sa_scale(self.attn(self.sa_norm(x), mask=mask, input_pos=input_pos))
+        else:
+            attn_out = self.attn(self.sa_norm(x), mask=mask, input_pos=input_pos, query_index=output_index)
+            x_sel = x.reshape(-1, x.shape[-1]).index_select(0, output_index)[None]  # [1, n, d]
+            h = x_sel + self.sa_scale(attn_out)
         return h + self.mlp_scale(self.mlp(self.mlp_norm(h)))

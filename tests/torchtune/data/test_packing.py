@@ -11,7 +11,9 @@ from torchtune.data import (
     labels_from_tokens,
     packed_block_causal_mask,
     padded_collate_packed,
+    padding_free_collate_sft,
 )
+from torchtune.modules import BlockCausalMask
 
 VOCAB = 32
 
@@ -33,6 +35,8 @@ class TinyLM(nn.Module):
         x = self.tok(tokens) + self.pos(input_pos)  # [b, s, d]
         q, k, v = self.qkv(x).view(b, s, 3, 2, 8).unbind(2)  # each [b, s, n_h, h_d]
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [b, n_h, s, h_d]
+        if isinstance(mask, BlockCausalMask):
+            mask = mask.dense()  # this toy model takes the dense form
         if mask is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
@@ -60,6 +64,11 @@ def _per_token_losses(model, tokens, labels, **kwargs):
 def _check_packed_equals_unpacked(model, samples, max_seq_len):
     packed = PackedDataset(samples, max_seq_len=max_seq_len)
     batch = padded_collate_packed([packed[i] for i in range(len(packed))])
+    _check_batch_equals_unpacked(model, samples, batch)
+    _check_batch_equals_unpacked(model, samples, padding_free_collate_sft(samples))
+
+
+def _check_batch_equals_unpacked(model, samples, batch):
     ours = _per_token_losses(model, batch["tokens"], batch["labels"], mask=batch["mask"], input_pos=batch["input_pos"])
     ref = torch.cat([
         _per_token_losses(model, torch.tensor([s["tokens"]]), torch.tensor([s["labels"]])) for s in samples
@@ -92,7 +101,7 @@ def test_pack_layout():
     assert packed[0]["input_pos"].tolist() == [0, 1, 2, 0, 1, 0]
     assert packed[0]["seq_lens"].tolist() == [3, 2, 1]
     assert packed[1]["tokens"].tolist() == [6, 7, 8, 9, 0, 0]
-    mask = padded_collate_packed([packed[0]])["mask"]
+    mask = padded_collate_packed([packed[0]])["mask"].dense()
     assert mask.shape == (1, 6, 6) and mask.dtype == torch.bool
     assert mask[0, 3].tolist() == [False, False, False, True, False, False]  # doc 2 never sees doc 1
     assert mask[0, 4].tolist() == [False, False, False, True, True, False]
@@ -104,6 +113,19 @@ def test_block_causal_mask_matches_explicit_construction():
     for start, n in ((0, 2), (2, 3)):
         expected[start:start + n, start:start + n] = torch.ones(n, n, dtype=torch.bool).tril()
     assert torch.equal(mask, expected)
+
+
+def test_padding_free_collate_layout_and_errors():
+    samples = [{"tokens": [1, 2, 3], "labels": [2, 3, -100]}, {"tokens": [4, 5], "labels": [5, -100]}]
+    batch = padding_free_collate_sft(samples)
+    assert batch["tokens"].tolist() == [[1, 2, 3, 4, 5]]
+    assert batch["labels"].tolist() == [[2, 3, -100, 5, -100]]
+    assert batch["input_pos"].tolist() == [[0, 1, 2, 0, 1]]
+    assert batch["mask"] == BlockCausalMask([[3, 2]])
+    with pytest.raises(ValueError, match="sample 1: tokens \\(2\\) and labels \\(1\\)"):
+        padding_free_collate_sft([samples[0], {"tokens": [4, 5], "labels": [5]}])
+    with pytest.raises(ValueError, match="sample 0 has no tokens"):
+        padding_free_collate_sft([{"tokens": [], "labels": []}])
 
 
 def test_split_across_pack_and_max_packs():
