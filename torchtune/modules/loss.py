@@ -11,6 +11,7 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 CROSS_ENTROPY_IGNORE_IDX = -100
+_MIN_CHUNK_ROWS = 256
 
 
 def chunked_cross_entropy(
@@ -73,15 +74,16 @@ def linear_cross_entropy(
 
     Equal to ``cross_entropy(project(hidden), labels)`` over the non-ignored positions, but
     the output projection and the softmax run on those positions alone (for instruction data
-    most positions are prompt or padding), a chunk of at most ``ceil(n / num_chunks)`` rows at
-    a time, each upcast to fp32.
+    most positions are prompt or padding), a chunk of ``max(256, ceil(n / num_chunks))`` rows
+    at a time, each upcast to fp32.
 
     Args:
-        hidden (torch.Tensor): final normed hidden states ``[b, s, d]``.
+        hidden (torch.Tensor): final normed hidden states ``[b, s, d]`` (or ``[1, n, d]`` of
+            selected positions, from a model called with ``output_index``).
         labels (torch.Tensor): ``[b, s]`` long, ``ignore_index`` where ignored.
         project (Callable[[torch.Tensor], torch.Tensor]): ``[n, d] -> [n, v]`` logits, e.g.
             :meth:`TransformerDecoder.project`.
-        num_chunks (int): number of row chunks of the selected positions, >= 1. Default: 8.
+        num_chunks (int): most row chunks of the selected positions, >= 1. Default: 8.
         ignore_index (int): label value excluded from the loss. Default: -100.
 
     Returns:
@@ -99,7 +101,9 @@ def linear_cross_entropy(
     rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, keep)  # [n, d]
     targets = flat_labels.index_select(0, keep)  # [n]
     loss_sum = torch.zeros((), dtype=torch.float32, device=hidden.device)
-    size = max(1, -(-keep.numel() // num_chunks))
+    # no chunk under _MIN_CHUNK_ROWS rows: each chunk's backward is a pass over the whole [v, d]
+    # weight gradient, which a thin chunk makes memory bound for little memory saved
+    size = max(_MIN_CHUNK_ROWS, -(-keep.numel() // num_chunks))
     for h, y in zip(rows.split(size), targets.split(size)):
         logits = project(h).float()  # [n_i, v]
         loss_sum = loss_sum + F.cross_entropy(logits, y, reduction="sum")
@@ -117,7 +121,7 @@ class LinearCrossEntropyLoss(nn.Module):
     logits.
 
     Args:
-        num_output_chunks (int): row chunks of the selected positions, >= 1. Default: 8.
+        num_output_chunks (int): most row chunks of the selected positions (none under 256 rows), >= 1. Default: 8.
         ignore_index (int): label value excluded from the loss. Default: -100.
 
     Raises:

@@ -61,6 +61,23 @@ def test_linear_ce_matches_full_logits_loss_and_grads(num_chunks):
     assert grads[0][0, :4].abs().sum() == 0  # prompt positions get no gradient
 
 
+@pytest.mark.parametrize("n, num_chunks, sizes", [(600, 4, [256, 256, 88]), (2000, 4, [500] * 4), (100, 8, [100])])
+def test_linear_ce_chunks_are_not_thinner_than_256_rows(n, num_chunks, sizes):
+    torch.manual_seed(0)
+    hidden = torch.randn(1, n, 4)
+    labels = torch.randint(0, 6, (1, n))
+    seen = []
+    proj = torch.nn.Linear(4, 6, bias=False)
+
+    def project(h):
+        seen.append(h.shape[0])
+        return proj(h)
+
+    got = linear_cross_entropy(hidden, labels, project, num_chunks=num_chunks)
+    assert seen == sizes
+    torch.testing.assert_close(got, F.cross_entropy(proj(hidden[0]), labels[0]))
+
+
 @pytest.mark.parametrize("tied", [False, True])
 def test_module_on_model_matches_full_logits(tied):
     torch.manual_seed(0)

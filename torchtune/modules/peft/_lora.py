@@ -78,10 +78,16 @@ class LoRALinear(nn.Module):
         Returns:
             torch.Tensor: ``[..., out_dim]``.
         """
-        out = F.linear(x, self.weight, self.bias)
+        out = F.linear(x, self.weight, self.bias)  # [..., out_dim]
         if self.disabled:
             return out
-        return out + self.scaling * self.lora_b(self.lora_a(self.dropout(x)))
+        low_rank = self.lora_a(self.dropout(x))  # [..., r]
+        # out + scaling * low_rank @ B^T in one GEMM that accumulates into out (no [..., out_dim]
+        # temporaries for the product and its scaling)
+        update = torch.addmm(
+            out.reshape(-1, self.out_dim), low_rank.reshape(-1, self.rank), self.lora_b.weight.t(), alpha=self.scaling
+        )  # [n, out_dim]
+        return update.view(out.shape)
 
     def extra_repr(self) -> str:
         return f"in_dim={self.in_dim}, out_dim={self.out_dim}, rank={self.rank}, alpha={self.alpha}"
