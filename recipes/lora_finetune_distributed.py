@@ -27,7 +27,13 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from torchtune import config, training
-from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, PackedDataset, padded_collate_packed, padded_collate_sft
+from torchtune.data import (
+    CROSS_ENTROPY_IGNORE_IDX,
+    PackedDataset,
+    padded_collate_packed,
+    padded_collate_sft,
+    padding_free_collate_sft,
+)
 from torchtune.models import model_from_hf_config
 from torchtune.modules import TransformerSelfAttentionLayer
 from torchtune.modules.peft import (
@@ -47,7 +53,8 @@ from torchtune.training.checkpointing import (
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
 KNOWN_KEYS = (
     "model_dir", "output_dir", "model", "tokenizer", "checkpointer", "dataset", "dataset_val",
-    "seed", "shuffle", "batch_size", "epochs", "max_steps_per_epoch", "gradient_accumulation_steps",
+    "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
+    "gradient_accumulation_steps",
     "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "device", "dtype", "num_threads",
     "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
@@ -134,11 +141,14 @@ def build_model(cfg: config.DictConfig, checkpointer: Any, device: torch.device,
     return model
 
 
-def build_data(cfg_dataset: config.DictConfig, tokenizer: Any) -> tuple[Any, Any]:
-    """The dataset and the collate function matching it (packed rows or padded samples)."""
+def build_data(cfg_dataset: config.DictConfig, tokenizer: Any, padding_free: bool) -> tuple[Any, Any]:
+    """The dataset and the collate function matching it: packed rows, the samples of a batch laid
+    end to end in one row (``padding_free``: no compute spent on padding), or padded samples."""
     ds = config.instantiate(cfg_dataset, tokenizer)
     if isinstance(ds, PackedDataset):
         return ds, padded_collate_packed
+    if padding_free:
+        return ds, padding_free_collate_sft
 
     def collate(batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         return padded_collate_sft(batch, padding_idx=tokenizer.pad_id, ignore_idx=CROSS_ENTROPY_IGNORE_IDX)
@@ -162,12 +172,16 @@ def epoch_batches(ds: Any, collate: Any, cfg: config.DictConfig, epoch: int, ski
 
 
 def forward_loss(model: torch.nn.Module, loss_fn: Any, batch: dict[str, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, int]:
-    """Summed token loss of a batch and the number of tokens it covers."""
+    """Summed token loss of a batch and the number of tokens it covers.
+
+    Only the positions that carry a label come out of the model (``output_index``): its last
+    layer and the output projection skip the others, whose outputs no loss would use.
+    """
     batch = {k: v.to(device) for k, v in batch.items()}
-    labels = batch["labels"]  # [b, s], already shifted
-    logits = model(batch["tokens"], mask=batch.get("mask"), input_pos=batch.get("input_pos"))
-    num_tokens = int((labels != CROSS_ENTROPY_IGNORE_IDX).sum())
-    return loss_fn(logits, labels) * num_tokens, num_tokens
+    labels = batch["labels"].reshape(1, -1)  # [1, b * s], already shifted
+    keep = torch.nonzero(labels[0] != CROSS_ENTROPY_IGNORE_IDX).squeeze(1)  # [n]
+    out = model(batch["tokens"], mask=batch.get("mask"), input_pos=batch.get("input_pos"), output_index=keep)
+    return loss_fn(out, labels[:, keep]) * keep.numel(), keep.numel()  # out: [1, n, ...]
 
 
 @torch.no_grad()
@@ -222,10 +236,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     say(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} "
         f"trainable (adapters), sharded over {world_size} processes")
     tokenizer = config.instantiate(cfg.tokenizer)
-    ds, collate = build_data(cfg.dataset, tokenizer)
+    ds, collate = build_data(cfg.dataset, tokenizer, cfg.get("padding_free", True))
     val_loader = None
     if cfg.get("dataset_val") is not None:
-        val_ds, val_collate = build_data(cfg.dataset_val, tokenizer)
+        val_ds, val_collate = build_data(cfg.dataset_val, tokenizer, cfg.get("padding_free", True))
         val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, collate_fn=val_collate)
     loss_fn = config.instantiate(cfg.loss)
     model.set_num_output_chunks(cfg.num_output_chunks)  # the loss upcasts one chunk at a time

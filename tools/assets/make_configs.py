@@ -73,6 +73,7 @@ dataset:
 dataset_val: null
 seed: 1234
 shuffle: true
+padding_free: true  # lay the samples of a batch end to end in one row (no padding); false pads them
 batch_size: {batch_size}
 epochs: 1
 max_steps_per_epoch: null

@@ -73,13 +73,14 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 16) -> float:
 
 def make_batches(path: Path, batch_size: int, warmup: int, steps: int, pack_len: int, pack_rows: int) -> None:
     """Tokenize the shipped instructions as the recipes do and save, as plain tensors, the same
-    records twice: ``warmup + steps`` right-padded batches of ``batch_size`` samples, and those
-    very samples packed (``PackedDataset``, rows of ``pack_len``, ``pack_rows`` rows a batch;
-    the warmup samples and the timed samples packed apart). Also saved: the timed records' real
+    records three ways: ``warmup + steps`` right-padded batches of ``batch_size`` samples, the
+    same batches padding-free (each batch's samples end to end in one row), and those very
+    samples packed (``PackedDataset``, rows of ``pack_len``, ``pack_rows`` rows a batch; the
+    warmup samples and the timed samples packed apart). Also saved: the timed records' real
     token count and sum of (real tokens x mean sample length) per padded batch, for the FLOPs."""
     from torch.utils.data import DataLoader
 
-    from torchtune.data import PackedDataset, padded_collate_packed, padded_collate_sft
+    from torchtune.data import PackedDataset, padded_collate_packed, padded_collate_sft, padding_free_collate_sft
     from torchtune.datasets import alpaca_dataset
     from torchtune.modules.tokenizers import HFModelTokenizer
 
@@ -95,7 +96,10 @@ def make_batches(path: Path, batch_size: int, warmup: int, steps: int, pack_len:
         packs = PackedDataset(group, max_seq_len=pack_len, padding_idx=tokenizer.pad_id)
         packed = [padded_collate_packed([packs[j] for j in range(i, min(i + pack_rows, len(packs)))])
                   for i in range(0, len(packs), pack_rows)]
-        data[name] = {"padded": padded, "packed": packed}
+        free = [padding_free_collate_sft(group[i : i + batch_size]) for i in range(0, len(group), batch_size)]
+        for batch in packed + free:  # saved as plain lists (weights_only loading); rebuilt in run_case
+            batch["seq_lens"] = [list(row) for row in batch.pop("mask").seq_lens]
+        data[name] = {"padded": padded, "packed": packed, "free": free}
     lens = [[len(x["tokens"]) for x in groups["timed"][i : i + batch_size]]
             for i in range(0, len(groups["timed"]), batch_size)]
     data["timed_real"] = sum(sum(b) for b in lens)
@@ -146,17 +150,23 @@ def build(impl: str, size: str, method: str) -> tuple[torch.nn.Module, torch.nn.
     return model, loss_fn
 
 
-IMPLS = {  # impl -> (batches, fused AdamW)
-    "ours": ("padded", True), "ours-packed": ("packed", True), "ours-baseline": ("padded", False),
-    "0.6.1": ("padded", False),
+IMPLS = {  # impl -> (batches, fused AdamW, output_index: the model computes only labelled positions)
+    "ours": ("free", True, True), "ours-padded": ("padded", True, True), "ours-packed": ("packed", True, True),
+    "ours-baseline": ("padded", False, False), "0.6.1": ("padded", False, False),
 }
 
 
-def train_step(model, loss_fn, optimizer, trainable: list, batch: dict) -> None:
-    """One optimizer step on a batch: summed token loss, gradients divided by the token count."""
+def train_step(model, loss_fn, optimizer, trainable: list, batch: dict, output_index: bool) -> None:
+    """One optimizer step on a batch: summed token loss, gradients divided by the token count.
+    With ``output_index`` only the labelled positions leave the model, as in the recipes."""
     tokens, labels = batch["tokens"], batch["labels"]
     kwargs = {"mask": batch["mask"], "input_pos": batch["input_pos"]} if "mask" in batch else {}
-    loss = loss_fn(model(tokens, **kwargs), labels)
+    if output_index:
+        labels = labels.reshape(1, -1)  # [1, b * s]
+        keep = torch.nonzero(labels[0] != -100).squeeze(1)  # [n]
+        loss = loss_fn(model(tokens, **kwargs, output_index=keep), labels[:, keep])
+    else:
+        loss = loss_fn(model(tokens, **kwargs), labels)
     n = int((labels != -100).sum())
     (loss * n).backward()
     for param in trainable:  # mean over the batch's tokens
@@ -171,7 +181,12 @@ def run_case(impl: str, size: str, method: str, batches_path: Path) -> dict:
 
     torch.manual_seed(0)
     data = torch.load(batches_path, weights_only=True)
-    kind, fused = IMPLS[impl]
+    kind, fused, output_index = IMPLS[impl]
+    if kind in ("free", "packed"):
+        from torchtune.modules import BlockCausalMask
+
+        for batch in data["warmup"][kind] + data["timed"][kind]:
+            batch["mask"] = BlockCausalMask(batch.pop("seq_lens"))
     model, loss_fn = build(impl, size, method)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=True) if fused else torch.optim.AdamW(trainable, lr=1e-4)
@@ -179,10 +194,10 @@ def run_case(impl: str, size: str, method: str, batches_path: Path) -> dict:
     layers, d = cfg["num_hidden_layers"], cfg["hidden_size"]
     n_matmul = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "tok_embeddings" not in n)
     for batch in data["warmup"][kind]:
-        train_step(model, loss_fn, optimizer, trainable, batch)
+        train_step(model, loss_fn, optimizer, trainable, batch, output_index)
     start = time.perf_counter()
     for batch in data["timed"][kind]:
-        train_step(model, loss_fn, optimizer, trainable, batch)
+        train_step(model, loss_fn, optimizer, trainable, batch, output_index)
     elapsed = time.perf_counter() - start
     # model FLOPs of the records (same for every impl): weights for every real token (output
     # projection included) plus attention products at each padded batch's mean sample length
@@ -207,7 +222,7 @@ def machine() -> str:
     return f"{name} (torch threads: {torch.get_num_threads()})"
 
 
-IMPL_NAMES = {"ours": "this torchtune", "ours-packed": "this torchtune, packed",
+IMPL_NAMES = {"ours": "this torchtune", "ours-padded": "this torchtune, padded", "ours-packed": "this torchtune, packed",
               "ours-baseline": "this torchtune, before (full logits, for-loop AdamW)", "0.6.1": "torchtune 0.6.1"}
 
 
@@ -251,12 +266,14 @@ lengths; most positions are prompt tokens whose label is ignored). Every library
 very same records: {args.warmup} untimed batch(es) of {args.batch_size} samples, then the timed
 samples of {args.steps} batches of {args.batch_size}. Each side runs its own default path:
 
-- **this torchtune**: right-padded batches (`padded_collate_sft`), `LinearCrossEntropyLoss`
-  (the model returns its final hidden states and the loss projects only the positions that
-  carry a label, 4 chunks) and `torch.optim.AdamW(fused=True)`, as the single-device configs.
-- **this torchtune, packed**: the same, with the samples packed by `PackedDataset` into rows of
-  {args.pack_len} tokens, {args.pack_rows} rows a batch (`padded_collate_packed`: `input_pos` and a
-  block-causal bool mask `[b, s, s]` given to SDPA).
+- **this torchtune**: the recipes' default path: padding-free batches (`padding_free_collate_sft`:
+  each batch's samples end to end in one row, attention per sample through `BlockCausalMask`),
+  `output_index` (the last layer and the output projection run only at the positions that carry
+  a label), `LinearCrossEntropyLoss` (4 chunks of at least 256 rows) and
+  `torch.optim.AdamW(fused=True)`.
+- **this torchtune, padded**: the same on right-padded batches (`padded_collate_sft`).
+- **this torchtune, packed**: the same with the samples packed by `PackedDataset` into rows of
+  {args.pack_len} tokens, {args.pack_rows} rows a batch (`padded_collate_packed`).
 - **torchtune 0.6.1**: right-padded batches (`padded_collate_sft`, its default), `llama3_2` /
   `lora_llama3_2` builders, logits in 4 chunks with `CEWithChunkedOutputLoss`, default
   `torch.optim.AdamW`; installed from PyPI in a scratch venv (never a dependency).
@@ -266,9 +283,9 @@ median of {args.repeats} runs, interleaved (all runs listed). MFU = model FLOPs/
 dense fp32 matmul peak of **{peak:.1f} GFLOP/s** (best of a measurement before and after). Model
 FLOPs are the same for every row: per real token 2 x matmul parameters (output projection
 included) + attention products at the padded batch's mean sample length, times 3 (full) or
-2 (LoRA). The packed and `LinearCrossEntropyLoss` rows skip part of that work (padding, and the
-output projection of unlabelled positions), so their MFU is "useful work per second", which can
-exceed what the hardware executes. Peak memory is the process's max RSS (highest of the runs).
+2 (LoRA). Our rows skip part of that work (padding, and the last layer and output projection at
+unlabelled positions), so their MFU is "useful work per second", which can exceed what the
+hardware executes. Peak memory is the process's max RSS (highest of the runs).
 
 | library | model | method | params | trainable | timed steps x [b, s] | tokens/s (median) | runs | GFLOP/s | MFU | peak RSS (GiB) |
 |---|---|---|---|---|---|---|---|---|---|---|
@@ -278,18 +295,7 @@ Against the targets (medians above):
 
 {targets(results, peak)}
 
-Where the time went and why 1.5x is out of reach by doing less work alone (measured on this
-data, 2026-11-25): of the real tokens only ~12% carry a label, so `LinearCrossEntropyLoss`
-skips the `[v, d]` output projection and the softmax for ~88% of positions (~12% of the
-100M model's FLOPs); fused AdamW takes a 100M-parameter step in ~0.07 s instead of ~0.38 s
-with the default implementation (fp32, one thread). Per-batch right padding wastes only ~16%
-of positions on this data (samples of 47-85 tokens), and greedy packing into 256-token rows
-leaves about as much padding at the row ends while the masked attention (explicit bool mask,
-no causal fast path) costs more, so packing does not pay here; it is not the default. Even
-removing all of that work perfectly (x0.88 for the logits, x0.84 for the padding, ~0.3 s of a
-~4 s full step for the optimizer) would give at most ~1.45x; the rest of the step is dense
-matmuls already at ~70-77% of the machine's peak. The other engineers' jobs share
-this machine, so single runs vary (the low first runs above were taken under such load).
+Where the time goes: see "Fine-tuning: where the time goes" below.
 
 Reproduce (scratch venv: `python -m venv /tmp/tt061`, then
 `/tmp/tt061/bin/pip install torch==2.13.0 torchtune==0.6.1 torchao==0.11.0 torchdata==0.11.0`):
@@ -315,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="+", metavar="SIZE:METHOD",
                         help="explicit cases, e.g. 1B:lora (instead of --sizes x --methods)")
     parser.add_argument("--impls", nargs="+", default=["ours"], choices=[i for i in IMPLS if i != "0.6.1"],
-                        help="our variants: ours = LinearCrossEntropyLoss + fused AdamW on padded batches; "
-                        "ours-packed = the same on packed batches; ours-baseline = full logits + default AdamW")
+                        help="our variants: ours = padding-free batches, output_index, LinearCrossEntropyLoss, "
+                        "fused AdamW (the recipes' path); ours-padded / ours-packed = the same on padded / "
+                        "packed batches; ours-baseline = padded, full logits, default AdamW")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per padded batch")
     parser.add_argument("--pack-len", type=int, default=256, help="tokens per packed row")
     parser.add_argument("--pack-rows", type=int, default=2, help="packed rows per batch")
