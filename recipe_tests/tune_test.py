@@ -154,6 +154,17 @@ def test_distributed_matches_single_device(tt, work, kind):
     assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
 
 
+def test_padding_free_batches_give_the_padded_losses(tt, work):
+    free, padded = work / "free", work / "padded"
+    common = ("max_steps_per_epoch=6", "epochs=1", "log_every_n_steps=1", "dataset_val=null")
+    for out, flag in ((free, "true"), (padded, "false")):
+        tt.run("tune", "run", "lora_finetune_single_device", "--config", "tiny/lora_single_device",
+               f"output_dir={out}", f"padding_free={flag}", *common, cwd=work)
+    a, b = losses(free), losses(padded)
+    assert len(a) == len(b) == 6
+    assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
+
+
 def test_wrong_torchrun_flag_gives_torchrun_message(tt, work):
     proc = tt.run("tune", "run", "--nproc_per_node", "2", "--no_such_flag", "1", "lora_finetune_distributed",
                   "--config", "tiny/lora_distributed", cwd=work, check=False)

@@ -156,9 +156,9 @@ IMPLS = {  # impl -> (batches, fused AdamW, output_index: the model computes onl
 }
 
 
-def train_step(model, loss_fn, optimizer, trainable: list, batch: dict, output_index: bool) -> None:
-    """One optimizer step on a batch: summed token loss, gradients divided by the token count.
-    With ``output_index`` only the labelled positions leave the model, as in the recipes."""
+def forward_backward(model, loss_fn, batch: dict, output_index: bool) -> int:
+    """Summed token loss of a batch, backward; returns the token count. With ``output_index``
+    only the labelled positions leave the model, as in the recipes."""
     tokens, labels = batch["tokens"], batch["labels"]
     kwargs = {"mask": batch["mask"], "input_pos": batch["input_pos"]} if "mask" in batch else {}
     if output_index:
@@ -169,6 +169,12 @@ def train_step(model, loss_fn, optimizer, trainable: list, batch: dict, output_i
         loss = loss_fn(model(tokens, **kwargs), labels)
     n = int((labels != -100).sum())
     (loss * n).backward()
+    return n
+
+
+def train_step(model, loss_fn, optimizer, trainable: list, batch: dict, output_index: bool) -> None:
+    """One optimizer step on a batch: summed token loss, gradients divided by the token count."""
+    n = forward_backward(model, loss_fn, batch, output_index)
     for param in trainable:  # mean over the batch's tokens
         param.grad.div_(max(n, 1))
     optimizer.step()
@@ -199,6 +205,15 @@ def run_case(impl: str, size: str, method: str, batches_path: Path) -> dict:
     for batch in data["timed"][kind]:
         train_step(model, loss_fn, optimizer, trainable, batch, output_index)
     elapsed = time.perf_counter() - start
+    # the FLOPs this implementation really executes on the timed records (forward and backward,
+    # counted by torch's FlopCounterMode in an extra untimed pass without optimizer steps)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        for batch in data["timed"][kind]:
+            forward_backward(model, loss_fn, batch, output_index)
+            optimizer.zero_grad(set_to_none=True)
+    executed = counter.get_total_flops()
     # model FLOPs of the records (same for every impl): weights for every real token (output
     # projection included) plus attention products at each padded batch's mean sample length
     forward = 2 * n_matmul * data["timed_real"] + 4 * layers * d * data["timed_real_x_len"]
@@ -208,6 +223,7 @@ def run_case(impl: str, size: str, method: str, batches_path: Path) -> dict:
             "trainable": sum(p.numel() for p in trainable), "batches": kind,
             "batch_shape": list(data["timed"][kind][0]["tokens"].shape),
             "steps": steps, "tokens_per_second": data["timed_real"] / elapsed, "gflops": flops / elapsed / 1e9,
+            "executed_gflops": executed / elapsed / 1e9,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1024**3,
             "seconds_per_step": elapsed / steps}
 
@@ -251,7 +267,8 @@ def write_docs(results: list[dict], peak: float, header: str, args: argparse.Nam
     rows = "\n".join(
         f"| {IMPL_NAMES[r['impl']]} | {r['size']} | {r['method']} | {r['params'] / 1e6:.1f}M | {r['trainable'] / 1e6:.2f}M "
         f"| {r['steps']} x {r['batch_shape']} | {r['tokens_per_second']:.0f} | {', '.join(f'{t:.0f}' for t in r['tokens_per_second_all'])} "
-        f"| {r['gflops']:.1f} | {100 * r['gflops'] / peak:.1f}% | {r['peak_rss_gib']:.2f} |"
+        f"| {r['gflops']:.1f} | {100 * r['gflops'] / peak:.1f}% | {r['executed_gflops']:.1f} "
+        f"| {100 * r['executed_gflops'] / peak:.1f}% | {r['peak_rss_gib']:.2f} |"
         for r in results
     )
     cases = " ".join(f"{r['size']}:{r['method']}" for r in results if r["impl"] == args.impls[0])
@@ -284,11 +301,13 @@ dense fp32 matmul peak of **{peak:.1f} GFLOP/s** (best of a measurement before a
 FLOPs are the same for every row: per real token 2 x matmul parameters (output projection
 included) + attention products at the padded batch's mean sample length, times 3 (full) or
 2 (LoRA). Our rows skip part of that work (padding, and the last layer and output projection at
-unlabelled positions), so their MFU is "useful work per second", which can exceed what the
-hardware executes. Peak memory is the process's max RSS (highest of the runs).
+unlabelled positions), so their MFU is "useful work per second" and can exceed 100%. HFU is
+what the hardware really did: the FLOPs each implementation executes on the timed records
+(forward and backward, counted by `torch.utils.flop_counter.FlopCounterMode` in an extra
+untimed pass) per timed second, over the same peak. Peak memory is the process's max RSS (highest of the runs).
 
-| library | model | method | params | trainable | timed steps x [b, s] | tokens/s (median) | runs | GFLOP/s | MFU | peak RSS (GiB) |
-|---|---|---|---|---|---|---|---|---|---|---|
+| library | model | method | params | trainable | timed steps x [b, s] | tokens/s (median) | runs | model GFLOP/s | MFU | executed GFLOP/s | HFU | peak RSS (GiB) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 Against the targets (medians above):
@@ -375,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         print(f"{r['impl']:>13} {r['size']:>5} {r['method']:>4}: median {r['tokens_per_second']:.0f} tokens/s "
               f"(runs {r['tokens_per_second_all']}), MFU {100 * r['gflops'] / peak:5.1f}%, "
+              f"HFU {100 * r['executed_gflops'] / peak:5.1f}%, "
               f"peak RSS {r['peak_rss_gib']:.2f} GiB")
     if args.json:
         args.json.write_text(json.dumps({"peak": peak, "results": results}, indent=1))
