@@ -205,6 +205,7 @@ def run_case(impl: str, size: str, method: str, batches_path: Path) -> dict:
     for batch in data["timed"][kind]:
         train_step(model, loss_fn, optimizer, trainable, batch, output_index)
     elapsed = time.perf_counter() - start
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1024**3  # before the counting pass
     # the FLOPs this implementation really executes on the timed records (forward and backward,
     # counted by torch's FlopCounterMode in an extra untimed pass without optimizer steps)
     from torch.utils.flop_counter import FlopCounterMode
@@ -219,13 +220,15 @@ def run_case(impl: str, size: str, method: str, batches_path: Path) -> dict:
     forward = 2 * n_matmul * data["timed_real"] + 4 * layers * d * data["timed_real_x_len"]
     flops = forward * (2 if method == "lora" else 3)
     steps = len(data["timed"][kind])
+    warmup_batches = len(data["warmup"]["padded"])
     return {"impl": impl, "size": size, "method": method, "params": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in trainable), "batches": kind,
             "batch_shape": list(data["timed"][kind][0]["tokens"].shape),
             "steps": steps, "tokens_per_second": data["timed_real"] / elapsed, "gflops": flops / elapsed / 1e9,
             "executed_gflops": executed / elapsed / 1e9,
-            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1024**3,
-            "seconds_per_step": elapsed / steps}
+            "peak_rss_gib": peak_rss,
+            "seconds_per_step": elapsed / steps, "warmup_batches": warmup_batches,
+            "timed_batches": len(data["timed"]["padded"]), "batch_size": int(data["timed"]["padded"][0]["tokens"].shape[0])}
 
 
 def machine() -> str:
@@ -262,7 +265,7 @@ def targets(results: list[dict], peak: float) -> str:
     return "\n".join(lines)
 
 
-def write_docs(results: list[dict], peak: float, header: str, args: argparse.Namespace) -> None:
+def write_docs(results: list[dict], peak: float, header: str, commands: list[str]) -> None:
     """Replace this benchmark's section of docs/benchmarks.md (other sections are kept)."""
     rows = "\n".join(
         f"| {IMPL_NAMES[r['impl']]} | {r['size']} | {r['method']} | {r['params'] / 1e6:.1f}M | {r['trainable'] / 1e6:.2f}M "
@@ -271,8 +274,11 @@ def write_docs(results: list[dict], peak: float, header: str, args: argparse.Nam
         f"| {100 * r['executed_gflops'] / peak:.1f}% | {r['peak_rss_gib']:.2f} |"
         for r in results
     )
-    cases = " ".join(f"{r['size']}:{r['method']}" for r in results if r["impl"] == args.impls[0])
-    ref = " ".join(f"{r['size']}:{r['method']}" for r in results if r["impl"] == "0.6.1")
+    reproduce = "\n".join(f"{c} --json <file>" for c in commands)
+    if len(commands) > 1:
+        reproduce += "\npython tools/benchmarks/bench_finetune.py --from-json <files> --write-docs"
+    else:
+        reproduce = reproduce.replace(" --json <file>", " --write-docs")
     section = f"""{START}
 ## Fine-tuning on CPU, fp32 (`tools/benchmarks/bench_finetune.py`)
 
@@ -280,8 +286,9 @@ def write_docs(results: list[dict], peak: float, header: str, args: argparse.Nam
 
 Llama-shaped models with random weights. Data: the shipped tiny instruction set (variable
 lengths; most positions are prompt tokens whose label is ignored). Every library trains on the
-very same records: {args.warmup} untimed batch(es) of {args.batch_size} samples, then the timed
-samples of {args.steps} batches of {args.batch_size}. Each side runs its own default path:
+very same records: untimed warmup batch(es), then the timed records: the samples of the
+"timed steps" padded batches (`[b, s]` is the first of them; b = samples per step). Each side
+runs its own default path:
 
 - **this torchtune**: the recipes' default path: padding-free batches (`padding_free_collate_sft`:
   each batch's samples end to end in one row, attention per sample through `BlockCausalMask`),
@@ -290,13 +297,13 @@ samples of {args.steps} batches of {args.batch_size}. Each side runs its own def
   `torch.optim.AdamW(fused=True)`.
 - **this torchtune, padded**: the same on right-padded batches (`padded_collate_sft`).
 - **this torchtune, packed**: the same with the samples packed by `PackedDataset` into rows of
-  {args.pack_len} tokens, {args.pack_rows} rows a batch (`padded_collate_packed`).
+  256 tokens, 2 rows a batch (`padded_collate_packed`).
 - **torchtune 0.6.1**: right-padded batches (`padded_collate_sft`, its default), `llama3_2` /
   `lora_llama3_2` builders, logits in 4 chunks with `CEWithChunkedOutputLoss`, default
   `torch.optim.AdamW`; installed from PyPI in a scratch venv (never a dependency).
 
 Tokens/s counts real (non-padding) tokens of the timed records (the same count for every row),
-median of {args.repeats} runs, interleaved (all runs listed). MFU = model FLOPs/s over the measured
+median of the runs listed (interleaved with the other rows of the same command). MFU = model FLOPs/s over the measured
 dense fp32 matmul peak of **{peak:.1f} GFLOP/s** (best of a measurement before and after). Model
 FLOPs are the same for every row: per real token 2 x matmul parameters (output projection
 included) + attention products at the padded batch's mean sample length, times 3 (full) or
@@ -320,9 +327,7 @@ Reproduce (scratch venv: `python -m venv /tmp/tt061`, then
 `/tmp/tt061/bin/pip install torch==2.13.0 torchtune==0.6.1 torchao==0.11.0 torchdata==0.11.0`):
 
 ```
-python tools/benchmarks/bench_finetune.py --cases {cases} --impls {' '.join(args.impls)} \\
-    --reference-python /tmp/tt061/bin/python --reference-cases {ref or cases} \\
-    --steps {args.steps} --warmup {args.warmup} --repeats {args.repeats} --write-docs
+{reproduce}
 ```
 {END}"""
     text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n\nMeasured numbers; each section names the script that produced it.\n"
@@ -352,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (peak and cases alike)")
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also save the results (and the peak) to this file")
+    parser.add_argument("--from-json", type=Path, nargs="+",
+                        help="run nothing: merge the results saved by earlier --json runs (e.g. 1B apart) and "
+                        "print them / write the docs; the highest measured peak counts")
     parser.add_argument("--reference-python", help="interpreter of a torchtune 0.6.1 venv to compare with")
     parser.add_argument("--reference-cases", nargs="+", metavar="SIZE:METHOD",
                         help="cases also run with --reference-python (default: all cases)")
@@ -362,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
         impl, size, method, batches = args.one
         print(json.dumps(run_case(impl, size, method, Path(batches))))
         return 0
+    if args.from_json:
+        saved = [json.loads(path.read_text()) for path in args.from_json]
+        peak = max(s["peak"] for s in saved)
+        return report([r for s in saved for r in s["results"]], peak, args, [c for s in saved for c in s["commands"]])
     peak = matmul_peak_gflops()  # measured again at the end; the best of both counts
     cases = [tuple(c.split(":")) for c in args.cases] if args.cases else [
         (size, method) for size in args.sizes for method in args.methods]
@@ -390,17 +402,26 @@ def main(argv: list[str] | None = None) -> int:
         median["peak_rss_gib"] = max(r["peak_rss_gib"] for r in runs_of_case)
         results.append(median)
     peak = max(peak, matmul_peak_gflops())
+    command = (f"python tools/benchmarks/bench_finetune.py --cases {' '.join(f'{s}:{m}' for s, m in cases)} "
+               f"--impls {' '.join(args.impls)} --reference-python /tmp/tt061/bin/python --reference-cases "
+               f"{' '.join(f'{s}:{m}' for s, m in reference)} --steps {args.steps} --warmup {args.warmup} "
+               f"--repeats {args.repeats}")
+    if args.json:
+        args.json.write_text(json.dumps({"peak": peak, "results": results, "commands": [command]}, indent=1))
+    return report(results, peak, args, [command])
+
+
+def report(results: list[dict], peak: float, args: argparse.Namespace, commands: list[str]) -> int:
+    """Print the results (and write the docs with ``--write-docs``)."""
     print(f"dense fp32 matmul peak (best of start and end): {peak:.1f} GFLOP/s")
     for r in results:
         print(f"{r['impl']:>13} {r['size']:>5} {r['method']:>4}: median {r['tokens_per_second']:.0f} tokens/s "
               f"(runs {r['tokens_per_second_all']}), MFU {100 * r['gflops'] / peak:5.1f}%, "
               f"HFU {100 * r['executed_gflops'] / peak:5.1f}%, "
               f"peak RSS {r['peak_rss_gib']:.2f} GiB")
-    if args.json:
-        args.json.write_text(json.dumps({"peak": peak, "results": results}, indent=1))
     if args.write_docs:
         header = f"Machine: {machine()}; torch {torch.__version__}; {datetime.date.today().isoformat()}."
-        write_docs(results, peak, header, args)
+        write_docs(results, peak, header, commands)
         print(f"updated {DOCS}")
     return 0
 
