@@ -31,7 +31,7 @@ from torchtune.utils import require
 
 KNOWN_KEYS = (
     "checkpoint_dir", "data_dir", "prompt", "tokenizer", "tasks", "limit", "num_fewshot", "batch_size",
-    "max_seq_len", "max_gen_toks", "device", "dtype", "seed", "num_threads", "output_dir",
+    "max_seq_len", "max_gen_toks", "device", "dtype", "seed", "num_threads", "output_dir", "log_samples",
 )
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -173,8 +173,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                        batch_size=cfg.batch_size, max_gen_toks=cfg.max_gen_toks, device=device)
 
     tasks = [t.to_dict() if isinstance(t, config.DictConfig) else t for t in cfg.tasks]
+    log_samples = bool(cfg.get("log_samples", False))
     results = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=cfg.num_fewshot, limit=cfg.limit,
-                                      random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed)
+                                      random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
+                                      log_samples=log_samples)
     from lm_eval.utils import make_table
 
     print(make_table(results))
@@ -183,6 +185,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results["results"], indent=2, default=str), encoding="utf-8")
         print(f"Results written to {path}")
+        if log_samples:  # every request the harness made and our model's answer, per task
+            samples = {task: [{key: sample.get(key) for key in ("doc_id", "doc", "arguments", "resps", "filtered_resps")}
+                              for sample in task_samples]
+                       for task, task_samples in results.get("samples", {}).items()}
+            samples_path = path.with_name("eval_samples.json")
+            samples_path.write_text(json.dumps(samples, indent=1, default=str), encoding="utf-8")
+            print(f"Per-request samples written to {samples_path}")
     return results
 
 
