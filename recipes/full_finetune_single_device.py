@@ -117,6 +117,9 @@ def build_model(cfg: config.DictConfig, checkpointer: Any, device: torch.device,
     if cfg.enable_activation_checkpointing:
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
     if cfg.compile:
+        if cfg.get("padding_free", True) and not cfg.dataset.get("packed", False):
+            print("Note: compile=true with padding-free batches recompiles for new batch lengths and sample "
+                  "layouts; dataset.packed=true gives fixed shapes.")
         model.compile()
     return model
 

@@ -137,6 +137,9 @@ def build_model(cfg: config.DictConfig, checkpointer: Any, device: torch.device,
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
     training.shard_model(model)  # FSDP2: one unit per decoder layer, plus the root
     if cfg.compile:
+        if cfg.get("padding_free", True) and not cfg.dataset.get("packed", False):
+            print("Note: compile=true with padding-free batches recompiles for new batch lengths and sample "
+                  "layouts; dataset.packed=true gives fixed shapes.")
         model.compile()
     return model
 
