@@ -265,11 +265,16 @@ def targets(results: list[dict], peak: float) -> str:
     return "\n".join(lines)
 
 
+def _rate(tokens_per_second: float) -> str:
+    """Tokens/s with 3 significant digits at least (12.5, 274, 11623)."""
+    return f"{tokens_per_second:.1f}" if tokens_per_second < 100 else f"{tokens_per_second:.0f}"
+
+
 def write_docs(results: list[dict], peak: float, header: str, commands: list[str]) -> None:
     """Replace this benchmark's section of docs/benchmarks.md (other sections are kept)."""
     rows = "\n".join(
         f"| {IMPL_NAMES[r['impl']]} | {r['size']} | {r['method']} | {r['params'] / 1e6:.1f}M | {r['trainable'] / 1e6:.2f}M "
-        f"| {r['steps']} x {r['batch_shape']} | {r['tokens_per_second']:.0f} | {', '.join(f'{t:.0f}' for t in r['tokens_per_second_all'])} "
+        f"| {r['steps']} x {r['batch_shape']} | {_rate(r['tokens_per_second'])} | {', '.join(_rate(t) for t in r['tokens_per_second_all'])} "
         f"| {r['gflops']:.1f} | {100 * r['gflops'] / peak:.1f}% | {r['executed_gflops']:.1f} "
         f"| {100 * r['executed_gflops'] / peak:.1f}% | {r['peak_rss_gib']:.2f} |"
         for r in results
