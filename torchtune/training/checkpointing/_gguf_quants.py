@@ -25,6 +25,8 @@ BLOCK_LAYOUT: dict[str, tuple[int, int]] = {
     "Q5_0": (32, 22),
     "Q5_1": (32, 24),
     "Q8_0": (32, 34),
+    "Q2_K": (QK_K, 84),
+    "Q3_K": (QK_K, 110),
     "Q4_K": (QK_K, 144),
     "Q5_K": (QK_K, 176),
     "Q6_K": (QK_K, 210),
@@ -102,6 +104,51 @@ def _k_scales_mins(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return scales.float(), mins.float()
 
 
+def _two_bit_planes(qs: torch.Tensor) -> torch.Tensor:
+    """The 2-bit fields of Q2_K/Q3_K ``qs [n, 64]``, in value order ``[n, 2, 4, 32]``.
+
+    Each half of 128 values reads its own 32 bytes; quarter j of the half is bits 2j..2j+1.
+    """
+    n = qs.shape[0]
+    shifts = torch.tensor([0, 2, 4, 6], dtype=torch.uint8).view(1, 1, 4, 1)
+    return (qs.reshape(n, 2, 1, 32) >> shifts) & 3  # [n, half, quarter, 32]
+
+
+def _q2_k(blocks: torch.Tensor) -> torch.Tensor:
+    """Q2_K: 16 sub-blocks of 16 two-bit values; 4-bit scale and min per sub-block."""
+    n = blocks.shape[0]
+    packed = blocks[:, 0:16]  # [n, 16]: low nibble scale, high nibble min
+    q = _two_bit_planes(blocks[:, 16:80]).reshape(n, 16, 16).float()  # [n, sub-block, 16]
+    d, dmin = _half(blocks[:, 80:82]), _half(blocks[:, 82:84])  # [n, 1]
+    scale = (d * (packed & 0x0F).float()).unsqueeze(-1)  # [n, 16, 1]
+    offset = (dmin * (packed >> 4).float()).unsqueeze(-1)  # [n, 16, 1]
+    return (scale * q - offset).reshape(n, QK_K)
+
+
+def _q3_k_scales(packed: torch.Tensor) -> torch.Tensor:
+    """Unpack Q3_K's sixteen 6-bit scales from 12 bytes (low nibbles in bytes 0-7, top two
+    bits in bytes 8-11), offset by -32: ``[n, 12]`` uint8 -> ``[n, 16]`` float32."""
+    lo, hi = packed[:, 0:8], packed[:, 8:12]  # [n, 8], [n, 4]
+    low4 = torch.cat([lo & 0x0F, lo >> 4], dim=-1)  # [n, 16]: scales 0-7 then 8-15
+    shifts = torch.tensor([0, 2, 4, 6], dtype=torch.uint8).view(1, 4, 1)
+    top2 = ((hi.unsqueeze(1) >> shifts) & 3).reshape(packed.shape[0], 16)  # [n, 16]
+    return (low4 | (top2 << 4)).float() - 32
+
+
+def _q3_k(blocks: torch.Tensor) -> torch.Tensor:
+    """Q3_K: 16 sub-blocks of 16 three-bit values (2 low bits in ``qs``, the third in
+    ``hmask``, set meaning "no -4"), signed 6-bit scales, one float16 ``d``."""
+    n = blocks.shape[0]
+    hmask = blocks[:, 0:32]  # [n, 32]: bit 4h + j is value l of quarter j of half h
+    low = _two_bit_planes(blocks[:, 32:96]).to(torch.int16)  # [n, 2, 4, 32]
+    shifts = torch.arange(8, dtype=torch.uint8).view(1, 2, 4, 1)
+    high = ((hmask.view(n, 1, 1, 32) >> shifts) & 1).to(torch.int16)  # [n, 2, 4, 32]
+    q = (low - 4 * (1 - high)).reshape(n, 16, 16).float()  # [n, sub-block, 16]
+    scales = _q3_k_scales(blocks[:, 96:108])  # [n, 16]
+    d = _half(blocks[:, 108:110])  # [n, 1]
+    return ((d * scales).unsqueeze(-1) * q).reshape(n, QK_K)
+
+
 def _k_quant_4_5(blocks: torch.Tensor, with_high_bit: bool) -> torch.Tensor:
     """Q4_K (``with_high_bit=False``) and Q5_K: 8 sub-blocks of 32 with 6-bit scale and min."""
     n = blocks.shape[0]
@@ -150,6 +197,8 @@ _DEQUANTISERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "Q5_0": _q5_0,
     "Q5_1": _q5_1,
     "Q8_0": _q8_0,
+    "Q2_K": _q2_k,
+    "Q3_K": _q3_k,
     "Q4_K": _q4_k,
     "Q5_K": _q5_k,
     "Q6_K": _q6_k,

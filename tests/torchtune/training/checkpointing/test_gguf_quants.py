@@ -36,14 +36,16 @@ def _random_k_blocks(name: str, seed: int) -> np.ndarray:
     n_blocks = SHAPE[0] * SHAPE[1] // 256
     blocks = rng.integers(0, 256, (n_blocks, block_bytes), dtype=np.uint8)
     halves = rng.uniform(-0.05, 0.05, (n_blocks, 2)).astype(np.float16).view(np.uint8)  # [n, 4]
-    if name == "Q6_K":  # d is the last two bytes
+    if name in ("Q6_K", "Q3_K"):  # d is the last two bytes
         blocks[:, -2:] = halves[:, :2]
+    elif name == "Q2_K":  # d, dmin are the last four bytes
+        blocks[:, -4:] = halves
     else:  # d, dmin are the first four bytes
         blocks[:, :4] = halves
     return blocks.reshape(SHAPE[0], -1)
 
 
-@pytest.mark.parametrize("name", ["Q4_K", "Q5_K", "Q6_K"])
+@pytest.mark.parametrize("name", ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"])
 def test_k_quant_matches_gguf(name):
     raw = _random_k_blocks(name, seed=2)
     ours = dequantize(raw, name, SHAPE)
