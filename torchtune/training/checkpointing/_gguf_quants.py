@@ -25,6 +25,8 @@ BLOCK_LAYOUT: dict[str, tuple[int, int]] = {
     "Q5_0": (32, 22),
     "Q5_1": (32, 24),
     "Q8_0": (32, 34),
+    "IQ4_NL": (32, 18),
+    "IQ4_XS": (QK_K, 136),
     "Q2_K": (QK_K, 84),
     "Q3_K": (QK_K, 110),
     "Q4_K": (QK_K, 144),
@@ -102,6 +104,31 @@ def _k_scales_mins(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     scales = torch.cat([lo & 63, (hi & 0x0F) | ((lo >> 6) << 4)], dim=-1)
     mins = torch.cat([mid & 63, (hi >> 4) | ((mid >> 6) << 4)], dim=-1)
     return scales.float(), mins.float()
+
+
+# the 16 levels of the non-linear 4-bit types (IQ4_NL, IQ4_XS), indexed by the nibble
+_IQ4_LEVELS = torch.tensor([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113],
+                           dtype=torch.float32)
+
+
+def _iq4_nl(blocks: torch.Tensor) -> torch.Tensor:
+    """IQ4_NL: blocks of 32; each nibble picks one of 16 fixed levels, times a float16 ``d``."""
+    d = _half(blocks[:, 0:2])  # [n, 1]
+    return d * _IQ4_LEVELS[_split_nibbles(blocks[:, 2:18]).long()]  # [n, 32]
+
+
+def _iq4_xs(blocks: torch.Tensor) -> torch.Tensor:
+    """IQ4_XS: super-blocks of 8 x 32 IQ4_NL-style values with 6-bit scales (offset -32)
+    whose low nibbles sit in ``scales_l`` and top two bits in the 16-bit ``scales_h``."""
+    n = blocks.shape[0]
+    d = _half(blocks[:, 0:2])  # [n, 1]
+    scales_h = blocks[:, 2:4].contiguous().view(torch.int16).to(torch.int32) & 0xFFFF  # [n, 1]
+    scales_l = blocks[:, 4:8]  # [n, 4]: two 4-bit fields per byte
+    low = torch.stack([scales_l & 0x0F, scales_l >> 4], dim=-1).reshape(n, 8).to(torch.int32)  # [n, 8]
+    high = (scales_h >> (2 * torch.arange(8, dtype=torch.int32))) & 3  # [n, 8]
+    scale = (d * ((low | (high << 4)) - 32).float()).unsqueeze(-1)  # [n, 8, 1]
+    q = _split_nibbles(blocks[:, 8:136].reshape(n, 8, 16))  # [n, 8, 32]
+    return (scale * _IQ4_LEVELS[q.long()]).reshape(n, QK_K)
 
 
 def _two_bit_planes(qs: torch.Tensor) -> torch.Tensor:
@@ -197,6 +224,8 @@ _DEQUANTISERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "Q5_0": _q5_0,
     "Q5_1": _q5_1,
     "Q8_0": _q8_0,
+    "IQ4_NL": _iq4_nl,
+    "IQ4_XS": _iq4_xs,
     "Q2_K": _q2_k,
     "Q3_K": _q3_k,
     "Q4_K": _q4_k,

@@ -32,11 +32,13 @@ def test_legacy_quant_matches_gguf(name):
 def _random_k_blocks(name: str, seed: int) -> np.ndarray:
     """Random bytes for every field; the float16 scale fields are set to finite values."""
     rng = np.random.default_rng(seed)
-    _, block_bytes = BLOCK_LAYOUT[name]
-    n_blocks = SHAPE[0] * SHAPE[1] // 256
+    block_values, block_bytes = BLOCK_LAYOUT[name]
+    n_blocks = SHAPE[0] * SHAPE[1] // block_values
     blocks = rng.integers(0, 256, (n_blocks, block_bytes), dtype=np.uint8)
     halves = rng.uniform(-0.05, 0.05, (n_blocks, 2)).astype(np.float16).view(np.uint8)  # [n, 4]
-    if name in ("Q6_K", "Q3_K"):  # d is the last two bytes
+    if name in ("IQ4_XS", "IQ4_NL"):  # d is the first two bytes
+        blocks[:, :2] = halves[:, :2]
+    elif name in ("Q6_K", "Q3_K"):  # d is the last two bytes
         blocks[:, -2:] = halves[:, :2]
     elif name == "Q2_K":  # d, dmin are the last four bytes
         blocks[:, -4:] = halves
@@ -45,8 +47,8 @@ def _random_k_blocks(name: str, seed: int) -> np.ndarray:
     return blocks.reshape(SHAPE[0], -1)
 
 
-@pytest.mark.parametrize("name", ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"])
-def test_k_quant_matches_gguf(name):
+@pytest.mark.parametrize("name", ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS", "IQ4_NL"])
+def test_k_quant_matches_gguf(name):  # and the IQ4 types, which gguf cannot quantise: random bytes
     raw = _random_k_blocks(name, seed=2)
     ours = dequantize(raw, name, SHAPE)
     assert torch.equal(ours, torch.from_numpy(ref_dequantize(raw, T[name])))
