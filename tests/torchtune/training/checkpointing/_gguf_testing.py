@@ -182,8 +182,8 @@ def write_tiny_gguf(model, path, out_type: str = "F32", tokenizer_kv: dict | Non
             w.add_tensor(name, arr)
         elif out_type == "F16":
             w.add_tensor(name, arr.astype(np.float16))
-        elif out_type == "IQ4_NL":  # a type without a reference quantiser: random block bytes
-            qtype = gguf.GGMLQuantizationType.IQ4_NL
+        elif out_type in ("IQ4_NL", "Q8_1"):  # types without a reference quantiser: random block bytes
+            qtype = gguf.GGMLQuantizationType[out_type]
             byte_shape = gguf.quant_shape_to_byte_shape(arr.shape, qtype)
             w.add_tensor(name, np.random.default_rng(0).integers(0, 256, byte_shape, dtype=np.uint8), raw_dtype=qtype)
         else:
