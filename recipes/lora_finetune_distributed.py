@@ -239,10 +239,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     say(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} "
         f"trainable (adapters), sharded over {world_size} processes")
     tokenizer = config.instantiate(cfg.tokenizer)
-    ds, collate = build_data(cfg.dataset, tokenizer, cfg.get("padding_free", True))
+    padding_free = cfg.get("padding_free", True)
+    ds, collate = build_data(cfg.dataset, tokenizer, padding_free)
     val_loader = None
     if cfg.get("dataset_val") is not None:
-        val_ds, val_collate = build_data(cfg.dataset_val, tokenizer, cfg.get("padding_free", True))
+        val_ds, val_collate = build_data(cfg.dataset_val, tokenizer, padding_free)
         val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, collate_fn=val_collate)
     loss_fn = config.instantiate(cfg.loss)
     model.set_num_output_chunks(cfg.num_output_chunks)  # the loss upcasts one chunk at a time

@@ -129,21 +129,17 @@ def padded_collate_packed(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def padding_free_collate_sft(
-    batch: Sequence[dict[str, Any]], ignore_idx: int = CROSS_ENTROPY_IGNORE_IDX
-) -> dict[str, Any]:
+def padding_free_collate_sft(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Lay the samples of a batch end to end in one row, without any padding.
 
     The model attends within each sample only (``mask`` is a
     :class:`~torchtune.modules.BlockCausalMask`) and positions restart at 0 in each sample, so
     every real token gets the same output as in a padded batch while no compute goes to
-    padding. Labels are per sample (a sample's last label is already ``ignore_idx``), so no
-    label crosses into the next sample.
+    padding. Labels are per sample (a sample's last label is already ignored), so no label
+    crosses into the next sample.
 
     Args:
         batch (Sequence[dict]): samples with ``tokens`` and ``labels`` (equal, non-zero lengths).
-        ignore_idx (int): label value excluded from the loss; only checked for in the samples'
-            labels. Default -100.
 
     Returns:
         dict[str, Any]: ``tokens``, ``labels``, ``input_pos`` ``[1, T]`` long (T the total
