@@ -39,6 +39,7 @@ from torchtune.data import (
     padding_free_collate_sft,
 )
 from torchtune.generation import generate_text
+from torchtune.gguf import gguf_tokenizer_metadata_from_hf
 from torchtune.models import model_from_hf_config, tune_to_hf
 from torchtune.modules import TransformerSelfAttentionLayer
 from torchtune.modules.peft import (
@@ -52,7 +53,6 @@ from torchtune.training.checkpointing import (
     CheckpointManager,
     GGUFCheckpointer,
     export_gguf,
-    gguf_tokenizer_metadata_from_hf,
     load_recipe_state,
     save_recipe_state,
     set_rng_state,

@@ -6,7 +6,7 @@
 ``requirements_lock.txt`` pins the whole closure of ``requirements.in`` (library, recipes and
 build tools). ``requirements_test_lock.txt`` pins what ``requirements_test.in`` adds on top
 (test-only reference libraries), resolved against the first lock's pins, so one venv holds both
-without conflict. Each lock records the sha256 of its input; ``lock_test`` fails when an input
+without conflict. Each lock records the sha256 of its input; ``test_lock`` fails when an input
 changed without regenerating its lock. Resolution is pip's own (``pip install --dry-run
 --report``), so the lock holds exactly what ``pip install`` would install on this machine kind.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rewrites recipe_tests/wheel_manifest.txt (the exact file list //recipe_tests:wheel_test expects)
+# Rewrites recipe_tests/wheel_manifest.txt (the exact file list //recipe_tests:test_wheel expects)
 # from the wheel that //:wheel builds. Run it after adding or removing a shipped file, and review
 # the diff: it is the list of what users install.
 set -euo pipefail

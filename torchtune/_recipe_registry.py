@@ -6,7 +6,7 @@ wheel the same tree ships as package data under ``torchtune/_recipes/``. :func:`
 is the single place that decides which one is used. Setting the environment variable
 ``TORCHTUNE_RECIPES_ROOT`` to a directory overrides both (for tests and development).
 
-The registry below is explicit data. ``tests/torchtune/_cli/test_registry.py`` checks it against
+The registry below is explicit data. ``recipe_tests/test_registry.py`` checks it against
 the files, so a registered entry without a file, or a shipped file that is not registered, fails.
 """
 

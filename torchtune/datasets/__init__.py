@@ -1,14 +1,14 @@
 """Dataset builders and sources (local JSON/JSONL/CSV/Parquet/text, or Hugging Face datasets)."""
 
 from torchtune.datasets._base import PreferenceDataset, SFTDataset, TextCompletionDataset, TokenizedDataset
-from torchtune.datasets._builders import (
+from torchtune.datasets._formats import (
     CONVERSATION_STYLES,
     chat_dataset,
     instruct_dataset,
     preference_dataset,
     text_completion_dataset,
 )
-from torchtune.datasets._builtins import (
+from torchtune.datasets._public import (
     alpaca_cleaned_dataset,
     alpaca_dataset,
     samsum_dataset,

@@ -8,7 +8,8 @@ from torchtune.modules._kv_cache import KVCache
 from torchtune.modules._rms_norm import RMSNorm
 from torchtune.modules._rope import RotaryPositionalEmbeddings, llama3_scale_frequencies
 from torchtune.modules._transformer import TiedLinear, TransformerSelfAttentionLayer
-from torchtune.modules.loss import (
+from torchtune.utils import deprecated_aliases
+from torchtune.modules._loss import (
     ChunkedCrossEntropyLoss,
     LinearCrossEntropyLoss,
     chunked_cross_entropy,
@@ -31,3 +32,6 @@ __all__ = [
     "linear_cross_entropy",
     "llama3_scale_frequencies",
 ]
+
+# Renamed in 0.2: the loss module is private like its neighbours; import the names from here.
+__getattr__ = deprecated_aliases(__name__, {"loss": "torchtune.modules._loss"})

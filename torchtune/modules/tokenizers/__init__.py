@@ -1,7 +1,9 @@
-"""Base tokenizers (SentencePiece, tiktoken, tokenizer.json) and chat-template model tokenizers."""
+"""Base tokenizers (SentencePiece, tiktoken, tokenizer.json) and chat-template model tokenizers
+(from a Hugging Face model directory or a GGUF file)."""
 
 from torchtune.modules.tokenizers._turn_format import TurnFormatTokenizer
 from torchtune.modules.tokenizers._hf_model_tokenizer import HFModelTokenizer, compile_chat_template
+from torchtune.modules.tokenizers._gguf_tokenizer import GGUFTokenizer
 from torchtune.modules.tokenizers._hf_tokenizer import HuggingFaceBaseTokenizer
 from torchtune.modules.tokenizers._sentencepiece import SentencePieceBaseTokenizer
 from torchtune.modules.tokenizers._tiktoken import TikTokenBaseTokenizer, load_bpe_ranks
@@ -14,6 +16,7 @@ from torchtune.modules.tokenizers._utils import (
 )
 
 __all__ = [
+    "GGUFTokenizer",
     "HFModelTokenizer",
     "HuggingFaceBaseTokenizer",
     "ModelTokenizer",

@@ -1,5 +1,7 @@
 """Checkpointing: crash-safe checkpoint directories, step-checkpoint management, recipe state."""
 
+from torchtune.utils import deprecated_aliases
+
 from torchtune.training.checkpointing._atomic import (
     COMPLETE_MARKER,
     atomic_directory,
@@ -14,8 +16,6 @@ from torchtune.training.checkpointing._gguf_checkpointer import (
     export_gguf,
     gguf_tokenizer_metadata,
 )
-from torchtune.training.checkpointing._gguf_tokenizer import GGUFTokenizer
-from torchtune.training.checkpointing._gguf_vocab import gguf_tokenizer_metadata_from_hf
 from torchtune.training.checkpointing._hf_checkpointer import HuggingFaceCheckpointer
 from torchtune.training.checkpointing._manager import CheckpointManager
 from torchtune.training.checkpointing._meta_checkpointer import (
@@ -37,7 +37,6 @@ __all__ = [
     "COMPLETE_MARKER",
     "CheckpointManager",
     "GGUFCheckpointer",
-    "GGUFTokenizer",
     "HuggingFaceCheckpointer",
     "MetaCheckpointer",
     "atomic_directory",
@@ -45,7 +44,6 @@ __all__ = [
     "export_gguf",
     "get_rng_state",
     "gguf_tokenizer_metadata",
-    "gguf_tokenizer_metadata_from_hf",
     "hf_to_meta_rotary",
     "is_complete_checkpoint",
     "load_peft_adapter",
@@ -60,3 +58,9 @@ __all__ = [
     "write_complete_marker",
     "write_tree",
 ]
+
+# Moved in 0.2: the GGUF format to torchtune.gguf, its tokenizer beside the other tokenizers.
+__getattr__ = deprecated_aliases(__name__, {
+    "GGUFTokenizer": "torchtune.modules.tokenizers.GGUFTokenizer",
+    "gguf_tokenizer_metadata_from_hf": "torchtune.gguf.gguf_tokenizer_metadata_from_hf",
+})

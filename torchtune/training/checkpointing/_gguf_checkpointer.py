@@ -9,8 +9,8 @@ import torch
 from torchtune.models import hf_to_tune, model_from_hf_config, tune_to_hf
 from torchtune.modules.peft import get_adapter_state_dict, get_merged_lora_ckpt, is_adapter_key
 from torchtune.training.checkpointing._atomic import atomic_directory
-from torchtune.training.checkpointing._gguf_io import OUT_TYPES, read_gguf_header, read_hf_state_dict, write_gguf
-from torchtune.training.checkpointing._gguf_tokenizer import GGUFTokenizer
+from torchtune.gguf import OUT_TYPES, read_gguf_header, read_hf_state_dict, write_gguf
+from torchtune.modules.tokenizers import GGUFTokenizer
 from torchtune.training.checkpointing._peft_adapter import ADAPTER_CONFIG, load_peft_adapter, save_peft_adapter
 
 logger = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ import torch
 gguf = pytest.importorskip("gguf")
 transformers = pytest.importorskip("transformers")
 
-from tests.torchtune.training.checkpointing._gguf_testing import bpe_tokenizer_kv, tiny_model, train_byte_level_bpe, write_tiny_gguf  # noqa: E402
+from tests.torchtune.gguf._gguf_testing import bpe_tokenizer_kv, tiny_model, train_byte_level_bpe, write_tiny_gguf  # noqa: E402
 
-from torchtune.training.checkpointing._gguf_io import load_gguf, write_gguf  # noqa: E402
+from torchtune.gguf import load_gguf, write_gguf  # noqa: E402
 
 
 def _hf_state_and_config(tmp_path, arch="llama", tie=False):

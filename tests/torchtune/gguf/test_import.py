@@ -8,10 +8,10 @@ import torch
 gguf = pytest.importorskip("gguf")
 transformers = pytest.importorskip("transformers")
 
-from tests.torchtune.training.checkpointing._gguf_testing import llama_cpp_rope_factors, tiny_model, write_tiny_gguf  # noqa: E402
+from tests.torchtune.gguf._gguf_testing import llama_cpp_rope_factors, tiny_model, write_tiny_gguf  # noqa: E402
 
-from torchtune.training.checkpointing._gguf_arch import permute_qk, unpermute_qk  # noqa: E402
-from torchtune.training.checkpointing._gguf_io import load_gguf  # noqa: E402
+from torchtune.gguf import permute_qk, unpermute_qk  # noqa: E402
+from torchtune.gguf import load_gguf  # noqa: E402
 
 # (architecture, GGUF weight type, max |logit difference| allowed against the source model
 # whose 2-D weights went through the same rounding, done by gguf.quants)
@@ -134,7 +134,7 @@ def _llama_metadata(**extra):
 
 
 def test_config_vocab_size_sources():
-    from torchtune.training.checkpointing._gguf_arch import hf_config_from_metadata
+    from torchtune.gguf import hf_config_from_metadata
 
     shapes = {"token_embd.weight": (96, 64), "output.weight": (96, 64)}
     assert hf_config_from_metadata(_llama_metadata(), shapes)["vocab_size"] == 96  # embedding rows win
@@ -145,7 +145,7 @@ def test_config_vocab_size_sources():
 
 
 def test_config_errors():
-    from torchtune.training.checkpointing._gguf_arch import hf_config_from_metadata
+    from torchtune.gguf import hf_config_from_metadata
 
     metadata = _llama_metadata()
     del metadata["llama.feed_forward_length"]
@@ -158,7 +158,7 @@ def test_config_errors():
 
 
 def test_unknown_tensor_name():
-    from torchtune.training.checkpointing._gguf_arch import gguf_to_hf_name
+    from torchtune.gguf import gguf_to_hf_name
 
     with pytest.raises(ValueError, match=r"GGUF tensor 'blk\.0\.ffn_gate_exps\.weight' of architecture 'llama' has no known mapping"):
         gguf_to_hf_name("blk.0.ffn_gate_exps.weight", "llama")
@@ -188,7 +188,7 @@ def test_llama3_rope_scaling_from_rope_freqs(tmp_path):
 
 
 def test_llama3_rope_export_writes_llama_cpp_divisors(tmp_path):
-    from torchtune.training.checkpointing._gguf_io import write_gguf
+    from torchtune.gguf import write_gguf
 
     source = tiny_model("llama", seed=9, rope_scaling=LLAMA3_ROPE)
     hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "m.gguf"))
@@ -200,7 +200,7 @@ def test_llama3_rope_export_writes_llama_cpp_divisors(tmp_path):
 
 
 def test_rope_freqs_that_are_not_llama3():
-    from torchtune.training.checkpointing._gguf_rope import rope_scaling_from_divisors
+    from torchtune.gguf import rope_scaling_from_divisors
 
     with pytest.raises(ValueError, match="is not Llama 3.x RoPE scaling"):
         rope_scaling_from_divisors(torch.tensor([1.0, 3.0, 1.5, 4.0]), 5000.0, 8)

@@ -8,7 +8,7 @@ import pytest
 
 gguf = pytest.importorskip("gguf")
 
-from tests.torchtune.training.checkpointing._gguf_testing import (  # noqa: E402
+from tests.torchtune.gguf._gguf_testing import (  # noqa: E402
     MIXED_TEXTS,
     TOKENIZER_CORPUS,
     bpe_tokenizer_kv,
@@ -19,7 +19,7 @@ from tests.torchtune.training.checkpointing._gguf_testing import (  # noqa: E402
 )
 
 from torchtune.data import Message  # noqa: E402
-from torchtune.training.checkpointing import GGUFTokenizer  # noqa: E402
+from torchtune.modules.tokenizers import GGUFTokenizer  # noqa: E402
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
@@ -167,7 +167,7 @@ def test_metadata_from_hf_tokenizer_json(tmp_path, pre):
     """HF tokenizer.json + tokenizer_config.json -> GGUF metadata -> our tokenizer == the original."""
     from transformers import PreTrainedTokenizerFast
 
-    from torchtune.training.checkpointing import gguf_tokenizer_metadata_from_hf
+    from torchtune.gguf import gguf_tokenizer_metadata_from_hf
 
     tok = train_byte_level_bpe(pre)
     tok.save(str(tmp_path / "tokenizer.json"))
@@ -188,7 +188,7 @@ def test_metadata_from_hf_tokenizer_json(tmp_path, pre):
 def test_metadata_from_hf_rejects_unknown_tokenizers():
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from torchtune.training.checkpointing import gguf_tokenizer_metadata_from_hf
+    from torchtune.gguf import gguf_tokenizer_metadata_from_hf
 
     tok = Tokenizer(models.BPE(vocab={"a": 0}, merges=[], byte_fallback=True))
     with pytest.raises(ValueError, match="only byte-level BPE tokenizer.json files .* 'BPE' with byte_fallback"):

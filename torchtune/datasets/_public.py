@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from torchtune.data import SUMMARIZE_TEMPLATE, AlpacaToMessages, InputOutputToMessages
 from torchtune.datasets._base import SFTDataset
-from torchtune.datasets._builders import chat_dataset, maybe_pack, text_completion_dataset
+from torchtune.datasets._formats import chat_dataset, maybe_pack, text_completion_dataset
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from torchtune.data import Message, PromptTemplate
-from torchtune.modules.tokenizers import ModelTokenizer, compile_chat_template
-from torchtune.training.checkpointing._gguf_vocab import space_prefix, tokenizer_from_gguf_metadata
+from torchtune.gguf import space_prefix, tokenizer_from_gguf_metadata
+from torchtune.modules.tokenizers._hf_model_tokenizer import compile_chat_template
+from torchtune.modules.tokenizers._utils import ModelTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class GGUFTokenizer(ModelTokenizer):
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> "GGUFTokenizer":
         """Read the tokenizer of a ``.gguf`` file (tensors are not loaded); ``kwargs`` as ``__init__``."""
-        from torchtune.training.checkpointing._gguf_io import open_gguf, read_metadata
+        from torchtune.gguf import open_gguf, read_metadata
 
         return cls(read_metadata(open_gguf(path)), **kwargs)
 

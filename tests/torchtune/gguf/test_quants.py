@@ -8,7 +8,7 @@ gguf = pytest.importorskip("gguf")
 from gguf.quants import dequantize as ref_dequantize  # noqa: E402
 from gguf.quants import quantize as ref_quantize  # noqa: E402
 
-from torchtune.training.checkpointing._gguf_quants import (  # noqa: E402
+from torchtune.gguf._quants import (  # noqa: E402
     BLOCK_LAYOUT,
     dequantize,
     quantize_q8_0,

@@ -19,7 +19,8 @@ from torchtune.models.gemma import gemma_tokenizer
 from torchtune.models.llama2 import llama2_tokenizer
 from torchtune.models.llama3 import llama3_special_tokens, llama3_tokenizer
 from torchtune.models.mistral import mistral_tokenizer
-from torchtune.models.phi3 import phi3_tokenizer, phi4_tokenizer
+from torchtune.models.phi3 import phi3_tokenizer
+from torchtune.models.phi4 import phi4_tokenizer
 from torchtune.models.qwen2_5 import qwen2_5_tokenizer
 from torchtune.models.qwen3 import qwen3_tokenizer
 

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from torchtune.training.checkpointing._gguf_arch import (
+from torchtune.gguf._arch import (
     check_architecture,
     gguf_to_hf_name,
     gguf_value_to_hf,
@@ -17,8 +17,8 @@ from torchtune.training.checkpointing._gguf_arch import (
     hf_to_gguf_name,
     hf_value_to_gguf,
 )
-from torchtune.training.checkpointing._gguf_quants import dequantize, quantize_q8_0
-from torchtune.training.checkpointing._gguf_rope import llama3_rope_divisors
+from torchtune.gguf._quants import dequantize, quantize_q8_0
+from torchtune.gguf._rope import llama3_rope_divisors
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ _HEADER_KEYS = ("GGUF.version", "GGUF.tensor_count", "GGUF.kv_count")
 
 
 def _gguf():
-    from torchtune.utils._import import require
+    from torchtune.utils import require
 
     return require("gguf", extra="gguf")
 

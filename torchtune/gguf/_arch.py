@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from torchtune.training.checkpointing._gguf_rope import rope_scaling_from_divisors
+from torchtune.gguf._rope import rope_scaling_from_divisors
 
 logger = logging.getLogger(__name__)
 
