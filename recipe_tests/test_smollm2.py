@@ -91,7 +91,9 @@ def test_missing_gguf_is_named_with_its_key(tt, tmp_path):
     proc = tt.run("tune", "run", *CONFIG, f"checkpointer.checkpoint_path={tmp_path / 'none.gguf'}", cwd=tmp_path,
                   check=False)
     assert proc.returncode != 0
-    assert f"checkpointer.checkpoint_path='{tmp_path / 'none.gguf'}' does not exist" in proc.stderr
+    assert "config key 'checkpointer._component_'" in proc.stderr
+    assert f"checkpoint_path='{tmp_path / 'none.gguf'}' does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert "checkpointer.checkpoint_path=<file.gguf>" in proc.stderr
 
 

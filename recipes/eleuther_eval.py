@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+import torchtune
 from torchtune import config, training
 from torchtune.generation import generate
 from torchtune.models import model_from_hf_config
@@ -33,7 +34,6 @@ KNOWN_KEYS = (
     "checkpoint_dir", "data_dir", "prompt", "tokenizer", "tasks", "limit", "num_fewshot", "batch_size",
     "max_seq_len", "max_gen_toks", "device", "dtype", "seed", "num_threads", "output_dir", "log_samples",
 )
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TorchtuneLM:
@@ -150,24 +150,23 @@ def check_config(cfg: config.DictConfig) -> None:
         )
     if not cfg.get("tasks"):
         raise config.ConfigError("tasks is empty; pass e.g. tasks=[hellaswag]")
-    if cfg.dtype not in DTYPES:
-        raise config.ConfigError(f"dtype={cfg.dtype!r} is not supported; use one of {sorted(DTYPES)}")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse ``--config PATH key=value ...``, evaluate, print and return the harness results."""
-    cfg = config.parse_args(argv)
+    cfg = config.parse_args(argv, variables={"recipes_root": str(torchtune.recipes_root())})
     check_config(cfg)
     lm_eval = require("lm_eval", extra="eval")  # fail before loading the model
     training.set_seed(cfg.seed)
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
-    device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = training.get_device(cfg.device)
+    dtype, _ = training.get_dtype(cfg.dtype, device)
 
     checkpointer = HuggingFaceCheckpointer(cfg.checkpoint_dir, cfg.checkpoint_dir)
     model = model_from_hf_config(checkpointer.config)
     model.load_state_dict(checkpointer.load_checkpoint())
-    model.to(device=device, dtype=DTYPES[cfg.dtype]).eval()
+    model.to(device=device, dtype=dtype).eval()
     tokenizer = config.instantiate(cfg.tokenizer)
     lm = harness_model(model, tokenizer, max_seq_len=min(cfg.max_seq_len, model.max_seq_len),
                        batch_size=cfg.batch_size, max_gen_toks=cfg.max_gen_toks, device=device)

@@ -5,15 +5,15 @@ Launch it through torchrun, via the ``tune`` command or directly::
     tune run --nproc_per_node 2 full_finetune_distributed --config tiny/full_distributed
     torchrun --nproc_per_node 8 full_finetune_distributed.py --config my.yaml model_dir=/m output_dir=/o
 
-The same steps as ``full_finetune_single_device.py``, with three differences: the model's
+The same steps as ``full_finetune_single_device.py``, with these differences: the model's
 decoder layers and root are sharded with FSDP2 (each process holds a slice of the weights,
-gradients and optimizer state); each process reads its own slice of every epoch's sample
-order; and losses and token counts are summed over processes, so the gradient is the mean over
-every token of the global batch. Checkpoints are gathered to process 0, which writes them in
-the Hugging Face format. Copy it with ``tune cp full_finetune_distributed .`` and edit freely.
+gradients and optimizer state); each process reads its own slice of every epoch's sample order
+and of the validation data; and losses and token counts are summed over processes, so the
+gradient is the mean over every token of the global batch. Checkpoints are gathered to process
+0, which writes them with the configured checkpointer. Copy it with
+``tune cp full_finetune_distributed .`` and edit freely.
 """
 
-import json
 import os
 import sys
 import time
@@ -25,23 +25,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+import torchtune
 from torchtune import config, training
-from torchtune.data import (
-    CROSS_ENTROPY_IGNORE_IDX,
-    PackedDataset,
-    padded_collate_packed,
-    padded_collate_sft,
-    padding_free_collate_sft,
-)
+from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, epoch_sample_order
+from torchtune.datasets import build_sft_data, build_validation_loader, check_local_data_files
 from torchtune.models import model_from_hf_config
-from torchtune.modules import TransformerSelfAttentionLayer
-from torchtune.training.checkpointing import (
-    CheckpointManager,
-    HuggingFaceCheckpointer,
-    load_recipe_state,
-    save_recipe_state,
-    set_rng_state,
-)
+from torchtune.modules import TransformerSelfAttentionLayer, bind_loss
+from torchtune.training.checkpointing import CheckpointManager, Checkpointer, restore_training_state, save_recipe_state
 
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
 KNOWN_KEYS = (
@@ -53,71 +43,31 @@ KNOWN_KEYS = (
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "resume", "backend",
 )
-DATA_PATH_KEYS = ("data_files", "source")  # dataset arguments that may name local files
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
-    a model directory without ``config.json`` or a dataset file that does not exist."""
+    missing dataset files."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
-    model_dir = Path(cfg.checkpointer.checkpoint_dir)
-    if not (model_dir / "config.json").is_file():
-        raise config.ConfigError(
-            f"checkpointer.checkpoint_dir={str(model_dir)!r} holds no Hugging Face model (no config.json); "
-            "download one with `tune download <hf-repo> --output-dir <dir>` and pass model_dir=<dir>"
-        )
-    for key in ("dataset", "dataset_val"):
-        for path in local_data_files(cfg.get(key)):
-            if not Path(path).exists():
-                raise config.ConfigError(
-                    f"{key} file {path!r} does not exist; fix the path with {key}.data_files=<file> "
-                    f"(or {key}.source=<file>)"
-                )
-    if cfg.dtype not in DTYPES:
-        raise config.ConfigError(f"dtype={cfg.dtype!r} is not supported; use one of {sorted(DTYPES)}")
+    check_local_data_files(cfg)
 
 
-def local_data_files(node: Any) -> list[str]:
-    """The local files a dataset node names (``data_files``, or a ``source`` path with a suffix)."""
-    if not isinstance(node, config.DictConfig):
-        return []
-    files = []
-    for key in DATA_PATH_KEYS:
-        value = node.get(key)
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if isinstance(v, str) and (key == "data_files" or Path(v).suffix in (".json", ".jsonl", ".csv", ".parquet", ".txt")):
-                files.append(v)
-    return files
-
-
-def get_device(name: str) -> torch.device:
-    """``"auto"`` picks CUDA when available, else CPU; CUDA means this process's local GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(device)
-        return device
-    return torch.device(name)
-
-
-def build_model(cfg: config.DictConfig, checkpointer: Any, device: torch.device, dtype: torch.dtype,
+def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torch.device, dtype: torch.dtype,
                 resume_dir: Path | None) -> torch.nn.Module:
-    """The sharded model with its weights loaded (from ``resume_dir`` when resuming).
+    """The sharded model with its weights loaded (from ``resume_dir`` when resuming); every
+    parameter trains.
 
     ``model`` names a builder (``_component_``, e.g. a preset such as
     ``torchtune.models.llama3_2.llama3_2_1b``), or is empty / absent, in which case the
-    architecture is read from the model directory's ``config.json``.
+    architecture is read from the checkpoint's config.
     """
     node = cfg.get("model")
     if node is not None and "_component_" in node:
         model = config.instantiate(node)
     else:
         model = model_from_hf_config(checkpointer.config)
-    source = checkpointer if resume_dir is None else HuggingFaceCheckpointer(resume_dir, resume_dir)
-    model.load_state_dict(source.load_checkpoint())  # every process reads the file, then keeps its shard
+    # every process reads the files (resume_dir None: the source weights), then keeps its shard
+    model.load_state_dict(checkpointer.load_checkpoint(resume_dir))
     model.to(device=device, dtype=dtype)
     if cfg.enable_activation_checkpointing:
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
@@ -130,21 +80,6 @@ def build_model(cfg: config.DictConfig, checkpointer: Any, device: torch.device,
     return model
 
 
-def build_data(cfg_dataset: config.DictConfig, tokenizer: Any, padding_free: bool) -> tuple[Any, Any]:
-    """The dataset and the collate function matching it: packed rows, the samples of a batch laid
-    end to end in one row (``padding_free``: no compute spent on padding), or padded samples."""
-    ds = config.instantiate(cfg_dataset, tokenizer)
-    if isinstance(ds, PackedDataset):
-        return ds, padded_collate_packed
-    if padding_free:
-        return ds, padding_free_collate_sft
-
-    def collate(batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return padded_collate_sft(batch, padding_idx=tokenizer.pad_id, ignore_idx=CROSS_ENTROPY_IGNORE_IDX)
-
-    return ds, collate
-
-
 def epoch_batches(ds: Any, collate: Any, cfg: config.DictConfig, epoch: int, skip: int,
                   world_size: int, rank: int) -> Iterator[dict[str, torch.Tensor]]:
     """This process's batches of one epoch, skipping the first ``skip`` of its samples.
@@ -152,57 +87,29 @@ def epoch_batches(ds: Any, collate: Any, cfg: config.DictConfig, epoch: int, ski
     The epoch's order depends only on the seed and the epoch (so a resumed run sees the same
     batches); process ``rank`` takes every ``world_size``-th sample of it.
     """
-    if cfg.shuffle:
-        order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed + epoch)).tolist()
-    else:
-        order = list(range(len(ds)))
-    order = order[rank : len(order) // world_size * world_size : world_size]
+    order = epoch_sample_order(len(ds), seed=cfg.seed, epoch=epoch, shuffle=cfg.shuffle, world_size=world_size, rank=rank)
     yield from DataLoader(ds, batch_size=cfg.batch_size, sampler=order[skip:], collate_fn=collate, drop_last=True)
 
 
-def forward_loss(model: torch.nn.Module, loss_fn: Any, batch: dict[str, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, int]:
+def forward_loss(model: torch.nn.Module, loss_fn: Any, output: str, batch: dict[str, torch.Tensor],
+                 device: torch.device) -> tuple[torch.Tensor, int]:
     """Summed token loss of a batch and the number of tokens it covers.
 
     Only the positions that carry a label come out of the model (``output_index``): its last
-    layer and the output projection skip the others, whose outputs no loss would use.
+    layer and the output projection skip the others, whose outputs no loss would use. ``output``
+    is what the loss takes: logits, or hidden states it projects itself.
     """
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch["labels"].reshape(1, -1)  # [1, b * s], already shifted
     keep = torch.nonzero(labels[0] != CROSS_ENTROPY_IGNORE_IDX).squeeze(1)  # [n]
-    out = model(batch["tokens"], mask=batch.get("mask"), input_pos=batch.get("input_pos"), output_index=keep)
-    return loss_fn(out, labels[:, keep]) * keep.numel(), keep.numel()  # out: [1, n, ...]
-
-
-@torch.no_grad()
-def validation_loss(model: torch.nn.Module, loss_fn: Any, loader: DataLoader, max_batches: int | None, device: torch.device) -> float:
-    """Mean token loss over (at most ``max_batches`` batches of) the validation data."""
-    model.eval()
-    total, count = 0.0, 0
-    for i, batch in enumerate(loader):
-        if max_batches is not None and i >= max_batches:
-            break
-        loss_sum, n = forward_loss(model, loss_fn, batch, device)
-        total, count = total + float(loss_sum), count + n
-    model.train()
-    return total / max(count, 1)
-
-
-def trim_metrics(path: Path, last_step: int) -> None:
-    """Keep only the metric lines up to ``last_step`` (all of them go on a fresh start, step 0)."""
-    if path.exists():
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        path.write_text("".join(line for line in lines if json.loads(line)["step"] <= last_step), encoding="utf-8")
-
-
-def build_loggers(node: Any) -> list[training.MetricLogger]:
-    """One logger per ``_component_`` node (``metric_logger`` may be a node or a list of them)."""
-    nodes = node if isinstance(node, list) else [node]
-    return [config.instantiate(n) for n in nodes]
+    out = model(batch["tokens"], mask=batch.get("mask"), input_pos=batch.get("input_pos"), output_index=keep,
+                output=output)  # [1, n, ...]
+    return loss_fn(out, labels[:, keep]) * keep.numel(), keep.numel()
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
     """Parse ``--config PATH key=value ...``, train, and return the final checkpoint directory."""
-    cfg = config.parse_args(argv)
+    cfg = config.parse_args(argv, variables={"recipes_root": str(torchtune.recipes_root())})
     check_config(cfg)
     training.init_distributed(cfg.get("backend"))  # gloo on CPU, nccl on GPUs (None: pick)
     world_size, rank = training.get_world_size_and_rank()
@@ -210,40 +117,35 @@ def main(argv: Sequence[str] | None = None) -> Path:
     seed = training.set_seed(cfg.seed, rank)
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)  # CPU intra-op threads per process
-    device, dtype = get_device(cfg.device), DTYPES[cfg.dtype]
+    device = training.get_device(cfg.device, distributed=True)
+    dtype, dtype_reason = training.get_dtype(cfg.dtype, device)
+    say(f"Device {device} x {world_size} processes, {dtype_reason}")
     output_dir = Path(cfg.output_dir)
     manager = CheckpointManager(output_dir, save_every_n_steps=cfg.save_every_n_steps, keep_last_n=cfg.keep_last_n_checkpoints)
     resume_dir = manager.resolve_resume(cfg.resume)
     dist.barrier()  # every process has seen the checkpoints before process 0 may write new ones
 
-    # ----- model, tokenizer, data ---------------------------------------------------------------
-    checkpointer = config.instantiate(cfg.checkpointer)
+    # ----- checkpointer, tokenizer, data, model ------------------------------------------------
+    checkpointer: Checkpointer = config.instantiate(cfg.checkpointer)  # reads the model's config only
+    tokenizer = config.instantiate(cfg.tokenizer)
+    padding_free = cfg.get("padding_free", True)  # the samples of a batch end to end in one row
+    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free)
+    val_loader = build_validation_loader(cfg.get("dataset_val"), tokenizer, padding_free=padding_free,
+                                         batch_size=cfg.batch_size, world_size=world_size, rank=rank)  # a share each
     model = build_model(cfg, checkpointer, device, dtype, resume_dir)
     trainable = [p for p in model.parameters() if p.requires_grad]
     say(f"Model: {sum(p.numel() for p in trainable):,} parameters, all trainable, sharded over {world_size} processes")
-    tokenizer = config.instantiate(cfg.tokenizer)
-    padding_free = cfg.get("padding_free", True)
-    ds, collate = build_data(cfg.dataset, tokenizer, padding_free)
-    val_loader = None
-    if cfg.get("dataset_val") is not None:
-        val_ds, val_collate = build_data(cfg.dataset_val, tokenizer, padding_free)
-        val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, collate_fn=val_collate)
     loss_fn = config.instantiate(cfg.loss)
     model.set_num_output_chunks(cfg.num_output_chunks)  # the loss upcasts one chunk at a time
-    if hasattr(loss_fn, "set_model_output"):  # would use the sharded output weight outside forward
+    output = bind_loss(loss_fn, model)
+    if output != "logits":  # the loss would use the sharded output weight outside forward
         raise config.ConfigError(f"loss {type(loss_fn).__name__} is supported by the single-device recipes only; "
                                  "use torchtune.modules.ChunkedCrossEntropyLoss")
 
     # ----- optimizer and schedule -----------------------------------------------------------------
     accum = cfg.gradient_accumulation_steps
-    steps_per_epoch = len(ds) // (cfg.batch_size * accum * world_size)
-    if cfg.max_steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    if steps_per_epoch < 1:
-        raise config.ConfigError(
-            f"the dataset has {len(ds)} samples, fewer than batch_size * gradient_accumulation_steps * "
-            f"processes = {cfg.batch_size * accum * world_size}; lower batch_size or gradient_accumulation_steps"
-        )
+    steps_per_epoch = training.steps_per_epoch(len(ds), batch_size=cfg.batch_size, gradient_accumulation_steps=accum,
+                                               world_size=world_size, max_steps_per_epoch=cfg.max_steps_per_epoch)
     total_steps = steps_per_epoch * cfg.epochs
     optimizer = config.instantiate(cfg.optimizer, trainable)
     lr_scheduler = config.instantiate(cfg.lr_scheduler, optimizer, num_training_steps=total_steps)
@@ -251,25 +153,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     # ----- resume -----------------------------------------------------------------------------------
     step, epoch, samples_seen = 0, 0, 0
     if resume_dir is not None:  # the weights were loaded by build_model
-        state = load_recipe_state(resume_dir)
-        training.load_full_optimizer_state_dict(model, optimizer, state["optimizer"])
-        lr_scheduler.load_state_dict(state["lr_scheduler"])
-        if rank == 0:
-            set_rng_state(state["rng"])  # process 0's RNG; the others keep seed + rank streams
-        step, epoch, samples_seen = state["step"], state["epoch"], state["samples_seen"]
+        step, epoch, samples_seen = restore_training_state(resume_dir, optimizer, lr_scheduler, sharded_model=model,
+                                                           rank=rank)  # rank 0 restores its RNG streams
         say(f"Resumed from {resume_dir} at step {step} (epoch {epoch})")
     if rank == 0:
         manager.clean_temp()
-        trim_metrics(output_dir / "logs" / "metrics.jsonl", step)  # drop what a crashed run logged after its checkpoint
-
-    loggers = build_loggers(cfg.metric_logger) if rank == 0 else []
-    bar = training.progress_bar(total=total_steps, initial=step, desc="full", rank=rank)
-    jsonl = next((lg.path for lg in loggers if isinstance(lg, training.JsonlLogger)), None)
-
-    def log(payload: dict[str, float], at: int) -> None:
-        with bar.external_write_mode():  # keep metric lines off the progress bar's line
-            for logger in loggers:
-                logger.log_dict(payload, at)
+    run_log = training.RunLog(cfg.metric_logger, total_steps=total_steps, initial_step=step, desc="full", rank=rank)
 
     def save(at: int) -> Path:
         state_dict = training.gather_full_state_dict(model)  # every process takes part; process 0 gets it
@@ -297,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 real = training.count_tokens(batch["tokens"], tokenizer.pad_id)
-                micro_loss, n = forward_loss(model, loss_fn, batch, device)
+                micro_loss, n = forward_loss(model, loss_fn, output, batch, device)
                 micro_loss.backward()
                 totals += torch.stack([micro_loss.detach(), torch.tensor(float(n), device=device),
                                        torch.tensor(float(real), device=device)])
@@ -315,14 +204,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
             optimizer.zero_grad(set_to_none=True)
             lr_scheduler.step()
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            run_log.step(loss.item())
             if step % cfg.log_every_n_steps == 0 or step == total_steps:
-                log({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm),
-                     "tokens_per_second": meter.rate(), **training.peak_memory_stats(device)}, step)
+                run_log.log({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm),
+                             "tokens_per_second": meter.rate(), **training.peak_memory_stats(device)}, step)
                 meter.reset()
             if val_loader is not None and cfg.run_val_every_n_steps and step % cfg.run_val_every_n_steps == 0:
-                log({"val_loss": validation_loss(model, loss_fn, val_loader, cfg.max_val_batches, device)}, step)
+                val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),
+                                               val_loader, max_batches=cfg.max_val_batches)
+                run_log.log({"val_loss": val}, step)
             if step == total_steps:
                 epoch, samples_seen = cfg.epochs, 0  # the saved state says: finished
                 last_saved = save(step)
@@ -331,9 +221,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 last_saved = save(step)
         else:
             epoch, samples_seen = epoch + 1, 0
-    bar.close()
-    for logger in loggers:
-        logger.close()
+    run_log.close()
     dist.barrier()  # no process tears gloo down while another still uses it
     dist.destroy_process_group()
     if rank != 0:
@@ -341,11 +229,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     # ----- report -----------------------------------------------------------------------------------
     print(f"Training took {time.perf_counter() - start:.1f}s for {total_steps - first_step} steps")
-    if jsonl is not None and Path(jsonl).exists():
-        try:
-            print(f"Loss plot: {training.plot_loss(jsonl, output_dir / 'loss.png')}")
-        except (ModuleNotFoundError, ValueError) as e:
-            print(f"No loss plot: {e}")
+    print(run_log.plot(output_dir / "loss.png"))
     final = Path(last_saved if last_saved is not None else manager.latest()).resolve()
     print(f"Checkpoints are in {output_dir.resolve()}; the final model is {final}")
     print(f"Generate from it with:\n  tune run generate --config tiny/generate checkpoint_dir={final}")

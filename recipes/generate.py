@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+import torchtune
 from torchtune import config, training
 from torchtune.data import AlpacaInstructTemplate, Message
 from torchtune.generation import generate
@@ -31,7 +32,6 @@ KNOWN_KEYS = (
     "checkpoint_dir", "tokenizer", "prompt", "instruction", "input", "messages", "system", "chat",
     "max_new_tokens", "temperature", "top_k", "top_p", "seed", "device", "dtype", "num_threads",
 )
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def check_config(cfg: config.DictConfig) -> None:
@@ -44,8 +44,6 @@ def check_config(cfg: config.DictConfig) -> None:
         )
     if not (cfg.get("messages") or cfg.get("instruction") or cfg.get("prompt")):
         raise config.ConfigError("nothing to generate from: set prompt=<text>, instruction=<text> or messages")
-    if cfg.dtype not in DTYPES:
-        raise config.ConfigError(f"dtype={cfg.dtype!r} is not supported; use one of {sorted(DTYPES)}")
 
 
 def prompt_messages(cfg: config.DictConfig) -> list[Message]:
@@ -69,17 +67,18 @@ def prompt_tokens(tokenizer: object, messages: list[Message], chat: bool) -> lis
 
 def main(argv: Sequence[str] | None = None) -> str:
     """Parse ``--config PATH key=value ...``, generate, print and return the answer."""
-    cfg = config.parse_args(argv)
+    cfg = config.parse_args(argv, variables={"recipes_root": str(torchtune.recipes_root())})
     check_config(cfg)
     training.set_seed(cfg.seed)
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
-    device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = training.get_device(cfg.device)
+    dtype, _ = training.get_dtype(cfg.dtype, device)
 
     checkpointer = HuggingFaceCheckpointer(cfg.checkpoint_dir, cfg.checkpoint_dir)
     model = model_from_hf_config(checkpointer.config)
     model.load_state_dict(checkpointer.load_checkpoint())
-    model.to(device=device, dtype=DTYPES[cfg.dtype]).eval()
+    model.to(device=device, dtype=dtype).eval()
     tokenizer = config.instantiate(cfg.tokenizer)
 
     messages = prompt_messages(cfg)

@@ -5,14 +5,14 @@ Run it through the ``tune`` command or directly::
     tune run lora_finetune_single_device --config tiny/lora_single_device
     python lora_finetune_single_device.py --config my.yaml model_dir=/models/x output_dir=/out
 
-The script reads top to bottom: check the config, build the model (base weights from a
-Hugging Face model directory or a GGUF file, adapters on top), the tokenizer, the data, the
-optimizer and the schedule, then train with gradient accumulation; every
-``save_every_n_steps`` optimizer steps and at the end it writes ``<output_dir>/step_<N>`` (the
-peft adapter, the merged weights in the checkpointer's format plus any other
-``output_formats``, and the state needed to resume). With ``sample_prompts`` it answers each
-prompt greedily before and after training and prints both. Set ``use_dora: true`` under
-``model`` for DoRA.
+The script reads top to bottom: check the config, build the tokenizer and the data, the model
+(base weights from the configured checkpointer: a Hugging Face directory, a Meta checkpoint or a
+GGUF file; adapters on top), the optimizer and the schedule, then train with gradient
+accumulation; every ``save_every_n_steps`` optimizer steps and at the end it writes
+``<output_dir>/step_<N>`` (the peft adapter, the merged weights in the checkpointer's format plus
+any other ``output_formats``, and the state needed to resume). With ``sample_prompts`` it
+answers each prompt greedily before and after training and prints both. Set ``use_dora: true``
+under ``model`` for DoRA.
 Copy it with ``tune cp lora_finetune_single_device .`` and edit freely.
 """
 
@@ -25,25 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
-from safetensors.torch import save_file
-
+import torchtune
 from torchtune import config, training
-from torchtune.data import (
-    CROSS_ENTROPY_IGNORE_IDX,
-    Message,
-    PackedDataset,
-    padded_collate_packed,
-    padded_collate_sft,
-    padding_free_collate_sft,
-)
+from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, Message, epoch_sample_order
+from torchtune.datasets import build_sft_data, build_validation_loader, check_local_data_files
 from torchtune.generation import generate_text
 from torchtune.gguf import gguf_tokenizer_metadata_from_hf
 from torchtune.models import model_from_hf_config, tune_to_hf
-from torchtune.modules import TransformerSelfAttentionLayer
+from torchtune.modules import TransformerSelfAttentionLayer, bind_loss
 from torchtune.modules.peft import (
     get_adapter_params,
+    get_adapter_specs,
     get_merged_lora_ckpt,
     initialize_dora_magnitudes,
     set_trainable_params,
@@ -51,11 +46,10 @@ from torchtune.modules.peft import (
 )
 from torchtune.training.checkpointing import (
     CheckpointManager,
-    GGUFCheckpointer,
+    Checkpointer,
     export_gguf,
-    load_recipe_state,
+    restore_training_state,
     save_recipe_state,
-    set_rng_state,
 )
 
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
@@ -71,70 +65,24 @@ KNOWN_KEYS = (
 # `output_formats` values: "hf" (config.json, model.safetensors, tokenizer files) and "gguf"
 # (model-F16.gguf). The checkpointer always writes its own format; these add the other one.
 OUTPUT_FORMATS = ("hf", "gguf")
-DATA_PATH_KEYS = ("data_files", "source")  # dataset arguments that may name local files
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
-    a model directory without ``config.json``, a missing GGUF file or dataset file."""
+    missing dataset files, unknown output formats."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
-    if "checkpoint_path" in cfg.checkpointer:  # one model file (GGUFCheckpointer)
-        if not Path(cfg.checkpointer.checkpoint_path).is_file():
-            raise config.ConfigError(
-                f"checkpointer.checkpoint_path={cfg.checkpointer.checkpoint_path!r} does not exist; "
-                "pass the model file with checkpointer.checkpoint_path=<file.gguf>"
-            )
-    elif not (Path(cfg.checkpointer.checkpoint_dir) / "config.json").is_file():
-        raise config.ConfigError(
-            f"checkpointer.checkpoint_dir={cfg.checkpointer.checkpoint_dir!r} holds no Hugging Face model (no config.json); "
-            "download one with `tune download <hf-repo> --output-dir <dir>` and pass model_dir=<dir>"
-        )
-    for key in ("dataset", "dataset_val"):
-        for path in local_data_files(cfg.get(key)):
-            if not Path(path).exists():
-                raise config.ConfigError(
-                    f"{key} file {path!r} does not exist; fix the path with {key}.data_files=<file> "
-                    f"(or {key}.source=<file>)"
-                )
-    if cfg.dtype not in DTYPES:
-        raise config.ConfigError(f"dtype={cfg.dtype!r} is not supported; use one of {sorted(DTYPES)}")
+    check_local_data_files(cfg)
     for fmt in cfg.get("output_formats") or []:
         if fmt not in OUTPUT_FORMATS:
             raise config.ConfigError(f"output_formats holds {fmt!r}; each entry must be one of {list(OUTPUT_FORMATS)}")
 
 
-def local_data_files(node: Any) -> list[str]:
-    """The local files a dataset node names (``data_files``, or a ``source`` path with a suffix)."""
-    if not isinstance(node, config.DictConfig):
-        return []
-    files = []
-    for key in DATA_PATH_KEYS:
-        value = node.get(key)
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if isinstance(v, str) and (key == "data_files" or Path(v).suffix in (".json", ".jsonl", ".csv", ".parquet", ".txt")):
-                files.append(v)
-    return files
-
-
-def get_device(name: str) -> torch.device:
-    """``"auto"`` picks CUDA, then MPS, then CPU."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def build_model(cfg: config.DictConfig, checkpointer: Any, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
     """The model with adapters and its base weights loaded; only adapter parameters train.
 
     ``model`` names a builder (``_component_``, e.g. a preset such as
     ``torchtune.models.llama3_2.lora_llama3_2_1b``), or holds only LoRA options, in which case
-    the architecture is read from the model directory's ``config.json``.
+    the architecture is read from the checkpoint's config.
     """
     if "_component_" in cfg.model:
         model = config.instantiate(cfg.model)
@@ -144,8 +92,7 @@ def build_model(cfg: config.DictConfig, checkpointer: Any, device: torch.device,
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
     initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
-    adapter_params = get_adapter_params(model)
-    set_trainable_params(model, adapter_params)
+    set_trainable_params(model, get_adapter_params(model))
     if cfg.enable_activation_checkpointing:
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
     if cfg.compile:
@@ -156,76 +103,27 @@ def build_model(cfg: config.DictConfig, checkpointer: Any, device: torch.device,
     return model
 
 
-def build_data(cfg_dataset: config.DictConfig, tokenizer: Any, padding_free: bool) -> tuple[Any, Any]:
-    """The dataset and the collate function matching it: packed rows, the samples of a batch laid
-    end to end in one row (``padding_free``: no compute spent on padding), or padded samples."""
-    ds = config.instantiate(cfg_dataset, tokenizer)
-    if isinstance(ds, PackedDataset):
-        return ds, padded_collate_packed
-    if padding_free:
-        return ds, padding_free_collate_sft
-
-    def collate(batch: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return padded_collate_sft(batch, padding_idx=tokenizer.pad_id, ignore_idx=CROSS_ENTROPY_IGNORE_IDX)
-
-    return ds, collate
-
-
 def epoch_batches(ds: Any, collate: Any, cfg: config.DictConfig, epoch: int, skip: int) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches of one epoch in a seeded order (seed + epoch), skipping the first ``skip`` samples.
-
-    The order depends only on the seed and the epoch, so a resumed run sees the same batches.
-    """
-    if cfg.shuffle:
-        order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed + epoch)).tolist()
-    else:
-        order = list(range(len(ds)))
+    """Batches of one epoch in a seeded order (seed + epoch), skipping the first ``skip`` samples,
+    so that a resumed run sees the same batches."""
+    order = epoch_sample_order(len(ds), seed=cfg.seed, epoch=epoch, shuffle=cfg.shuffle)
     yield from DataLoader(ds, batch_size=cfg.batch_size, sampler=order[skip:], collate_fn=collate, drop_last=True)
 
 
-def forward_loss(model: torch.nn.Module, loss_fn: Any, batch: dict[str, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, int]:
+def forward_loss(model: torch.nn.Module, loss_fn: Any, output: str, batch: dict[str, torch.Tensor],
+                 device: torch.device) -> tuple[torch.Tensor, int]:
     """Summed token loss of a batch and the number of tokens it covers.
 
     Only the positions that carry a label come out of the model (``output_index``): its last
-    layer and the output projection skip the others, whose outputs no loss would use.
+    layer and the output projection skip the others, whose outputs no loss would use. ``output``
+    is what the loss takes: logits, or hidden states it projects itself.
     """
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch["labels"].reshape(1, -1)  # [1, b * s], already shifted
     keep = torch.nonzero(labels[0] != CROSS_ENTROPY_IGNORE_IDX).squeeze(1)  # [n]
-    out = model(batch["tokens"], mask=batch.get("mask"), input_pos=batch.get("input_pos"), output_index=keep)
-    return loss_fn(out, labels[:, keep]) * keep.numel(), keep.numel()  # out: [1, n, ...]
-
-
-@torch.no_grad()
-def validation_loss(model: torch.nn.Module, loss_fn: Any, loader: DataLoader, max_batches: int | None, device: torch.device) -> float:
-    """Mean token loss over (at most ``max_batches`` batches of) the validation data."""
-    model.eval()
-    total, count = 0.0, 0
-    for i, batch in enumerate(loader):
-        if max_batches is not None and i >= max_batches:
-            break
-        loss_sum, n = forward_loss(model, loss_fn, batch, device)
-        total, count = total + float(loss_sum), count + n
-    model.train()
-    return total / max(count, 1)
-
-
-def trim_metrics(path: Path, last_step: int) -> None:
-    """Keep only the metric lines up to ``last_step`` (all of them go on a fresh start, step 0)."""
-    if path.exists():
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        path.write_text("".join(line for line in lines if json.loads(line)["step"] <= last_step), encoding="utf-8")
-
-
-def build_loggers(node: Any) -> list[training.MetricLogger]:
-    """One logger per ``_component_`` node (``metric_logger`` may be a node or a list of them)."""
-    nodes = node if isinstance(node, list) else [node]
-    return [config.instantiate(n) for n in nodes]
-
-
-def model_lora_alpha(cfg: config.DictConfig) -> float:
-    """The adapters' alpha from the model config (16 when the builder's default is used)."""
-    return float(cfg.model.get("lora_alpha", 16))
+    out = model(batch["tokens"], mask=batch.get("mask"), input_pos=batch.get("input_pos"), output_index=keep,
+                output=output)  # [1, n, ...]
+    return loss_fn(out, labels[:, keep]) * keep.numel(), keep.numel()
 
 
 @torch.no_grad()
@@ -236,8 +134,6 @@ def sample_answers(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[str
     """
     model.eval()
     model.set_num_output_chunks(0)  # generation needs plain logits
-    if hasattr(model, "set_skip_output_projection"):
-        model.set_skip_output_projection(False)
     answers = [generate_text(model, tokenizer, [Message("user", prompt)], max_new_tokens, temperature=0.0)
                for prompt in prompts]
     model.train()
@@ -251,20 +147,22 @@ def print_samples(prompts: Sequence[str], before: Sequence[str], after: Sequence
         print(f"Prompt: {prompt}\n  before: {old.strip()!r}\n  after:  {new.strip()!r}")
 
 
-def write_output_formats(directory: Path, state_dict: dict[str, torch.Tensor], formats: Sequence[str],
-                         checkpointer: Any, tokenizer: Any, lora_alpha: float) -> None:
+def write_output_formats(directory: Path, state_dict: dict[str, torch.Tensor], adapter_specs: Any,
+                         formats: Sequence[str], checkpointer: Checkpointer, tokenizer: Any) -> None:
     """Write the merged model in each format of ``output_formats`` the checkpointer does not write.
 
-    A Hugging Face checkpointer writes ``hf`` itself, a GGUF checkpointer ``gguf``. ``hf`` adds
-    ``config.json``, ``model.safetensors`` and (for a byte-level BPE GGUF vocabulary)
-    ``tokenizer.json`` + ``tokenizer_config.json``, so ``transformers`` loads ``directory``;
-    ``gguf`` adds ``model-F16.gguf`` with the tokenizer of the copied ``tokenizer.json``.
+    The checkpointer writes its own format: ``model.safetensors`` means ``hf`` is written,
+    ``*.gguf`` that ``gguf`` is. ``hf`` adds ``config.json``, ``model.safetensors`` and (for a
+    byte-level BPE GGUF vocabulary) ``tokenizer.json`` + ``tokenizer_config.json``, so
+    ``transformers`` loads ``directory``; ``gguf`` adds ``model-F16.gguf`` with the tokenizer of
+    the copied ``tokenizer.json``.
     """
-    native = "gguf" if isinstance(checkpointer, GGUFCheckpointer) else "hf"
-    extra = [fmt for fmt in formats if fmt != native]
+    written = {"hf" if (directory / "model.safetensors").exists() or (directory / "model.safetensors.index.json").exists()
+               else None, "gguf" if any(directory.glob("*.gguf")) else None}
+    extra = [fmt for fmt in formats if fmt not in written]
     if not extra:
         return
-    base = get_merged_lora_ckpt(state_dict, alpha=lora_alpha)  # adapters folded in, as the checkpointer does
+    base = get_merged_lora_ckpt(state_dict, adapter_specs=adapter_specs)  # adapters folded in
     if "hf" in extra:
         hf_weights = {k: v.contiguous() for k, v in tune_to_hf(base, checkpointer.config).items()}
         save_file(hf_weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
@@ -278,45 +176,38 @@ def write_output_formats(directory: Path, state_dict: dict[str, torch.Tensor], f
 
 def main(argv: Sequence[str] | None = None) -> Path:
     """Parse ``--config PATH key=value ...``, train, and return the final checkpoint directory."""
-    cfg = config.parse_args(argv)
+    cfg = config.parse_args(argv, variables={"recipes_root": str(torchtune.recipes_root())})
     check_config(cfg)
     seed = training.set_seed(cfg.seed)
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)  # CPU intra-op threads; tiny models run best on one
-    device, dtype = get_device(cfg.device), DTYPES[cfg.dtype]
+    device = training.get_device(cfg.device)
+    dtype, dtype_reason = training.get_dtype(cfg.dtype, device)
+    print(f"Device {device}, {dtype_reason}")
     output_dir = Path(cfg.output_dir)
 
-    # ----- model, tokenizer, data ---------------------------------------------------------------
-    checkpointer = config.instantiate(cfg.checkpointer)
+    # ----- checkpointer, tokenizer, data, model ------------------------------------------------
+    checkpointer: Checkpointer = config.instantiate(cfg.checkpointer)  # reads the model's config only
+    tokenizer = config.instantiate(cfg.tokenizer)
+    padding_free = cfg.get("padding_free", True)  # the samples of a batch end to end in one row
+    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free)
+    val_loader = build_validation_loader(cfg.get("dataset_val"), tokenizer, padding_free=padding_free,
+                                         batch_size=cfg.batch_size)
     model = build_model(cfg, checkpointer, device, dtype)
     trainable = [p for p in model.parameters() if p.requires_grad]
     print(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} trainable (adapters)")
-    tokenizer = config.instantiate(cfg.tokenizer)
-    padding_free = cfg.get("padding_free", True)
-    ds, collate = build_data(cfg.dataset, tokenizer, padding_free)
-    val_loader = None
-    if cfg.get("dataset_val") is not None:
-        val_ds, val_collate = build_data(cfg.dataset_val, tokenizer, padding_free)
-        val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, collate_fn=val_collate)
     loss_fn = config.instantiate(cfg.loss)
     prompts, max_new = list(cfg.get("sample_prompts") or []), cfg.get("sample_max_new_tokens") or 48
     if prompts:  # the base model's answers (LoRA starts as a no-op), on a copy: generation adds KV caches
         print(f"Generating answers to {len(prompts)} sample prompts before fine-tuning ...")
         answers_before = sample_answers(copy.deepcopy(model), tokenizer, prompts, max_new)
     model.set_num_output_chunks(cfg.num_output_chunks)  # the loss upcasts one chunk at a time
-    if hasattr(loss_fn, "set_model_output"):  # e.g. LinearCrossEntropyLoss: the model returns hidden states
-        loss_fn.set_model_output(model)  # and the loss projects only the labelled positions
+    output = bind_loss(loss_fn, model)  # "hidden" for LinearCrossEntropyLoss: it projects only labelled positions
 
     # ----- optimizer and schedule -----------------------------------------------------------------
     accum = cfg.gradient_accumulation_steps
-    steps_per_epoch = len(ds) // (cfg.batch_size * accum)
-    if cfg.max_steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    if steps_per_epoch < 1:
-        raise config.ConfigError(
-            f"the dataset has {len(ds)} samples, fewer than batch_size * gradient_accumulation_steps = "
-            f"{cfg.batch_size * accum}; lower batch_size or gradient_accumulation_steps"
-        )
+    steps_per_epoch = training.steps_per_epoch(len(ds), batch_size=cfg.batch_size, gradient_accumulation_steps=accum,
+                                               max_steps_per_epoch=cfg.max_steps_per_epoch)
     total_steps = steps_per_epoch * cfg.epochs
     optimizer = config.instantiate(cfg.optimizer, trainable)
     lr_scheduler = config.instantiate(cfg.lr_scheduler, optimizer, num_training_steps=total_steps)
@@ -330,32 +221,20 @@ def main(argv: Sequence[str] | None = None) -> Path:
         adapter = checkpointer.load_adapter(resume_dir)
         missing, unexpected = model.load_state_dict({k: v.to(dtype) for k, v in adapter.items()}, strict=False)
         validate_missing_and_unexpected_for_lora(model, lora_missing=missing, lora_unexpected=unexpected)
-        state = load_recipe_state(resume_dir)
-        optimizer.load_state_dict(state["optimizer"])
-        lr_scheduler.load_state_dict(state["lr_scheduler"])
-        set_rng_state(state["rng"])
-        step, epoch, samples_seen = state["step"], state["epoch"], state["samples_seen"]
+        step, epoch, samples_seen = restore_training_state(resume_dir, optimizer, lr_scheduler)
         print(f"Resumed from {resume_dir} at step {step} (epoch {epoch})")
-    trim_metrics(output_dir / "logs" / "metrics.jsonl", step)  # drop what a crashed run logged after its checkpoint
-
-    loggers = build_loggers(cfg.metric_logger)
-    bar = training.progress_bar(total=total_steps, initial=step, desc="lora")
-    jsonl = next((lg.path for lg in loggers if isinstance(lg, training.JsonlLogger)), None)
-
-    def log(payload: dict[str, float], at: int) -> None:
-        with bar.external_write_mode():  # keep metric lines off the progress bar's line
-            for logger in loggers:
-                logger.log_dict(payload, at)
+    run_log = training.RunLog(cfg.metric_logger, total_steps=total_steps, initial_step=step, desc="lora")
+    adapter_specs = get_adapter_specs(model)  # each adapter's rank and alpha, for merging and the peft config
 
     def save(at: int) -> Path:
         state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
         def write(directory: Path) -> None:
             adapter_only = bool(cfg.save_adapter_weights_only) and at < total_steps
-            checkpointer.write_checkpoint(directory, state_dict, lora_alpha=model_lora_alpha(cfg), adapter_only=adapter_only)
+            checkpointer.write_checkpoint(directory, state_dict, adapter_specs=adapter_specs, adapter_only=adapter_only)
             if not adapter_only:
-                write_output_formats(directory, state_dict, cfg.get("output_formats") or [], checkpointer,
-                                     tokenizer, model_lora_alpha(cfg))
+                write_output_formats(directory, state_dict, adapter_specs, cfg.get("output_formats") or [],
+                                     checkpointer, tokenizer)
             save_recipe_state(directory, step=at, epoch=epoch, seed=seed, samples_seen=samples_seen,
                               optimizer=optimizer, lr_scheduler=lr_scheduler)
 
@@ -373,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 meter.update(batch["tokens"])
-                micro_loss, n = forward_loss(model, loss_fn, batch, device)
+                micro_loss, n = forward_loss(model, loss_fn, output, batch, device)
                 micro_loss.backward()
                 loss_sum, num_tokens = loss_sum + micro_loss.detach(), num_tokens + n
                 samples_seen += cfg.batch_size
@@ -385,14 +264,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
             optimizer.zero_grad(set_to_none=True)
             lr_scheduler.step()
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            run_log.step(loss.item())
             if step % cfg.log_every_n_steps == 0 or step == total_steps:
-                log({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm),
-                     "tokens_per_second": meter.rate(), **training.peak_memory_stats(device)}, step)
+                run_log.log({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm),
+                             "tokens_per_second": meter.rate(), **training.peak_memory_stats(device)}, step)
                 meter.reset()
             if val_loader is not None and cfg.run_val_every_n_steps and step % cfg.run_val_every_n_steps == 0:
-                log({"val_loss": validation_loss(model, loss_fn, val_loader, cfg.max_val_batches, device)}, step)
+                val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),
+                                               val_loader, max_batches=cfg.max_val_batches)
+                run_log.log({"val_loss": val}, step)
             if step == total_steps:
                 epoch, samples_seen = cfg.epochs, 0  # the saved state says: finished
                 last_saved = save(step)
@@ -401,17 +281,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 last_saved = save(step)
         else:
             epoch, samples_seen = epoch + 1, 0
-    bar.close()
-    for logger in loggers:
-        logger.close()
+    run_log.close()
 
     # ----- report -----------------------------------------------------------------------------------
     print(f"Training took {time.perf_counter() - start:.1f}s for {total_steps - first_step} steps")
-    if jsonl is not None and Path(jsonl).exists():
-        try:
-            print(f"Loss plot: {training.plot_loss(jsonl, output_dir / 'loss.png')}")
-        except (ModuleNotFoundError, ValueError) as e:
-            print(f"No loss plot: {e}")
+    print(run_log.plot(output_dir / "loss.png"))
     final = Path(last_saved if last_saved is not None else manager.latest()).resolve()
     print(f"Checkpoints are in {output_dir.resolve()}; the final model (merged weights and peft adapter) is {final}")
     print(f"Generate from it with:\n  tune run generate --config tiny/generate checkpoint_dir={final}")

@@ -10,13 +10,12 @@ The registry below is explicit data. ``recipe_tests/test_registry.py`` checks it
 the files, so a registered entry without a file, or a shipped file that is not registered, fails.
 """
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torchtune
 
-RECIPES_ROOT_ENV = "TORCHTUNE_RECIPES_ROOT"
+RECIPES_ROOT_ENV = torchtune.RECIPES_ROOT_ENV
 
 # pip extra -> modules whose importability tells whether the extra is installed.
 EXTRAS: dict[str, list[str]] = {
@@ -67,23 +66,8 @@ class Recipe:
 
 
 def recipes_root() -> Path:
-    """Return the directory that holds the recipe scripts and ``configs/``.
-
-    Order: ``$TORCHTUNE_RECIPES_ROOT`` when set and non-empty; else ``torchtune/_recipes``
-    next to the installed package when it exists; else ``recipes/`` beside the ``torchtune``
-    source directory (a source checkout or Bazel runfiles).
-
-    Returns:
-        Path: the recipes root (not checked for existence when taken from the environment).
-    """
-    override = os.environ.get(RECIPES_ROOT_ENV)
-    if override:
-        return Path(override)
-    package_dir = Path(torchtune.__file__).parent
-    installed = package_dir / "_recipes"
-    if installed.is_dir():
-        return installed
-    return package_dir.parent / "recipes"
+    """See :func:`torchtune.recipes_root` (the one implementation)."""
+    return torchtune.recipes_root()
 
 
 def _config(name: str) -> Config:

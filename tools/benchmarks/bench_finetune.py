@@ -116,7 +116,7 @@ def build(impl: str, size: str, method: str) -> tuple[torch.nn.Module, torch.nn.
     cfg = SIZES[size]
     if impl.startswith("ours"):
         from torchtune.models import model_from_hf_config
-        from torchtune.modules import ChunkedCrossEntropyLoss, LinearCrossEntropyLoss
+        from torchtune.modules import ChunkedCrossEntropyLoss, LinearCrossEntropyLoss, bind_loss
         from torchtune.modules.peft import get_adapter_params, set_trainable_params
 
         model = model_from_hf_config(cfg, **(LORA if method == "lora" else {}))
@@ -126,7 +126,7 @@ def build(impl: str, size: str, method: str) -> tuple[torch.nn.Module, torch.nn.
             model.set_num_output_chunks(4)
             return model, ChunkedCrossEntropyLoss()
         loss_fn = LinearCrossEntropyLoss(num_output_chunks=4)
-        loss_fn.set_model_output(model)
+        bind_loss(loss_fn, model)  # the model is called with output="hidden" (forward_backward)
         return model, loss_fn
     else:
         from torchtune.models.llama3_2 import llama3_2, lora_llama3_2
@@ -161,6 +161,8 @@ def forward_backward(model, loss_fn, batch: dict, output_index: bool) -> int:
     only the labelled positions leave the model, as in the recipes."""
     tokens, labels = batch["tokens"], batch["labels"]
     kwargs = {"mask": batch["mask"], "input_pos": batch["input_pos"]} if "mask" in batch else {}
+    if getattr(loss_fn, "model_output", "logits") == "hidden":  # ours with LinearCrossEntropyLoss
+        kwargs["output"] = "hidden"
     if output_index:
         labels = labels.reshape(1, -1)  # [1, b * s]
         keep = torch.nonzero(labels[0] != -100).squeeze(1)  # [n]

@@ -121,7 +121,8 @@ def _validate_one(args: argparse.Namespace) -> int:
     recipe = _recipe_for(args)
     keys = known_keys(recipe) if recipe is not None else None
     try:
-        cfg = load_config(path, args.overrides, allow_component_roots=args.allow_component_root)
+        cfg = load_config(path, args.overrides, allow_component_roots=args.allow_component_root,
+                          variables={"recipes_root": str(registry.recipes_root())})
         validate(cfg, known_keys=keys)
     except ConfigError as e:
         raise CLIError(f"{path}: {e}") from None

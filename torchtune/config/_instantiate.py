@@ -170,7 +170,9 @@ def instantiate(config: DictConfig | Mapping[str, Any], *args: Any, **kwargs: An
         Any: the built object.
 
     Raises:
-        ConfigError: when ``config`` has no ``_component_`` or the path cannot be imported.
+        ConfigError: when ``config`` has no ``_component_`` or the path cannot be imported, or
+            when building it raises ``FileNotFoundError`` (a missing file the config names) or
+            ``ModuleNotFoundError`` (a missing optional extra).
         ComponentNotAllowedError: when a path is outside the allowed roots.
 
     Example:
@@ -186,7 +188,12 @@ def instantiate(config: DictConfig | Mapping[str, Any], *args: Any, **kwargs: An
     target = resolve_component(config)
     node_kwargs = {k: _build(v) for k, v in config.items() if k != "_component_"}
     node_kwargs.update(kwargs)
-    return target(*args, **node_kwargs)
+    try:
+        return target(*args, **node_kwargs)
+    except (FileNotFoundError, ModuleNotFoundError) as e:
+        # a path in the config that does not exist, or an optional extra that is not installed:
+        # the user's to fix, so said in one line with where the node is
+        raise ConfigError(f"{_prefix(config)}: {e}") from e
 
 
 def _build(value: Any) -> Any:

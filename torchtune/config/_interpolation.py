@@ -1,6 +1,8 @@
 """``${a.b}`` interpolation: resolve references to other keys, detecting cycles."""
 
 import re
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from torchtune.config._dict_config import DictConfig, did_you_mean
@@ -10,16 +12,17 @@ _REF = re.compile(r"\$\{([^${}]*)\}")
 _KEY = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
 
 
-def _recipes_root() -> str:
-    from torchtune._recipe_registry import recipes_root
+def _deprecated_recipes_root() -> str:
+    """``${recipes_root}`` for callers that do not supply it (deprecated: one release)."""
+    warnings.warn(
+        "${recipes_root} was not supplied: pass variables={'recipes_root': str(torchtune.recipes_root())} "
+        "to parse_args/load_config; the automatic value will be removed in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    import torchtune
 
-    return str(recipes_root())
-
-
-#: Built-in variables usable as ``${name}`` when the config has no top-level key of that name:
-#: ``recipes_root`` is the directory holding the recipe scripts (see
-#: ``torchtune._recipe_registry.recipes_root``; env ``TORCHTUNE_RECIPES_ROOT`` overrides it).
-BUILTINS = {"recipes_root": _recipes_root}
+    return str(torchtune.recipes_root())
 
 
 def location_of(root: DictConfig, dotted_key: str) -> Location | None:
@@ -29,17 +32,20 @@ def location_of(root: DictConfig, dotted_key: str) -> Location | None:
     return parent.location(last) if isinstance(parent, DictConfig) else None
 
 
-def resolve(cfg: DictConfig) -> DictConfig:
+def resolve(cfg: DictConfig, variables: Mapping[str, Any] | None = None) -> DictConfig:
     """Return a copy of ``cfg`` with every ``${dotted.key}`` reference replaced.
 
     A string that is exactly one reference takes the referenced value with its type
     (``batch_size: ${train.batch_size}`` stays an int; a mapping is copied). References
     inside longer strings are formatted with ``str`` (``${output_dir}/logs``). Keys are
     absolute dotted paths from the top of the config; integers index lists.
-    ``${recipes_root}`` is built in (the recipes directory) unless the config sets it.
+    ``variables`` are values for ``${name}`` references to names the config does not set, e.g.
+    ``{"recipes_root": str(torchtune.recipes_root())}``, which the recipes and ``tune`` supply.
 
     Args:
         cfg (DictConfig): the config to resolve (not modified).
+        variables (Mapping[str, Any] | None): values of top-level names the config does not
+            set. Default None.
 
     Returns:
         DictConfig: a resolved copy with the same key locations and allowed roots.
@@ -48,15 +54,16 @@ def resolve(cfg: DictConfig) -> DictConfig:
         ConfigError: for a reference to a missing key (with the closest existing key),
             a malformed reference, or a cycle (``a -> b -> a``).
     """
-    resolver = _Resolver(cfg)
+    resolver = _Resolver(cfg, dict(variables or {}))
     out = resolver.resolve_path("")
     object.__setattr__(out, "_extra_roots", cfg._extra_roots)
     return out
 
 
 class _Resolver:
-    def __init__(self, root: DictConfig) -> None:
+    def __init__(self, root: DictConfig, variables: dict[str, Any]) -> None:
         self.root = root
+        self.variables = variables
         self.memo: dict[str, Any] = {}
         self.stack: list[str] = []
 
@@ -109,8 +116,10 @@ class _Resolver:
                 f"malformed interpolation '${{{ref}}}' in '{path}' ({self._where(path)}); "
                 "write ${dotted.key}"
             )
-        if ref in BUILTINS and ref not in self.root:
-            return BUILTINS[ref]()
+        if ref in self.variables and ref not in self.root:
+            return self.variables[ref]
+        if ref == "recipes_root" and ref not in self.root:
+            return _deprecated_recipes_root()
         try:
             self.root.select(ref)
         except KeyError:

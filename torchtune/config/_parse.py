@@ -2,7 +2,7 @@
 
 import functools
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +21,7 @@ def load_config(
     overrides: Sequence[str] = (),
     *,
     allow_component_roots: Sequence[str] | None = (),
+    variables: Mapping[str, Any] | None = None,
 ) -> DictConfig:
     """Load a YAML config, apply overrides and resolve ``${...}`` references.
 
@@ -31,6 +32,9 @@ def load_config(
         allow_component_roots (Sequence[str] | None): import roots allowed for
             ``_component_`` in addition to the defaults and the config's
             ``allowed_component_roots``; None means none. Default: ().
+        variables (Mapping[str, Any] | None): values for ``${name}`` references to names the
+            config does not set, e.g. ``{"recipes_root": str(torchtune.recipes_root())}``.
+            Default: None.
 
     Returns:
         DictConfig: the resolved config.
@@ -42,14 +46,15 @@ def load_config(
     cfg = load_yaml(path)
     apply_overrides(cfg, overrides)
     object.__setattr__(cfg, "_extra_roots", tuple(allow_component_roots or ()))
-    return resolve(cfg)
+    return resolve(cfg, variables)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> DictConfig:
+def parse_args(argv: Sequence[str] | None = None, *, variables: Mapping[str, Any] | None = None) -> DictConfig:
     """Read ``--config PATH [--allow-component-root ROOT]... [key=value | ~key]...``.
 
     Args:
         argv (Sequence[str] | None): the arguments; default ``sys.argv[1:]``.
+        variables (Mapping[str, Any] | None): see :func:`load_config`. Default: None.
 
     Returns:
         DictConfig: the resolved config (see :func:`load_config`).
@@ -87,13 +92,14 @@ def parse_args(argv: Sequence[str] | None = None) -> DictConfig:
         i += 1
     if config_path is None:
         raise ConfigError(f"missing --config; {USAGE}")
-    return load_config(config_path, overrides, allow_component_roots=roots)
+    return load_config(config_path, overrides, allow_component_roots=roots, variables=variables)
 
 
 def parse(
     recipe_main: Callable[[DictConfig], Any] | None = None,
     *,
     known_keys: Collection[str] | None = None,
+    variables: Mapping[str, Any] | None = None,
 ) -> Any:
     """Decorate a recipe's ``main(cfg)`` so that ``main()`` / ``main(argv)`` parses the CLI.
 
@@ -104,6 +110,7 @@ def parse(
     Args:
         recipe_main (Callable[[DictConfig], Any] | None): the recipe entry point.
         known_keys (Collection[str] | None): top-level keys the recipe reads. Default: None.
+        variables (Mapping[str, Any] | None): see :func:`load_config`. Default: None.
 
     Returns:
         Callable[[Sequence[str] | None], Any]: ``main(argv=None)``.
@@ -112,7 +119,7 @@ def parse(
     def decorate(fn: Callable[[DictConfig], Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def main(argv: Sequence[str] | None = None) -> Any:
-            cfg = parse_args(argv)
+            cfg = parse_args(argv, variables=variables)
             if known_keys is not None:
                 validate(cfg, known_keys=known_keys)
             return fn(cfg)

@@ -7,6 +7,7 @@ from torchtune.data._collate import (
     padded_collate_packed,
     padded_collate_sft,
     padding_free_collate_sft,
+    sft_collate_fn,
 )
 from torchtune.data._common import CROSS_ENTROPY_IGNORE_IDX
 from torchtune.data._message_transforms import (
@@ -27,6 +28,7 @@ from torchtune.data._messages import (
 )
 from torchtune.data._packing import PackedDataset
 from torchtune.data._prompt_templates import SUMMARIZE_TEMPLATE, AlpacaInstructTemplate, PromptTemplate
+from torchtune.data._sampling import epoch_sample_order
 
 __all__ = [
     "AlpacaInstructTemplate",
@@ -43,6 +45,7 @@ __all__ = [
     "Role",
     "SUMMARIZE_TEMPLATE",
     "ShareGPTToMessages",
+    "epoch_sample_order",
     "get_field",
     "labels_from_tokens",
     "mask_messages",
@@ -51,5 +54,6 @@ __all__ = [
     "padded_collate_packed",
     "padded_collate_sft",
     "padding_free_collate_sft",
+    "sft_collate_fn",
     "validate_messages",
 ]

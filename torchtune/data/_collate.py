@@ -1,11 +1,13 @@
 """Collate functions: pad samples into the batch contract of docs/contributing.md."""
 
-from typing import Any, Sequence
+import functools
+from typing import Any, Callable, Sequence
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from torchtune.data._common import CROSS_ENTROPY_IGNORE_IDX
+from torchtune.data._packing import PackedDataset
 from torchtune.modules import BlockCausalMask
 
 
@@ -168,3 +170,26 @@ def padding_free_collate_sft(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     labels = torch.cat([torch.as_tensor(s["labels"], dtype=torch.long) for s in batch])[None]  # [1, T]
     input_pos = torch.cat([torch.arange(n) for n in lens])[None]  # [1, T]
     return {"tokens": tokens, "labels": labels, "input_pos": input_pos, "mask": BlockCausalMask([lens])}
+
+
+def sft_collate_fn(
+    dataset: Any, *, padding_free: bool, padding_idx: int = 0
+) -> Callable[[Sequence[dict[str, Any]]], dict[str, Any]]:
+    """The collate function for a fine-tuning dataset: packed rows stay as packed
+    (:func:`padded_collate_packed`), otherwise the samples of a batch are laid end to end in one
+    row (``padding_free``, :func:`padding_free_collate_sft`: no compute spent on padding) or
+    right-padded (:func:`padded_collate_sft`).
+
+    Args:
+        dataset (Any): the dataset (a :class:`~torchtune.data.PackedDataset` or per-sample data).
+        padding_free (bool): one row per batch instead of padded samples.
+        padding_idx (int): the token id padding uses (the tokenizer's ``pad_id``). Default 0.
+
+    Returns:
+        Callable[[Sequence[dict[str, Any]]], dict[str, Any]]: the collate function.
+    """
+    if isinstance(dataset, PackedDataset):
+        return padded_collate_packed
+    if padding_free:
+        return padding_free_collate_sft
+    return functools.partial(padded_collate_sft, padding_idx=padding_idx, ignore_idx=CROSS_ENTROPY_IGNORE_IDX)

@@ -3,6 +3,8 @@
 from torchtune.datasets._base import PreferenceDataset, SFTDataset, TextCompletionDataset, TokenizedDataset
 from torchtune.datasets._formats import (
     CONVERSATION_STYLES,
+    build_sft_data,
+    build_validation_loader,
     chat_dataset,
     instruct_dataset,
     preference_dataset,
@@ -15,7 +17,14 @@ from torchtune.datasets._public import (
     slimorca_dataset,
     wikitext_dataset,
 )
-from torchtune.datasets._sources import LOCAL_FORMATS, Rows, load_rows, parse_split
+from torchtune.datasets._sources import (
+    LOCAL_FORMATS,
+    Rows,
+    check_local_data_files,
+    load_rows,
+    local_data_files,
+    parse_split,
+)
 
 __all__ = [
     "CONVERSATION_STYLES",
@@ -27,9 +36,13 @@ __all__ = [
     "TokenizedDataset",
     "alpaca_cleaned_dataset",
     "alpaca_dataset",
+    "build_sft_data",
+    "build_validation_loader",
     "chat_dataset",
+    "check_local_data_files",
     "instruct_dataset",
     "load_rows",
+    "local_data_files",
     "parse_split",
     "preference_dataset",
     "samsum_dataset",

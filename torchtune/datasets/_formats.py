@@ -3,14 +3,17 @@
 import logging
 from typing import Any, Callable, Mapping
 
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
+from torchtune.config import instantiate
 from torchtune.data import (
     ChosenRejectedToMessages,
     InputOutputToMessages,
     OpenAIToMessages,
     PackedDataset,
     ShareGPTToMessages,
+    epoch_sample_order,
+    sft_collate_fn,
 )
 from torchtune.datasets._base import PreferenceDataset, SFTDataset, TextCompletionDataset
 
@@ -189,3 +192,47 @@ def preference_dataset(
         source=source, message_transform=ChosenRejectedToMessages(column_map, new_system_prompt),
         tokenizer=tokenizer, filter_fn=filter_fn, split=split, data_files=data_files, **load_kwargs,
     )
+
+
+def build_sft_data(
+    node: Any, tokenizer: Any, *, padding_free: bool
+) -> tuple[Dataset, Callable[[Any], dict[str, Any]]]:
+    """The fine-tuning dataset a config node describes and the collate function that fits it
+    (:func:`torchtune.data.sft_collate_fn`: packed rows, one padding-free row per batch, or
+    padded samples).
+
+    Args:
+        node (Any): the config's ``dataset`` node (``_component_`` + arguments).
+        tokenizer (Any): the model tokenizer, passed as the builder's first argument.
+        padding_free (bool): lay each batch's samples end to end in one row.
+
+    Returns:
+        tuple[Dataset, Callable[[Any], dict[str, Any]]]: the dataset and its collate function.
+    """
+    ds = instantiate(node, tokenizer)
+    return ds, sft_collate_fn(ds, padding_free=padding_free, padding_idx=tokenizer.pad_id)
+
+
+def build_validation_loader(
+    node: Any, tokenizer: Any, *, padding_free: bool, batch_size: int, world_size: int = 1, rank: int = 0
+) -> DataLoader | None:
+    """Batches of the held-out data a config's ``dataset_val`` node describes, in dataset order;
+    with several processes each gets its own equal share (see
+    :func:`torchtune.data.epoch_sample_order`) for :func:`torchtune.training.validation_loss`.
+
+    Args:
+        node (Any): the ``dataset_val`` node, or None for no validation.
+        tokenizer (Any): the model tokenizer.
+        padding_free (bool): lay each batch's samples end to end in one row.
+        batch_size (int): samples per batch.
+        world_size (int): processes. Default 1.
+        rank (int): this process. Default 0.
+
+    Returns:
+        DataLoader | None: the loader, or None when ``node`` is None.
+    """
+    if node is None:
+        return None
+    ds, collate = build_sft_data(node, tokenizer, padding_free=padding_free)
+    order = epoch_sample_order(len(ds), seed=0, epoch=0, shuffle=False, world_size=world_size, rank=rank)
+    return DataLoader(ds, batch_size=batch_size, sampler=order, collate_fn=collate)

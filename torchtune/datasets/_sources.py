@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from torchtune.config import ConfigError
 from torchtune.utils import require
 
 logger = logging.getLogger(__name__)
@@ -215,3 +216,43 @@ def load_rows(
     datasets = require("datasets", extra="datasets")
     ds = datasets.load_dataset(source, data_files=data_files, split=split, **load_kwargs)
     return Rows(ds, lambda i: f"dataset {source!r} split {split!r} row {i}", name=source)
+
+
+def local_data_files(node: Any) -> list[str]:
+    """The local files a dataset config node names: every ``data_files`` entry, and ``source``
+    when it is a path with a data-file suffix (``.json``, ``.jsonl``, ``.csv``, ``.parquet``, ``.txt``).
+
+    Args:
+        node (Any): a dataset node (mapping with ``get``), or anything else (no files).
+
+    Returns:
+        list[str]: the paths, in config order.
+    """
+    if not hasattr(node, "get"):
+        return []
+    files = []
+    for key in ("data_files", "source"):
+        value = node.get(key)
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and (key == "data_files" or os.path.splitext(v)[1] in _EXTENSIONS):
+                files.append(v)
+    return files
+
+
+def check_local_data_files(cfg: Any, keys: Sequence[str] = ("dataset", "dataset_val")) -> None:
+    """Stop before any work when a dataset node of ``cfg`` names a local file that does not exist.
+
+    Args:
+        cfg (Any): the recipe config.
+        keys (Sequence[str]): the dataset nodes to check. Default ``("dataset", "dataset_val")``.
+
+    Raises:
+        ConfigError: naming the key, the missing file and the override that fixes it.
+    """
+    for key in keys:
+        for path in local_data_files(cfg.get(key)):
+            if not os.path.exists(path):
+                raise ConfigError(
+                    f"{key} file {path!r} does not exist; fix the path with {key}.data_files=<file> "
+                    f"(or {key}.source=<file>)"
+                )

@@ -12,6 +12,7 @@ from torchtune.utils import deprecated_aliases
 from torchtune.modules._loss import (
     ChunkedCrossEntropyLoss,
     LinearCrossEntropyLoss,
+    bind_loss,
     chunked_cross_entropy,
     linear_cross_entropy,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "TiedLinear",
     "TransformerDecoder",
     "TransformerSelfAttentionLayer",
+    "bind_loss",
     "chunked_cross_entropy",
     "linear_cross_entropy",
     "llama3_scale_frequencies",

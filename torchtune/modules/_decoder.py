@@ -77,10 +77,8 @@ class TransformerDecoder(nn.Module):
         self.num_output_chunks = num_output_chunks
 
     def set_skip_output_projection(self, skip: bool) -> None:
-        """Return the final normed hidden states ``[b, s, d]`` instead of logits.
-
-        Used by :class:`~torchtune.modules.LinearCrossEntropyLoss`, which projects only the
-        positions that carry a label (via :meth:`project`).
+        """Deprecated: pass ``output="hidden"`` to ``forward`` instead. Return the final normed
+        hidden states ``[b, s, d]`` instead of logits when ``forward`` gets no ``output``.
 
         Args:
             skip (bool): True to skip the output projection in ``forward``.
@@ -179,8 +177,9 @@ class TransformerDecoder(nn.Module):
         mask: torch.Tensor | BlockCausalMask | None = None,
         input_pos: torch.Tensor | None = None,
         output_index: torch.Tensor | None = None,
+        output: str | None = None,
     ) -> torch.Tensor | list[torch.Tensor]:
-        """Compute logits.
+        """Compute logits (or the final hidden states).
 
         Args:
             tokens (torch.Tensor): ``[b, s]`` long.
@@ -196,6 +195,10 @@ class TransformerDecoder(nn.Module):
                 carry a label). The last layer then computes only these positions (its keys and
                 values still cover all of them) and the outputs come as one row of n positions:
                 ``[1, n, v]`` logits (or chunks, or hidden states, as set). Default: None.
+            output (str | None): ``"logits"``, or ``"hidden"`` for the final normed hidden states
+                ``[b, s, d]`` (a loss such as :class:`~torchtune.modules.LinearCrossEntropyLoss`
+                then projects only what it needs, with :meth:`project`). None follows the
+                deprecated :meth:`set_skip_output_projection`. Default: None.
 
         Returns:
             torch.Tensor | list[torch.Tensor]: logits ``[b, s, v]``, or a list of
@@ -210,6 +213,9 @@ class TransformerDecoder(nn.Module):
                 shape or an ``output_index`` that is not ascending flat positions.
         """
         self._check_inputs(tokens, mask, output_index)
+        if output not in (None, "logits", "hidden"):
+            raise ValueError(f"output={output!r} must be 'logits' or 'hidden'")
+        hidden_out = self.skip_output_projection if output is None else output == "hidden"
         if mask is not None and not isinstance(mask, BlockCausalMask):
             mask = mask | ~mask.any(dim=-1, keepdim=True)  # keep fully masked rows finite
         h = self.tok_embeddings(tokens)  # [b, s, d]
@@ -233,7 +239,7 @@ class TransformerDecoder(nn.Module):
         if len(self.layers) in self.output_hidden_states:
             hidden.append(h)
         h = self.norm(h)
-        if self.skip_output_projection:
+        if hidden_out:
             out = h
         elif self.num_output_chunks > 0:
             out = [self._project(c) for c in h.chunk(self.num_output_chunks, dim=1)]

@@ -1,14 +1,12 @@
 """Cross-entropy losses: over logits that arrive in chunks along the sequence, and over
 hidden states projected only where a label exists."""
 
-import logging
+import warnings
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-logger = logging.getLogger(__name__)
 
 CROSS_ENTROPY_IGNORE_IDX = -100
 _MIN_CHUNK_ROWS = 256
@@ -47,12 +45,40 @@ def chunked_cross_entropy(
     return loss_sum / count
 
 
+def bind_loss(loss_fn: Callable[..., torch.Tensor], model: nn.Module) -> str:
+    """Tell a loss which model it scores and return what the model must output for it.
+
+    A loss declares its input with a ``model_output`` attribute: ``"logits"`` (the default for any
+    loss without one, e.g. ``torch.nn.CrossEntropyLoss``) or ``"hidden"``, in which case the loss
+    gets the model's :meth:`~torchtune.modules.TransformerDecoder.project` through ``bind(model)``.
+    Call the model with ``output=bind_loss(loss_fn, model)``.
+
+    Args:
+        loss_fn (Callable[..., torch.Tensor]): the loss.
+        model (nn.Module): the decoder (or a wrapper whose ``.module`` is one).
+
+    Returns:
+        str: ``"logits"`` or ``"hidden"``.
+
+    Raises:
+        ValueError: on an unknown ``model_output``, or ``"hidden"`` for a model with no ``project``.
+    """
+    wanted = getattr(loss_fn, "model_output", "logits")
+    if wanted not in ("logits", "hidden"):
+        raise ValueError(f"{type(loss_fn).__name__}.model_output={wanted!r} must be 'logits' or 'hidden'")
+    if wanted == "hidden":
+        loss_fn.bind(model)
+    return wanted
+
+
 class ChunkedCrossEntropyLoss(nn.Module):
     """Module form of :func:`chunked_cross_entropy`.
 
     Args:
         ignore_index (int): label value excluded from the loss. Default: -100.
     """
+
+    model_output = "logits"
 
     def __init__(self, ignore_index: int = CROSS_ENTROPY_IGNORE_IDX) -> None:
         super().__init__()
@@ -113,12 +139,12 @@ def linear_cross_entropy(
 
 
 class LinearCrossEntropyLoss(nn.Module):
-    """Module form of :func:`linear_cross_entropy` that owns the model's output projection.
+    """Module form of :func:`linear_cross_entropy` that uses the model's output projection.
 
-    Call :meth:`set_model_output` once with the model: the model then returns its final normed
-    hidden states ``[b, s, d]`` instead of logits, and ``loss_fn(hidden, labels)`` projects
-    only the labelled positions. The loss equals :class:`ChunkedCrossEntropyLoss` on the full
-    logits.
+    Its input is the model's final normed hidden states (``model_output = "hidden"``): call
+    ``output = bind_loss(loss_fn, model)`` once, then ``loss_fn(model(tokens, output=output),
+    labels)`` projects only the labelled positions. The loss equals
+    :class:`ChunkedCrossEntropyLoss` on the full logits.
 
     Args:
         num_output_chunks (int): most row chunks of the selected positions (none under 256 rows), >= 1. Default: 8.
@@ -136,28 +162,37 @@ class LinearCrossEntropyLoss(nn.Module):
         self.ignore_index = ignore_index
         self._project: Callable[[torch.Tensor], torch.Tensor] | None = None
 
-    def set_model_output(self, model: nn.Module) -> None:
-        """Make ``model`` return hidden states and use its output projection in the loss.
+    model_output = "hidden"
+
+    def bind(self, model: nn.Module) -> None:
+        """Use ``model``'s output projection (:meth:`TransformerDecoder.project`) in the loss.
 
         Args:
             model (nn.Module): a :class:`~torchtune.modules.TransformerDecoder` (or a wrapper
                 whose ``.module`` is one).
 
         Raises:
-            ValueError: when the model has no ``set_skip_output_projection`` / ``project``.
+            ValueError: when the model has no ``project``.
         """
         decoder = getattr(model, "module", model)
-        if not hasattr(decoder, "set_skip_output_projection") or not hasattr(decoder, "project"):
-            raise ValueError(f"{type(decoder).__name__} has no set_skip_output_projection()/project()")
-        decoder.set_skip_output_projection(True)
+        if not callable(getattr(decoder, "project", None)):
+            raise ValueError(f"{type(decoder).__name__} has no project() for LinearCrossEntropyLoss to use")
         self._project = decoder.project
+
+    def set_model_output(self, model: nn.Module) -> None:
+        """Deprecated: use :func:`bind_loss` and call the model with ``output="hidden"``. Binds the
+        projection and makes the model return hidden states by default."""
+        warnings.warn("LinearCrossEntropyLoss.set_model_output is deprecated; use torchtune.modules.bind_loss "
+                      "and call the model with output='hidden'", DeprecationWarning, stacklevel=2)
+        self.bind(model)
+        getattr(model, "module", model).set_skip_output_projection(True)
 
     def forward(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """See :func:`linear_cross_entropy`.
 
         Raises:
-            RuntimeError: when :meth:`set_model_output` was not called.
+            RuntimeError: when :func:`bind_loss` was not called.
         """
         if self._project is None:
-            raise RuntimeError("LinearCrossEntropyLoss: call set_model_output(model) before the loss")
+            raise RuntimeError("LinearCrossEntropyLoss: call torchtune.modules.bind_loss(loss_fn, model) before the loss")
         return linear_cross_entropy(hidden, labels, self._project, self.num_output_chunks, self.ignore_index)

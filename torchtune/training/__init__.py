@@ -1,18 +1,18 @@
 """Training utilities used by the recipes.
 
-Schedulers, gradient clipping, activation checkpointing, seeding and RNG state,
-throughput and memory meters, the NaN/inf guard, metric loggers, a loss plot and a
-progress bar. Gradient accumulation is written out in the recipes (see
-:func:`scale_grads`). Checkpointers live in :mod:`torchtune.training.checkpointing`.
+Device and dtype choice, schedulers, gradient clipping, activation checkpointing, seeding
+and RNG state, throughput and memory meters, the NaN/inf guard, metric loggers, validation
+loss, a loss plot and a progress bar: what every recipe shares. Gradient accumulation and
+the loss step are written out in the recipes (see :func:`scale_grads`). Checkpointers live in
+:mod:`torchtune.training.checkpointing`.
 """
 
 from torchtune.training._activation_checkpointing import (
     apply_activation_checkpointing,
     is_checkpointed,
 )
+from torchtune.training._device import DTYPES, bf16_supported, get_device, get_dtype
 from torchtune.training._distributed import (
-    dcp_load,
-    dcp_save,
     gather_full_optimizer_state_dict,
     gather_full_state_dict,
     get_world_size_and_rank,
@@ -23,6 +23,7 @@ from torchtune.training._distributed import (
     shard_model,
 )
 from torchtune.training._grad import clip_grad_norm, scale_grads
+from torchtune.training._loop import steps_per_epoch
 from torchtune.training._lr_schedulers import (
     get_cosine_schedule_with_warmup,
     get_linear_schedule_with_warmup,
@@ -32,34 +33,43 @@ from torchtune.training._metric_logging import (
     JsonlLogger,
     MetricLogger,
     MLFlowLogger,
+    RunLog,
     StdoutLogger,
     TensorBoardLogger,
     WandBLogger,
+    build_metric_loggers,
+    trim_metric_log,
 )
 from torchtune.training._nan_guard import TrainingDivergedError, check_finite
 from torchtune.training._plot import plot_loss, read_metric
 from torchtune.training._progress import progress_bar
 from torchtune.training._seed import get_rng_state, set_rng_state, set_seed
 from torchtune.training._throughput import TokensPerSecond, count_tokens
+from torchtune.training._validation import validation_loss
+from torchtune.utils import deprecated_aliases
 
 __all__ = [
+    "DTYPES",
     "JsonlLogger",
     "MLFlowLogger",
     "MetricLogger",
+    "RunLog",
     "StdoutLogger",
     "TensorBoardLogger",
     "TokensPerSecond",
     "TrainingDivergedError",
     "WandBLogger",
     "apply_activation_checkpointing",
+    "bf16_supported",
+    "build_metric_loggers",
     "check_finite",
     "clip_grad_norm",
     "count_tokens",
-    "dcp_load",
-    "dcp_save",
     "gather_full_optimizer_state_dict",
     "gather_full_state_dict",
     "get_cosine_schedule_with_warmup",
+    "get_device",
+    "get_dtype",
     "get_linear_schedule_with_warmup",
     "get_rng_state",
     "get_world_size_and_rank",
@@ -78,4 +88,13 @@ __all__ = [
     "set_rng_state",
     "set_seed",
     "shard_model",
+    "steps_per_epoch",
+    "trim_metric_log",
+    "validation_loss",
 ]
+
+# Moved in 0.2 to torchtune.training.checkpointing, beside the atomic-save code they use.
+__getattr__ = deprecated_aliases(__name__, {
+    "dcp_load": "torchtune.training.checkpointing.dcp_load",
+    "dcp_save": "torchtune.training.checkpointing.dcp_save",
+})

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import torch
 
+from torchtune.config import instantiate
 from torchtune.utils import require
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,17 @@ class JsonlLogger(MetricLogger):
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 
+    def drop_after(self, step: int) -> None:
+        """Remove the lines logged after ``step`` (a resumed run repeats those steps).
+
+        Args:
+            step (int): the last step to keep.
+        """
+        if self._file is not None:
+            self._file.close()
+        trim_metric_log(self.path, step)
+        self._file = open(self.path, "a", encoding="utf-8")
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
@@ -173,3 +185,92 @@ class MLFlowLogger(MetricLogger):
 
     def close(self) -> None:
         self._mlflow.end_run()
+
+
+def build_metric_loggers(node: Any) -> list[MetricLogger]:
+    """One logger per ``_component_`` node of a config's ``metric_logger`` (a node or a list).
+
+    Args:
+        node (Any): a config node with ``_component_`` (e.g. ``torchtune.training.JsonlLogger``),
+            a list of them, or None for no logger.
+
+    Returns:
+        list[MetricLogger]: the loggers, in config order.
+    """
+    if node is None:
+        return []
+    nodes = node if isinstance(node, list) else [node]
+    return [instantiate(n) for n in nodes]
+
+
+def trim_metric_log(path: str | Path, last_step: int) -> None:
+    """Keep only the lines of a :class:`JsonlLogger` file up to ``last_step``.
+
+    A resumed run calls it with the step of its checkpoint, so that what a crashed run logged
+    after that checkpoint does not appear twice; a fresh run (step 0) empties the file.
+
+    Args:
+        path (str | Path): the JSONL metrics file (nothing happens when it does not exist).
+        last_step (int): the last step to keep.
+    """
+    path = Path(path)
+    if path.exists():
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        path.write_text("".join(line for line in lines if json.loads(line)["step"] <= last_step), encoding="utf-8")
+
+
+class RunLog:
+    """A run's metric loggers and progress bar: what a training loop reports, on process 0.
+
+    On a resumed run the JSONL metric files are first cut back to ``initial_step``
+    (:func:`trim_metric_log`), so what a crashed run logged after its checkpoint is not repeated.
+
+    Args:
+        node (Any): the config's ``metric_logger`` (a ``_component_`` node, a list, or None).
+        total_steps (int): steps of the whole run.
+        initial_step (int): the step the run starts from (0, or the resumed step).
+        desc (str): the progress bar's label.
+        rank (int): this process; only process 0 logs and shows the bar. Default: 0.
+    """
+
+    def __init__(self, node: Any, *, total_steps: int, initial_step: int, desc: str, rank: int = 0) -> None:
+        from torchtune.training._progress import progress_bar
+
+        self.loggers = build_metric_loggers(node) if rank == 0 else []
+        for logger_ in self.loggers:
+            if isinstance(logger_, JsonlLogger):
+                logger_.drop_after(initial_step)
+        self.bar = progress_bar(total=total_steps, initial=initial_step, desc=desc, rank=rank)
+
+    @property
+    def jsonl_path(self) -> Path | None:
+        """Path | None: the first JSONL logger's file, if any (for the loss plot)."""
+        return next((lg.path for lg in self.loggers if isinstance(lg, JsonlLogger)), None)
+
+    def log(self, payload: Mapping[str, Scalar], step: int) -> None:
+        """Send ``payload`` to every logger, keeping printed lines off the progress bar's line."""
+        with self.bar.external_write_mode():
+            for logger_ in self.loggers:
+                logger_.log_dict(payload, step)
+
+    def step(self, loss: float) -> None:
+        """Advance the progress bar by one optimizer step, showing ``loss``."""
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.4f}")
+
+    def close(self) -> None:
+        """Close the bar and every logger."""
+        self.bar.close()
+        for logger_ in self.loggers:
+            logger_.close()
+
+    def plot(self, path: str | Path) -> str:
+        """Plot the JSONL loss curve into ``path``; returns a line saying where, or why not."""
+        from torchtune.training._plot import plot_loss
+
+        if self.jsonl_path is None or not self.jsonl_path.exists():
+            return "No loss plot: no JsonlLogger in metric_logger"
+        try:
+            return f"Loss plot: {plot_loss(self.jsonl_path, path)}"
+        except (ModuleNotFoundError, ValueError) as e:
+            return f"No loss plot: {e}"

@@ -25,8 +25,12 @@ def deprecated_aliases(module: str, moved: Mapping[str, str]) -> Callable[[str],
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
         target = moved[name]
         path, _, attr = target.rpartition(".")
-        # a private module's names are imported from its package
-        advice = f"import its names from {path}" if attr.startswith("_") else f"use {target}"
+        if attr.startswith("_"):  # a private module: its names are imported from its package
+            advice = f"import its names from {path}"
+        elif any(part.startswith("_") for part in path.split(".")):  # an internal helper now
+            advice = "it is internal now (no public replacement)"
+        else:
+            advice = f"use {target}"
         warnings.warn(
             f"{module}.{name} is deprecated and will be removed in the next release; {advice}",
             DeprecationWarning,

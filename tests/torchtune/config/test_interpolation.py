@@ -57,19 +57,29 @@ def test_malformed_reference(text):
         resolve(DictConfig({"a": 1, "b": "a", "c": text}))
 
 
-def test_builtin_recipes_root_follows_env_and_a_config_key_overrides_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCHTUNE_RECIPES_ROOT", str(tmp_path))
-    out = resolve(DictConfig({"data": "${recipes_root}/assets/tiny", "where": "${recipes_root}"}))
-    assert out["data"] == f"{tmp_path}/assets/tiny" and out["where"] == str(tmp_path)
-    out = resolve(DictConfig({"recipes_root": "/mine", "data": "${recipes_root}/x"}))
-    assert out.data == "/mine/x"
+def test_variables_fill_names_the_config_does_not_set():
+    out = resolve(DictConfig({"data": "${recipes_root}/assets/tiny", "where": "${recipes_root}"}),
+                  variables={"recipes_root": "/r"})
+    assert out["data"] == "/r/assets/tiny" and out["where"] == "/r"
+    out = resolve(DictConfig({"recipes_root": "/mine", "data": "${recipes_root}/x"}), variables={"recipes_root": "/r"})
+    assert out.data == "/mine/x"  # a key of the config wins
+    with pytest.raises(ConfigError, match="refers to a missing key 'other'"):
+        resolve(DictConfig({"a": "${other}"}), variables={"recipes_root": "/r"})
 
 
-def test_builtin_recipes_root_defaults_to_the_source_recipes_dir(monkeypatch):
+def test_recipes_root_follows_env_and_defaults_to_the_source_recipes_dir(tmp_path, monkeypatch):
     import torchtune
 
-    monkeypatch.delenv("TORCHTUNE_RECIPES_ROOT", raising=False)
-    out = resolve(DictConfig({"where": "${recipes_root}"}))
+    monkeypatch.setenv("TORCHTUNE_RECIPES_ROOT", str(tmp_path))
+    assert torchtune.recipes_root() == tmp_path
+    monkeypatch.delenv("TORCHTUNE_RECIPES_ROOT")
     package_dir = Path(torchtune.__file__).parent
     expected = package_dir / "_recipes" if (package_dir / "_recipes").is_dir() else package_dir.parent / "recipes"
-    assert out["where"] == str(expected)
+    assert torchtune.recipes_root() == expected
+
+
+def test_unsupplied_recipes_root_still_resolves_with_a_deprecation_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHTUNE_RECIPES_ROOT", str(tmp_path))
+    with pytest.warns(DeprecationWarning, match=r"\$\{recipes_root\} was not supplied"):
+        out = resolve(DictConfig({"where": "${recipes_root}"}))
+    assert out["where"] == str(tmp_path)

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from torchtune.models import hf_to_tune, model_from_hf_config
-from torchtune.modules import BlockCausalMask, LinearCrossEntropyLoss
+from torchtune.modules import BlockCausalMask, LinearCrossEntropyLoss, bind_loss
 
 _TINY = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=64)
@@ -98,8 +98,9 @@ def test_output_index_gives_the_gradients_of_transformers():
     labels[[3, 4, 5, 14, 15, 16, 20, 21]] = torch.randint(0, 64, (8,), generator=torch.Generator().manual_seed(5))
     keep = torch.nonzero(labels != -100).squeeze(1)
     loss_fn = LinearCrossEntropyLoss(num_output_chunks=3)
-    loss_fn.set_model_output(ours)
-    hidden = ours(torch.cat(docs)[None], mask=BlockCausalMask(rows), input_pos=_positions(rows), output_index=keep)
+    bind_loss(loss_fn, ours)
+    hidden = ours(torch.cat(docs)[None], mask=BlockCausalMask(rows), input_pos=_positions(rows), output_index=keep,
+                  output="hidden")
     loss = loss_fn(hidden, labels[keep][None])
     loss.backward()
     # transformers: each document alone, summed token losses over all 8 labels

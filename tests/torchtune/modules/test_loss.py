@@ -6,6 +6,7 @@ from torchtune.models import model_from_hf_config
 from torchtune.modules import (
     ChunkedCrossEntropyLoss,
     LinearCrossEntropyLoss,
+    bind_loss,
     chunked_cross_entropy,
     linear_cross_entropy,
 )
@@ -89,8 +90,8 @@ def test_module_on_model_matches_full_logits(tied):
     params = [p for p in model.parameters() if p.requires_grad]
     exp_grads = torch.autograd.grad(expected, params)
     loss_fn = LinearCrossEntropyLoss(num_output_chunks=2)
-    loss_fn.set_model_output(model)
-    hidden = model(tokens)
+    assert bind_loss(loss_fn, model) == "hidden"
+    hidden = model(tokens, output="hidden")
     assert hidden.shape == (2, 9, TINY["hidden_size"])
     got = loss_fn(hidden, labels)
     torch.testing.assert_close(got, expected)
@@ -113,7 +114,25 @@ def test_linear_ce_errors():
         linear_cross_entropy(torch.zeros(1, 2, 3), torch.zeros(1, 3, dtype=torch.long), torch.nn.Linear(3, 4))
     with pytest.raises(ValueError, match="num_output_chunks=0 must be >= 1"):
         LinearCrossEntropyLoss(num_output_chunks=0)
-    with pytest.raises(RuntimeError, match="call set_model_output"):
+    with pytest.raises(RuntimeError, match=r"call torchtune.modules.bind_loss\(loss_fn, model\)"):
         LinearCrossEntropyLoss()(torch.zeros(1, 2, 3), torch.zeros(1, 2, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"Linear has no set_skip_output_projection\(\)/project\(\)"):
-        LinearCrossEntropyLoss().set_model_output(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match=r"Linear has no project\(\) for LinearCrossEntropyLoss"):
+        bind_loss(LinearCrossEntropyLoss(), torch.nn.Linear(2, 2))
+
+
+def test_bind_loss_reports_what_each_loss_needs():
+    model = model_from_hf_config(TINY)
+    assert bind_loss(ChunkedCrossEntropyLoss(), model) == "logits"
+    assert bind_loss(torch.nn.CrossEntropyLoss(), model) == "logits"  # any loss without model_output
+    tokens = torch.randint(0, 40, (1, 5))
+    assert model(tokens).shape[-1] == 40 and model(tokens, output="hidden").shape[-1] == TINY["hidden_size"]
+    with pytest.raises(ValueError, match="output='probs' must be 'logits' or 'hidden'"):
+        model(tokens, output="probs")
+
+
+def test_deprecated_set_model_output_still_switches_the_model():
+    model = model_from_hf_config(TINY)
+    loss_fn = LinearCrossEntropyLoss()
+    with pytest.warns(DeprecationWarning, match="set_model_output is deprecated"):
+        loss_fn.set_model_output(model)
+    assert model(torch.randint(0, 40, (1, 5))).shape[-1] == TINY["hidden_size"]

@@ -17,9 +17,8 @@ from safetensors.torch import load_file, save_file
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy
 from torch.distributed.tensor import DTensor
 
-from torchtune.training._distributed import (
-    dcp_load,
-    dcp_save,
+from torchtune.training.checkpointing import dcp_load, dcp_save
+from torchtune.training import (
     gather_full_optimizer_state_dict,
     gather_full_state_dict,
     get_world_size_and_rank,

@@ -2,8 +2,10 @@
 
 from torchtune.modules.peft._lora import DoRALinear, LoRALinear
 from torchtune.modules.peft._utils import (
+    AdapterSpec,
     disable_adapter,
     get_adapter_params,
+    get_adapter_specs,
     get_adapter_state_dict,
     get_merged_lora_ckpt,
     initialize_dora_magnitudes,
@@ -13,10 +15,12 @@ from torchtune.modules.peft._utils import (
 )
 
 __all__ = [
+    "AdapterSpec",
     "DoRALinear",
     "LoRALinear",
     "disable_adapter",
     "get_adapter_params",
+    "get_adapter_specs",
     "get_adapter_state_dict",
     "get_merged_lora_ckpt",
     "initialize_dora_magnitudes",

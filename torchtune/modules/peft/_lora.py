@@ -22,6 +22,19 @@ def _check_lora_args(in_dim: int, out_dim: int, rank: int, dropout: float) -> No
         raise ValueError(f"dropout={dropout} must be in [0, 1)")
 
 
+def dora_weight(adapted: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """DoRA's merged weight: each row of the adapted weight rescaled to its magnitude.
+
+    Args:
+        adapted (torch.Tensor): ``W + s B A`` ``[out_dim, in_dim]``.
+        magnitude (torch.Tensor): ``[out_dim]``.
+
+    Returns:
+        torch.Tensor: ``magnitude / ||adapted||_row * adapted`` ``[out_dim, in_dim]``.
+    """
+    return (magnitude / adapted.norm(p=2, dim=1))[:, None] * adapted
+
+
 class LoRALinear(nn.Module):
     """Linear layer with a frozen base weight and a trainable low-rank update.
 
@@ -126,8 +139,7 @@ class DoRALinear(LoRALinear):
 
     def merged_weight(self) -> torch.Tensor:
         """torch.Tensor: ``magnitude / ||W + s B A|| * (W + s B A)`` ``[out_dim, in_dim]``."""
-        adapted = self.weight + self.delta_weight().to(self.weight.dtype)
-        return (self.magnitude / adapted.norm(p=2, dim=1))[:, None] * adapted
+        return dora_weight(self.weight + self.delta_weight().to(self.weight.dtype), self.magnitude)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the DoRA layer.

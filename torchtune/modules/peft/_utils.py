@@ -1,15 +1,13 @@
 """Adapter bookkeeping: which parameters train, adapter state dicts, merging, disabling."""
 
 import contextlib
-import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from torchtune.modules.peft._lora import DoRALinear
-
-logger = logging.getLogger(__name__)
+from torchtune.modules.peft._lora import DoRALinear, dora_weight
 
 _ADAPTER_SUFFIXES = (".lora_a.weight", ".lora_b.weight", ".magnitude")
 
@@ -18,6 +16,48 @@ def _adapter_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     for name, module in model.named_modules():
         if hasattr(module, "adapter_params") and callable(module.adapter_params):
             yield name, module
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """The settings of one adapter module, read off the model (see :func:`get_adapter_specs`).
+
+    Args:
+        rank (int): adapter rank r.
+        alpha (float): the update is scaled by ``alpha / rank``.
+        dropout (float): dropout on the adapter's input. Default: 0.0.
+        use_dora (bool): a DoRA module (it has a ``magnitude``). Default: False.
+    """
+
+    rank: int
+    alpha: float
+    dropout: float = 0.0
+    use_dora: bool = False
+
+
+def get_adapter_specs(model: nn.Module) -> dict[str, AdapterSpec]:
+    """The rank, alpha, dropout and kind of every adapter module, as the model holds them.
+
+    Writers of merged weights and peft adapters read the settings from here, so nothing
+    outside the model has to remember what the adapters were built with.
+
+    Args:
+        model (nn.Module): a model with adapter modules (anything with ``adapter_params()``,
+            ``rank`` and ``alpha``), possibly sharded or compiled.
+
+    Returns:
+        dict[str, AdapterSpec]: module path (as in the state dict, e.g. ``"layers.0.attn.q_proj"``)
+        -> its settings.
+    """
+    specs = {}
+    for name, module in _adapter_modules(model):
+        dropout = getattr(module, "dropout", None)
+        specs[name.replace("_orig_mod.", "")] = AdapterSpec(
+            rank=int(module.rank), alpha=float(module.alpha),
+            dropout=float(dropout.p) if isinstance(dropout, nn.Dropout) else 0.0,
+            use_dora="magnitude" in module.adapter_params(),
+        )
+    return specs
 
 
 def get_adapter_params(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -67,7 +107,11 @@ def get_adapter_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, tor
 
 
 def get_merged_lora_ckpt(
-    state_dict: dict[str, torch.Tensor], rank: int | None = None, alpha: float | None = None
+    state_dict: dict[str, torch.Tensor],
+    rank: int | None = None,
+    alpha: float | None = None,
+    *,
+    adapter_specs: Mapping[str, AdapterSpec] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Fold LoRA/DoRA adapters into their base weights and drop the adapter entries.
 
@@ -78,14 +122,17 @@ def get_merged_lora_ckpt(
         state_dict (dict[str, torch.Tensor]): state dict with adapter entries.
         rank (int | None): adapter rank used in training. Default None: each adapter's own
             rank (``lora_a.shape[0]``).
-        alpha (float | None): adapter alpha used in training; required when the state dict
-            holds adapters. Default None.
+        alpha (float | None): one alpha for every adapter. Default None: each adapter's alpha
+            from ``adapter_specs``.
+        adapter_specs (Mapping[str, AdapterSpec] | None): per-module settings from
+            :func:`get_adapter_specs` (the usual way: read off the model). Default None.
 
     Returns:
         dict[str, torch.Tensor]: a new state dict in the base model's layout.
 
     Raises:
-        ValueError: when ``rank`` is not positive, or ``alpha`` is None with adapters present.
+        ValueError: when ``rank`` is not positive, or an adapter's alpha is given neither by
+            ``alpha`` nor by ``adapter_specs``.
     """
     if rank is not None and rank <= 0:
         raise ValueError(f"rank={rank} must be a positive integer")
@@ -93,16 +140,20 @@ def get_merged_lora_ckpt(
     for key in state_dict:
         if not key.endswith(".lora_a.weight"):
             continue
-        if alpha is None:
-            raise ValueError("alpha=None: the state dict holds LoRA adapters, pass the alpha used in training")
         prefix = key[: -len(".lora_a.weight")]
+        spec = (adapter_specs or {}).get(prefix)
+        if alpha is None and spec is None:
+            raise ValueError(
+                f"no alpha for the adapter of {prefix!r}: pass adapter_specs=get_adapter_specs(model) "
+                "(or one alpha= for every adapter)"
+            )
         base = state_dict[f"{prefix}.weight"]
         lora_a, lora_b = state_dict[key], state_dict[f"{prefix}.lora_b.weight"]
-        scale = alpha / (rank if rank is not None else lora_a.shape[0])
+        scale = (alpha if alpha is not None else spec.alpha) / (rank if rank is not None else lora_a.shape[0])
         adapted = base.float() + scale * (lora_b.float() @ lora_a.float())  # [out, in]
         magnitude = state_dict.get(f"{prefix}.magnitude")
         if magnitude is not None:
-            adapted = (magnitude.float() / adapted.norm(p=2, dim=1))[:, None] * adapted
+            adapted = dora_weight(adapted, magnitude.float())
         merged[f"{prefix}.weight"] = adapted.to(base.dtype)
     return merged
 

@@ -1,22 +1,16 @@
-"""Checkpointing: crash-safe checkpoint directories, step-checkpoint management, recipe state."""
+"""Checkpointing: the checkpointer interface and its Hugging Face, Meta and GGUF implementations,
+crash-safe step checkpoints (:class:`CheckpointManager`), recipe state, sharded (DCP) checkpoints
+and peft adapters."""
 
-from torchtune.utils import deprecated_aliases
-
-from torchtune.training.checkpointing._atomic import (
-    COMPLETE_MARKER,
-    atomic_directory,
-    commit_temp_dir,
-    is_complete_checkpoint,
-    prepare_temp_dir,
-    temp_dir_for,
-    write_complete_marker,
-)
+from torchtune.training.checkpointing._atomic import COMPLETE_MARKER, atomic_directory, is_complete_checkpoint
+from torchtune.training.checkpointing._dcp import dcp_load, dcp_save
 from torchtune.training.checkpointing._gguf_checkpointer import (
     GGUFCheckpointer,
     export_gguf,
     gguf_tokenizer_metadata,
 )
 from torchtune.training.checkpointing._hf_checkpointer import HuggingFaceCheckpointer
+from torchtune.training.checkpointing._interface import Checkpointer
 from torchtune.training.checkpointing._manager import CheckpointManager
 from torchtune.training.checkpointing._meta_checkpointer import (
     MetaCheckpointer,
@@ -24,43 +18,42 @@ from torchtune.training.checkpointing._meta_checkpointer import (
     meta_to_hf_rotary,
 )
 from torchtune.training.checkpointing._peft_adapter import load_peft_adapter, save_peft_adapter
-from torchtune.training.checkpointing._recipe_state import (
-    get_rng_state,
-    load_recipe_state,
-    read_tree,
-    save_recipe_state,
-    set_rng_state,
-    write_tree,
-)
+from torchtune.training.checkpointing._recipe_state import load_recipe_state, restore_training_state, save_recipe_state
+from torchtune.utils import deprecated_aliases
 
 __all__ = [
     "COMPLETE_MARKER",
     "CheckpointManager",
+    "Checkpointer",
     "GGUFCheckpointer",
     "HuggingFaceCheckpointer",
     "MetaCheckpointer",
     "atomic_directory",
-    "commit_temp_dir",
+    "dcp_load",
+    "dcp_save",
     "export_gguf",
-    "get_rng_state",
     "gguf_tokenizer_metadata",
     "hf_to_meta_rotary",
     "is_complete_checkpoint",
     "load_peft_adapter",
     "load_recipe_state",
     "meta_to_hf_rotary",
-    "prepare_temp_dir",
-    "read_tree",
+    "restore_training_state",
     "save_peft_adapter",
     "save_recipe_state",
-    "set_rng_state",
-    "temp_dir_for",
-    "write_complete_marker",
-    "write_tree",
 ]
 
-# Moved in 0.2: the GGUF format to torchtune.gguf, its tokenizer beside the other tokenizers.
+# Moved in 0.2. The GGUF format is torchtune.gguf, its tokenizer sits beside the other tokenizers,
+# RNG state has one home (torchtune.training), and the atomic-save internals are private.
 __getattr__ = deprecated_aliases(__name__, {
     "GGUFTokenizer": "torchtune.modules.tokenizers.GGUFTokenizer",
     "gguf_tokenizer_metadata_from_hf": "torchtune.gguf.gguf_tokenizer_metadata_from_hf",
+    "get_rng_state": "torchtune.training.get_rng_state",
+    "set_rng_state": "torchtune.training.set_rng_state",
+    "commit_temp_dir": "torchtune.training.checkpointing._atomic.commit_temp_dir",
+    "prepare_temp_dir": "torchtune.training.checkpointing._atomic.prepare_temp_dir",
+    "temp_dir_for": "torchtune.training.checkpointing._atomic.temp_dir_for",
+    "write_complete_marker": "torchtune.training.checkpointing._atomic.write_complete_marker",
+    "read_tree": "torchtune.training.checkpointing._recipe_state.read_tree",
+    "write_tree": "torchtune.training.checkpointing._recipe_state.write_tree",
 })

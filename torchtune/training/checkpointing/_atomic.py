@@ -12,8 +12,9 @@ import json
 import logging
 import os
 import shutil
+import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -189,3 +190,27 @@ def atomic_directory(final_path: str | Path, *, overwrite: bool = False) -> Iter
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def save_with(
+    checkpointer: Any,
+    final_path: Path,
+    state_dict: dict[str, Any],
+    *,
+    write_extra: Callable[[Path], None] | None = None,
+    overwrite: bool = True,
+    **write_kwargs: Any,
+) -> Path:
+    """The body of the checkpointers' deprecated ``save_checkpoint``: ``write_checkpoint`` inside
+    :func:`atomic_directory`, then ``write_extra``. Recipes use :class:`CheckpointManager` instead."""
+    warnings.warn(
+        f"{type(checkpointer).__name__}.save_checkpoint is deprecated; save through CheckpointManager.save "
+        "with checkpointer.write_checkpoint",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    with atomic_directory(final_path, overwrite=overwrite) as tmp:
+        checkpointer.write_checkpoint(tmp, state_dict, **{k: v for k, v in write_kwargs.items() if v})
+        if write_extra is not None:
+            write_extra(tmp)
+    return final_path

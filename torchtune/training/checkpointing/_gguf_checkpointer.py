@@ -2,21 +2,21 @@
 
 import logging
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import torch
 
-from torchtune.models import hf_to_tune, model_from_hf_config, tune_to_hf
-from torchtune.modules.peft import get_adapter_state_dict, get_merged_lora_ckpt, is_adapter_key
-from torchtune.training.checkpointing._atomic import atomic_directory
 from torchtune.gguf import OUT_TYPES, read_gguf_header, read_hf_state_dict, write_gguf
+from torchtune.models import hf_to_tune, model_from_hf_config, tune_to_hf
+from torchtune.modules.peft import AdapterSpec, is_adapter_key
 from torchtune.modules.tokenizers import GGUFTokenizer
-from torchtune.training.checkpointing._peft_adapter import ADAPTER_CONFIG, load_peft_adapter, save_peft_adapter
+from torchtune.training.checkpointing._atomic import save_with
+from torchtune.training.checkpointing._peft_adapter import adapter_dir_of, load_peft_adapter, write_adapter_and_merge
 
 logger = logging.getLogger(__name__)
 
 _TOKENIZER_PREFIX = "tokenizer."
-ADAPTER_SUBDIR = "adapter"
 
 
 def gguf_tokenizer_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +72,8 @@ def export_gguf(
 class GGUFCheckpointer:
     """Read a GGUF model file (llama, qwen2, qwen3, gemma2) as a torchtune checkpoint.
 
-    The interface is :class:`HuggingFaceCheckpointer`'s, so recipes can use either. The weights
+    A :class:`~torchtune.training.checkpointing.Checkpointer`, so recipes can use it in place of
+    :class:`HuggingFaceCheckpointer`. The weights
     are dequantised to ``dtype`` and renamed through the Hugging Face names, so the model is the
     one ``model_from_hf_config(checkpointer.config)`` builds. Checkpoints are directories holding
     ``model-<out_type>.gguf`` (adapters merged in, the source file's tokenizer and chat template
@@ -86,7 +87,7 @@ class GGUFCheckpointer:
 
     Args:
         checkpoint_path (str | Path): the ``.gguf`` file.
-        output_dir (str | Path): where :meth:`save_checkpoint` writes ``<output_dir>/<name>``.
+        output_dir (str | Path): where the deprecated :meth:`save_checkpoint` writes ``<output_dir>/<name>``.
         dtype (torch.dtype): dtype of the loaded weights. Default ``torch.float32``.
         out_type (str): GGUF type of saved 2-D weights, ``"F32"``, ``"F16"`` or ``"Q8_0"``.
             Default ``"F16"``.
@@ -106,6 +107,11 @@ class GGUFCheckpointer:
         if out_type not in OUT_TYPES:
             raise ValueError(f"out_type={out_type!r} is not supported; choose one of {', '.join(OUT_TYPES)}")
         self.checkpoint_path = Path(checkpoint_path)
+        if not self.checkpoint_path.is_file():
+            raise FileNotFoundError(
+                f"checkpoint_path={str(checkpoint_path)!r} does not exist; pass the model file with "
+                "checkpointer.checkpoint_path=<file.gguf>"
+            )
         self.output_dir = Path(output_dir)
         self.dtype = dtype
         self.out_type = out_type
@@ -116,16 +122,32 @@ class GGUFCheckpointer:
         """Name of the GGUF file inside a saved checkpoint directory."""
         return f"model-{self.out_type}.gguf"
 
-    def load_hf_state_dict(self) -> dict[str, torch.Tensor]:
+    def load_hf_state_dict(self, directory: str | Path | None = None) -> dict[str, torch.Tensor]:
         """Read the weights under Hugging Face parameter names (llama.cpp's changes undone).
 
+        Args:
+            directory (str | Path | None): a checkpoint this checkpointer wrote; None reads
+                ``checkpoint_path``. Default None.
+
         Raises:
+            FileNotFoundError: if ``directory`` holds no GGUF file of this checkpointer.
             ValueError: for an unknown tensor name or an unsupported quantisation type.
         """
-        return read_hf_state_dict(self.checkpoint_path, self._tensors, self.config, self.dtype)
+        if directory is None:
+            return read_hf_state_dict(self.checkpoint_path, self._tensors, self.config, self.dtype)
+        path = Path(directory) / self.file_name
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.file_name} not found in {str(directory)!r}")
+        _, config, tensors = read_gguf_header(path)
+        return read_hf_state_dict(path, tensors, config, self.dtype)
 
-    def load_checkpoint(self) -> dict[str, torch.Tensor]:
+    def load_checkpoint(self, directory: str | Path | None = None) -> dict[str, torch.Tensor]:
         """Read the weights under torchtune parameter names (each call reads the file again).
+
+        Args:
+            directory (str | Path | None): a checkpoint this checkpointer wrote (to resume full
+                fine-tuning; its weights are ``out_type``, so F16 resumes from rounded weights);
+                None reads ``checkpoint_path``. Default None.
 
         Returns:
             dict[str, torch.Tensor]: torchtune state dict.
@@ -133,7 +155,7 @@ class GGUFCheckpointer:
         Raises:
             ValueError: for an unknown tensor name or an unsupported quantisation type.
         """
-        return hf_to_tune(self.load_hf_state_dict(), self.config)
+        return hf_to_tune(self.load_hf_state_dict(directory), self.config)
 
     def load_adapter(self, adapter_dir: str | Path) -> dict[str, torch.Tensor]:
         """Read a peft adapter (a checkpoint's ``adapter/`` sub-directory when present).
@@ -141,10 +163,7 @@ class GGUFCheckpointer:
         Returns:
             dict[str, torch.Tensor]: ``lora_a``/``lora_b``/``magnitude`` entries.
         """
-        adapter_dir = Path(adapter_dir)
-        if (adapter_dir / ADAPTER_SUBDIR / ADAPTER_CONFIG).is_file():
-            adapter_dir = adapter_dir / ADAPTER_SUBDIR
-        return load_peft_adapter(adapter_dir, self.config)[0]
+        return load_peft_adapter(adapter_dir_of(adapter_dir), self.config)[0]
 
     def build_model(self, **lora_kwargs: Any) -> torch.nn.Module:
         """Build the (uninitialised) torchtune model this file holds weights for.
@@ -166,39 +185,34 @@ class GGUFCheckpointer:
         directory: str | Path,
         state_dict: dict[str, torch.Tensor],
         *,
-        lora_alpha: float | None = None,
+        adapter_specs: Mapping[str, AdapterSpec] | None = None,
         adapter_only: bool = False,
+        lora_alpha: float | None = None,
     ) -> None:
         """Write the GGUF file (and the peft adapter) into an existing ``directory``.
 
         Args:
             directory (str | Path): an existing directory.
             state_dict (dict[str, torch.Tensor]): torchtune state dict, adapters included or not.
-            lora_alpha (float | None): the adapters' alpha; required when there are adapters.
+            adapter_specs (Mapping[str, AdapterSpec] | None): each adapter's rank and alpha
+                (``torchtune.modules.peft.get_adapter_specs(model)``); required with adapters.
             adapter_only (bool): write only the adapter. Default False.
+            lora_alpha (float | None): deprecated: one alpha for every adapter. Default None.
 
         Raises:
-            ValueError: if there are adapters but no ``lora_alpha``, or ``adapter_only`` without
+            ValueError: if there are adapters whose alpha is unknown, or ``adapter_only`` without
                 adapters.
         """
-        directory = Path(directory)
-        adapter = get_adapter_state_dict(state_dict)
-        if adapter and lora_alpha is None:
-            raise ValueError("lora_alpha=None: the state dict holds LoRA adapters, pass the alpha used in training")
-        if adapter_only and not adapter:
-            raise ValueError("adapter_only=True but the state dict holds no adapter weights")
-        if adapter:
-            adapter_dir = directory if adapter_only else directory / ADAPTER_SUBDIR
-            adapter_dir.mkdir(exist_ok=True)
-            save_peft_adapter(adapter_dir, adapter, self.config, lora_alpha=lora_alpha,
-                              base_model_name_or_path=str(self.checkpoint_path))
-            if adapter_only:
-                return
-            state_dict = get_merged_lora_ckpt(state_dict, alpha=lora_alpha)  # adapters folded in and dropped
+        weights = write_adapter_and_merge(
+            directory, state_dict, self.config, adapter_specs=adapter_specs, adapter_only=adapter_only,
+            base_model_name_or_path=str(self.checkpoint_path), lora_alpha=lora_alpha,
+        )
+        if weights is None:
+            return
         export_gguf(
-            state_dict,
+            weights,
             self.config,
-            directory / self.file_name,
+            Path(directory) / self.file_name,
             tokenizer_metadata=gguf_tokenizer_metadata(self.metadata),
             out_type=self.out_type,
             name=self.metadata.get("general.name"),
@@ -214,22 +228,7 @@ class GGUFCheckpointer:
         write_extra: Callable[[Path], None] | None = None,
         overwrite: bool = True,
     ) -> Path:
-        """Atomically write ``<output_dir>/<name>`` with :meth:`write_checkpoint`.
-
-        Args:
-            state_dict (dict[str, torch.Tensor]): torchtune state dict.
-            name (str): sub-directory name, e.g. ``"epoch_0"``. Default ``"final"``.
-            lora_alpha (float | None): see :meth:`write_checkpoint`.
-            adapter_only (bool): see :meth:`write_checkpoint`. Default False.
-            write_extra (Callable[[Path], None] | None): writes more files (e.g. recipe state)
-                into the same directory before it is committed.
-            overwrite (bool): replace an existing directory. Default True.
-
-        Returns:
-            Path: the finished directory.
-        """
-        with atomic_directory(self.output_dir / name, overwrite=overwrite) as tmp:
-            self.write_checkpoint(tmp, state_dict, lora_alpha=lora_alpha, adapter_only=adapter_only)
-            if write_extra is not None:
-                write_extra(tmp)
-        return self.output_dir / name
+        """Deprecated: atomically write ``<output_dir>/<name>``; recipes save through
+        :class:`CheckpointManager` (one atomic path) with :meth:`write_checkpoint`."""
+        return save_with(self, self.output_dir / name, state_dict, lora_alpha=lora_alpha,
+                         adapter_only=adapter_only, write_extra=write_extra, overwrite=overwrite)

@@ -3,6 +3,7 @@
 import json
 import logging
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
@@ -10,20 +11,22 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from torchtune.models import hf_to_tune, tune_to_hf
-from torchtune.modules.peft import get_adapter_state_dict, get_merged_lora_ckpt
-from torchtune.training.checkpointing._atomic import atomic_directory
-from torchtune.training.checkpointing._peft_adapter import ADAPTER_CONFIG, load_peft_adapter, save_peft_adapter
+from torchtune.modules.peft import AdapterSpec
+from torchtune.training.checkpointing._atomic import save_with
+from torchtune.training.checkpointing._peft_adapter import adapter_dir_of, load_peft_adapter, write_adapter_and_merge
 
 logger = logging.getLogger(__name__)
 
 SINGLE_FILE = "model.safetensors"
-ADAPTER_SUBDIR = "adapter"
 INDEX_FILE = "model.safetensors.index.json"
-# files of a previous torchtune checkpoint that describe that run, not the model
-_NOT_COPIED = {"CHECKPOINT_COMPLETE", "recipe_state.json", "adapter_config.json"}
+# the non-weight files of a model directory that describe the model (others, e.g. a user's data
+# files or a previous run's recipe state, are not copied into checkpoints)
+_MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json",
+                "tokenizer.model", "vocab.json", "merges.txt", "preprocessor_config.json")
+_MODEL_FILE_PREFIXES = ("LICENSE", "README", "NOTICE", "USE_POLICY")
 # safetensors files torchtune writes next to model weights
 _NOT_MODEL_WEIGHTS = {"adapter_model.safetensors", "recipe_state.safetensors", "optimizer_param_groups.safetensors"}
-_WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pth", ".pt", ".gguf")
 
 
 def _unshared(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -68,9 +71,11 @@ def write_safetensors_weights(
 class HuggingFaceCheckpointer:
     """Read and write Hugging Face model directories (safetensors) in torchtune's key layout.
 
+    A :class:`~torchtune.training.checkpointing.Checkpointer`.
+
     Args:
         checkpoint_dir (str | Path): directory with ``config.json`` and the weights.
-        output_dir (str | Path): where :meth:`save_checkpoint` writes ``<output_dir>/<name>``.
+        output_dir (str | Path): where the deprecated :meth:`save_checkpoint` writes ``<output_dir>/<name>``.
         checkpoint_files (list[str] | None): weight files inside ``checkpoint_dir``; None finds
             ``model.safetensors.index.json`` shards, else ``model.safetensors``, else every
             ``*.safetensors``. Default None.
@@ -92,7 +97,10 @@ class HuggingFaceCheckpointer:
         self.output_dir = Path(output_dir)
         config_path = self.checkpoint_dir / "config.json"
         if not config_path.is_file():
-            raise FileNotFoundError(f"config.json not found in checkpoint_dir={str(self.checkpoint_dir)!r}")
+            raise FileNotFoundError(
+                f"config.json not found in checkpoint_dir={str(self.checkpoint_dir)!r}: not a Hugging Face model "
+                "directory; download one with `tune download <hf-repo> --output-dir <dir>` and pass model_dir=<dir>"
+            )
         with open(config_path, encoding="utf-8") as f:
             self.config: dict[str, Any] = json.load(f)
         self._model_type_override = model_type is not None
@@ -123,40 +131,54 @@ class HuggingFaceCheckpointer:
             raise FileNotFoundError(f"no *.safetensors weights found in checkpoint_dir={str(self.checkpoint_dir)!r}")
         return files
 
-    def load_checkpoint(self) -> dict[str, torch.Tensor]:
+    def load_checkpoint(self, directory: str | Path | None = None) -> dict[str, torch.Tensor]:
         """Read the weights and rename them to torchtune keys.
+
+        Args:
+            directory (str | Path | None): a checkpoint this checkpointer wrote (e.g. a
+                ``step_<N>`` directory, to resume); None reads ``checkpoint_dir``. Default None.
 
         Returns:
             dict[str, torch.Tensor]: torchtune state dict (CPU tensors).
         """
+        source = self.checkpoint_dir if directory is None else Path(directory)
+        files = self.checkpoint_files if directory is None else HuggingFaceCheckpointer._files_in(source)
         hf_state_dict: dict[str, torch.Tensor] = {}
-        for name in self.checkpoint_files:
-            hf_state_dict.update(load_file(self.checkpoint_dir / name))
-        logger.info("Loaded %d tensors from %s", len(hf_state_dict), self.checkpoint_dir)
+        for name in files:
+            hf_state_dict.update(load_file(source / name))
+        logger.info("Loaded %d tensors from %s", len(hf_state_dict), source)
         return hf_to_tune(hf_state_dict, self.config)
+
+    @staticmethod
+    def _files_in(directory: Path) -> list[str]:
+        index = directory / INDEX_FILE
+        if index.is_file():
+            with open(index, encoding="utf-8") as f:
+                return sorted(set(json.load(f)["weight_map"].values()))
+        if not (directory / SINGLE_FILE).is_file():
+            raise FileNotFoundError(f"no {SINGLE_FILE} or {INDEX_FILE} in {str(directory)!r}")
+        return [SINGLE_FILE]
 
     def load_adapter(self, adapter_dir: str | Path) -> dict[str, torch.Tensor]:
         """Read a peft adapter into torchtune adapter keys.
 
         Args:
             adapter_dir (str | Path): a peft adapter directory, or a checkpoint written by
-                :meth:`save_checkpoint` (its ``adapter/`` sub-directory is used when present).
+                :meth:`write_checkpoint` (its ``adapter/`` sub-directory is used when present).
 
         Returns:
             dict[str, torch.Tensor]: ``lora_a``/``lora_b``/``magnitude`` entries.
         """
-        adapter_dir = Path(adapter_dir)
-        if (adapter_dir / ADAPTER_SUBDIR / ADAPTER_CONFIG).is_file():
-            adapter_dir = adapter_dir / ADAPTER_SUBDIR
-        return load_peft_adapter(adapter_dir, self.config)[0]
+        return load_peft_adapter(adapter_dir_of(adapter_dir), self.config)[0]
 
     def write_checkpoint(
         self,
         directory: str | Path,
         state_dict: dict[str, torch.Tensor],
         *,
-        lora_alpha: float | None = None,
+        adapter_specs: Mapping[str, AdapterSpec] | None = None,
         adapter_only: bool = False,
+        lora_alpha: float | None = None,
     ) -> None:
         """Write a Hugging Face model directory into an existing ``directory`` (not atomic).
 
@@ -164,36 +186,30 @@ class HuggingFaceCheckpointer:
         the model weights with the adapters merged into them. The adapter goes into the
         ``adapter/`` sub-directory, so that ``transformers`` loads ``directory`` as the merged
         model and ``peft.PeftModel.from_pretrained(base, directory / "adapter")`` the adapter;
-        with ``adapter_only`` it is written into ``directory`` itself. Non-weight files of
-        ``checkpoint_dir`` (config, generation config, tokenizer) are copied.
+        with ``adapter_only`` it is written into ``directory`` itself. The files of
+        ``checkpoint_dir`` that describe the model (config, generation config, tokenizer and chat
+        template files, license and README) are copied; nothing else of it is.
 
         Args:
             directory (str | Path): an existing, empty directory.
             state_dict (dict[str, torch.Tensor]): torchtune state dict, adapters included or not.
-            lora_alpha (float | None): the adapters' alpha; required when there are adapters.
+            adapter_specs (Mapping[str, AdapterSpec] | None): each adapter's rank and alpha
+                (``torchtune.modules.peft.get_adapter_specs(model)``); required with adapters.
             adapter_only (bool): write only the adapter (and the copied files). Default False.
+            lora_alpha (float | None): deprecated: one alpha for every adapter. Default None.
 
         Raises:
-            ValueError: if there are adapters but no ``lora_alpha``, or ``adapter_only`` without
+            ValueError: if there are adapters whose alpha is unknown, or ``adapter_only`` without
                 adapters.
         """
         directory = Path(directory)
-        adapter = get_adapter_state_dict(state_dict)
-        if adapter and lora_alpha is None:
-            raise ValueError("lora_alpha=None: the state dict holds LoRA adapters, pass the alpha used in training")
-        if adapter_only and not adapter:
-            raise ValueError("adapter_only=True but the state dict holds no adapter weights")
         self._copy_side_files(directory)
-        if adapter:
-            adapter_dir = directory if adapter_only else directory / ADAPTER_SUBDIR
-            adapter_dir.mkdir(exist_ok=True)
-            save_peft_adapter(adapter_dir, adapter, self.config, lora_alpha=lora_alpha,
-                              base_model_name_or_path=str(self.checkpoint_dir))
-        if adapter_only:
-            return
-        if adapter:
-            state_dict = get_merged_lora_ckpt(state_dict, alpha=lora_alpha)  # adapters folded in and dropped
-        write_safetensors_weights(directory, tune_to_hf(state_dict, self.config), self.weight_map)
+        weights = write_adapter_and_merge(
+            directory, state_dict, self.config, adapter_specs=adapter_specs, adapter_only=adapter_only,
+            base_model_name_or_path=str(self.checkpoint_dir), lora_alpha=lora_alpha,
+        )
+        if weights is not None:
+            write_safetensors_weights(directory, tune_to_hf(weights, self.config), self.weight_map)
 
     def save_checkpoint(
         self,
@@ -205,30 +221,14 @@ class HuggingFaceCheckpointer:
         write_extra: Callable[[Path], None] | None = None,
         overwrite: bool = True,
     ) -> Path:
-        """Atomically write ``<output_dir>/<name>`` with :meth:`write_checkpoint`.
-
-        Args:
-            state_dict (dict[str, torch.Tensor]): torchtune state dict.
-            name (str): sub-directory name, e.g. ``"epoch_0"`` or ``"step_100"``. Default "final".
-            lora_alpha (float | None): see :meth:`write_checkpoint`.
-            adapter_only (bool): see :meth:`write_checkpoint`. Default False.
-            write_extra (Callable[[Path], None] | None): writes more files (e.g. recipe state)
-                into the same directory before it is committed.
-            overwrite (bool): replace an existing directory. Default True.
-
-        Returns:
-            Path: the finished directory.
-        """
-        final = self.output_dir / name
-        with atomic_directory(final, overwrite=overwrite) as tmp:
-            self.write_checkpoint(tmp, state_dict, lora_alpha=lora_alpha, adapter_only=adapter_only)
-            if write_extra is not None:
-                write_extra(tmp)
-        return final
+        """Deprecated: atomically write ``<output_dir>/<name>``; recipes save through
+        :class:`CheckpointManager` (one atomic path) with :meth:`write_checkpoint`."""
+        return save_with(self, self.output_dir / name, state_dict, lora_alpha=lora_alpha,
+                         adapter_only=adapter_only, write_extra=write_extra, overwrite=overwrite)
 
     def _copy_side_files(self, directory: Path) -> None:
         for path in sorted(self.checkpoint_dir.iterdir()):
-            if path.is_file() and not path.name.endswith(_WEIGHT_SUFFIXES) and path.name not in _NOT_COPIED:
+            if path.is_file() and (path.name in _MODEL_FILES or path.name.upper().startswith(_MODEL_FILE_PREFIXES)):
                 shutil.copy2(path, directory / path.name)
         if self._model_type_override:
             with open(directory / "config.json", "w", encoding="utf-8") as f:

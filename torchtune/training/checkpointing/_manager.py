@@ -37,7 +37,7 @@ class CheckpointManager:
     """Step checkpoints ``<output_dir>/step_<N>``, written atomically, pruned, found for resume.
 
     Single-process saves go through :meth:`save`. Sharded (distributed) saves write
-    :meth:`step_dir` with ``torchtune.training.dcp_save`` on every rank, then rank 0 calls
+    :meth:`step_dir` with :func:`~torchtune.training.checkpointing.dcp_save` on every rank, then rank 0 calls
     :meth:`prune`.
 
     Args:

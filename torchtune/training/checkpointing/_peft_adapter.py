@@ -6,7 +6,9 @@ become ``base_model.model.<hf module>.lora_A.weight``, ``...lora_B.weight`` and
 """
 
 import json
-import logging
+import warnings
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +16,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from torchtune.models import hf_to_tune, tune_to_hf_module_name
-
-logger = logging.getLogger(__name__)
+from torchtune.modules.peft import AdapterSpec, get_adapter_state_dict, get_merged_lora_ckpt
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_SUBDIR = "adapter"  # a checkpoint's peft adapter, beside the merged model
 _PEFT_PREFIX = "base_model.model."
 # our parameter suffix -> peft parameter suffix
 _SUFFIXES = {"lora_a.weight": "lora_A.weight", "lora_b.weight": "lora_B.weight", "magnitude": "lora_magnitude_vector"}
@@ -76,45 +78,82 @@ def _hf_to_tune_module(hf_module: str, config: dict[str, Any]) -> str:
     return name.rsplit(".", 1)[0]
 
 
+def _specs_from(
+    adapter_state_dict: Mapping[str, torch.Tensor],
+    adapter_specs: Mapping[str, AdapterSpec] | None,
+    lora_alpha: float | None,
+    lora_dropout: float,
+) -> dict[str, AdapterSpec]:
+    """Each adapter module's spec: from ``adapter_specs``, else rank from ``lora_a`` and one alpha."""
+    specs = {}
+    for key, value in adapter_state_dict.items():
+        if not key.endswith(".lora_a.weight"):
+            continue
+        module = key[: -len(".lora_a.weight")]
+        if adapter_specs is not None and module in adapter_specs:
+            specs[module] = adapter_specs[module]
+        elif lora_alpha is not None:
+            use_dora = f"{module}.magnitude" in adapter_state_dict
+            specs[module] = AdapterSpec(rank=value.shape[0], alpha=float(lora_alpha), dropout=lora_dropout, use_dora=use_dora)
+        else:
+            raise ValueError(
+                f"no alpha for the adapter of {module!r}: pass adapter_specs=get_adapter_specs(model) "
+                "(torchtune.modules.peft)"
+            )
+    return specs
+
+
 def save_peft_adapter(
     directory: str | Path,
     adapter_state_dict: dict[str, torch.Tensor],
     config: dict[str, Any],
     *,
-    lora_alpha: float,
+    adapter_specs: Mapping[str, AdapterSpec] | None = None,
+    lora_alpha: float | None = None,
     lora_dropout: float = 0.0,
     base_model_name_or_path: str | None = None,
 ) -> None:
     """Write ``adapter_model.safetensors`` and ``adapter_config.json`` into ``directory``.
 
+    Adapters of different ranks or alphas are written with peft's ``rank_pattern`` /
+    ``alpha_pattern`` (the most common rank and alpha are ``r`` and ``lora_alpha``).
+
     Args:
         directory (str | Path): an existing directory.
-        adapter_state_dict (dict[str, torch.Tensor]): our adapter entries; the rank is read from
-            the ``lora_a`` shapes ``[r, in]`` and DoRA from the presence of ``magnitude``.
+        adapter_state_dict (dict[str, torch.Tensor]): our adapter entries; DoRA is recognised by
+            the presence of ``magnitude``.
         config (dict[str, Any]): the base model's Hugging Face ``config.json``.
-        lora_alpha (float): the adapters' alpha.
-        lora_dropout (float): the adapters' dropout. Default 0.0.
+        adapter_specs (Mapping[str, AdapterSpec] | None): each adapter module's rank, alpha and
+            dropout (``torchtune.modules.peft.get_adapter_specs(model)``). Default None.
+        lora_alpha (float | None): one alpha for every adapter, when ``adapter_specs`` is not
+            given (ranks then come from the ``lora_a`` shapes ``[r, in]``). Default None.
+        lora_dropout (float): the dropout recorded with ``lora_alpha``. Default 0.0.
         base_model_name_or_path (str | None): recorded for ``PeftModel``. Default None.
 
     Raises:
-        ValueError: if there are no adapters or the adapters have different ranks.
+        ValueError: if there are no adapters, or an adapter's alpha is known from neither argument.
     """
-    ranks = {v.shape[0] for k, v in adapter_state_dict.items() if k.endswith(".lora_a.weight")}
-    if len(ranks) != 1:
-        raise ValueError(f"adapter ranks={sorted(ranks)}: expected exactly one LoRA rank in the adapter state dict")
+    specs = _specs_from(adapter_state_dict, adapter_specs, lora_alpha, lora_dropout)
+    if not specs:
+        raise ValueError("the adapter state dict holds no lora_a/lora_b weights; nothing to write")
     peft_sd = adapter_to_peft(adapter_state_dict, config)
     # "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" -> "q_proj"
     targets = sorted({k.split(".")[-3] for k in peft_sd if k.endswith(".lora_A.weight")})
     save_file({k: v.detach().cpu().contiguous() for k, v in peft_sd.items()}, Path(directory) / ADAPTER_WEIGHTS,
               metadata={"format": "pt"})
+    rank = Counter(s.rank for s in specs.values()).most_common(1)[0][0]
+    alpha = Counter(s.alpha for s in specs.values()).most_common(1)[0][0]
+    hf_names = {m: tune_to_hf_module_name(m, config) for m in specs}
     adapter_config = {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
-        "r": ranks.pop(),
-        "lora_alpha": lora_alpha,
-        "lora_dropout": lora_dropout,
+        "r": rank,
+        "lora_alpha": alpha,
+        "rank_pattern": {hf_names[m]: s.rank for m, s in sorted(specs.items()) if s.rank != rank},
+        "alpha_pattern": {hf_names[m]: s.alpha for m, s in sorted(specs.items()) if s.alpha != alpha},
+        "lora_dropout": max(s.dropout for s in specs.values()),
         "target_modules": targets,
-        "use_dora": any(k.endswith(".magnitude") for k in adapter_state_dict),
+        "use_dora": any(s.use_dora for s in specs.values()),
         "bias": "none",
         "fan_in_fan_out": False,
         "inference_mode": True,
@@ -122,6 +161,61 @@ def save_peft_adapter(
     }
     with open(Path(directory) / ADAPTER_CONFIG, "w", encoding="utf-8") as f:
         json.dump(adapter_config, f, indent=2)
+
+
+def adapter_dir_of(path: str | Path) -> Path:
+    """The peft adapter directory of ``path``: its ``adapter/`` sub-directory when it is a
+    checkpoint written by a checkpointer, else ``path`` itself."""
+    path = Path(path)
+    return path / ADAPTER_SUBDIR if (path / ADAPTER_SUBDIR / ADAPTER_CONFIG).is_file() else path
+
+
+def write_adapter_and_merge(
+    directory: str | Path,
+    state_dict: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    *,
+    adapter_specs: Mapping[str, AdapterSpec] | None,
+    adapter_only: bool,
+    base_model_name_or_path: str,
+    lora_alpha: float | None = None,
+) -> dict[str, torch.Tensor] | None:
+    """The adapter half of every checkpointer's ``write_checkpoint``.
+
+    Writes the peft adapter of ``state_dict`` (if it holds one) into ``directory/adapter`` (into
+    ``directory`` with ``adapter_only``) and returns the state dict the checkpointer writes as the
+    model: adapters merged into their base weights, or None when only the adapter is written.
+
+    Args:
+        directory (str | Path): the checkpoint directory (exists).
+        state_dict (dict[str, torch.Tensor]): torchtune state dict, adapters included or not.
+        config (dict[str, Any]): the model's Hugging Face config.
+        adapter_specs (Mapping[str, AdapterSpec] | None): from ``get_adapter_specs(model)``.
+        adapter_only (bool): write only the adapter.
+        base_model_name_or_path (str): recorded in ``adapter_config.json``.
+        lora_alpha (float | None): deprecated; one alpha for every adapter. Default None.
+
+    Returns:
+        dict[str, torch.Tensor] | None: the weights to write, or None.
+
+    Raises:
+        ValueError: on ``adapter_only`` without adapters, or adapters whose alpha is unknown.
+    """
+    if lora_alpha is not None:
+        warnings.warn("write_checkpoint(lora_alpha=...) is deprecated; pass adapter_specs=get_adapter_specs(model)",
+                      DeprecationWarning, stacklevel=3)
+    adapter = get_adapter_state_dict(state_dict)
+    if adapter_only and not adapter:
+        raise ValueError("adapter_only=True but the state dict holds no adapter weights")
+    if not adapter:
+        return state_dict
+    specs = _specs_from(adapter, adapter_specs, lora_alpha, 0.0)
+    adapter_dir = Path(directory) if adapter_only else Path(directory) / ADAPTER_SUBDIR
+    adapter_dir.mkdir(exist_ok=True)
+    save_peft_adapter(adapter_dir, adapter, config, adapter_specs=specs, base_model_name_or_path=base_model_name_or_path)
+    if adapter_only:
+        return None
+    return get_merged_lora_ckpt(state_dict, adapter_specs=specs)  # adapters folded in and dropped
 
 
 def load_peft_adapter(directory: str | Path, config: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

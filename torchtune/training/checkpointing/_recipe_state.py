@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from torchtune.utils._rng import get_rng_state, set_rng_state  # the one implementation
+from torchtune.training import get_rng_state, load_full_optimizer_state_dict, set_rng_state
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def save_recipe_state(
         optimizer (torch.optim.Optimizer | dict | None): an optimizer or its ``state_dict()``
             (for sharded models, the full optimizer state dict). Default None.
         lr_scheduler (Any): an object with ``state_dict()`` or a state dict. Default None.
-        rng_state (dict[str, Any] | None): from :func:`get_rng_state`; None captures it now.
+        rng_state (dict[str, Any] | None): from :func:`torchtune.training.get_rng_state`; None captures it now.
         loss_history (list[float] | None): losses so far, saved exactly. Default None.
         extra (dict[str, Any] | None): other JSON-able/tensor values. Default None.
 
@@ -161,7 +161,7 @@ def load_recipe_state(directory: str | Path) -> dict[str, Any]:
     Returns:
         dict[str, Any]: keys ``step``, ``epoch``, ``seed``, ``samples_seen``, ``optimizer`` (a
         state dict for ``optimizer.load_state_dict``), ``lr_scheduler``, ``rng`` (for
-        :func:`set_rng_state`), ``loss_history`` and ``extra``.
+        :func:`torchtune.training.set_rng_state`), ``loss_history`` and ``extra``.
 
     Raises:
         FileNotFoundError: if the directory lacks the recipe state files.
@@ -171,3 +171,37 @@ def load_recipe_state(directory: str | Path) -> dict[str, Any]:
     if state.get("version") != _FORMAT_VERSION:
         raise ValueError(f"recipe state version={state.get('version')!r} is not supported (expected 1)")
     return state
+
+
+def restore_training_state(
+    directory: str | Path,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: Any,
+    *,
+    sharded_model: torch.nn.Module | None = None,
+    rank: int = 0,
+) -> tuple[int, int, int]:
+    """Put a run back where :func:`save_recipe_state` left it: optimizer and scheduler state, and
+    the random-number generators (process 0's; other processes keep their ``seed + rank``
+    streams).
+
+    Args:
+        directory (str | Path): the checkpoint to resume from.
+        optimizer (torch.optim.Optimizer): the run's optimizer, built as before.
+        lr_scheduler (Any): its scheduler.
+        sharded_model (torch.nn.Module | None): the FSDP-sharded model when distributed: the
+            saved full optimizer state is then scattered to the shards. Default None.
+        rank (int): this process. Default 0.
+
+    Returns:
+        tuple[int, int, int]: ``(step, epoch, samples_seen)`` to continue from.
+    """
+    state = load_recipe_state(directory)
+    if sharded_model is not None:
+        load_full_optimizer_state_dict(sharded_model, optimizer, state["optimizer"])
+    else:
+        optimizer.load_state_dict(state["optimizer"])
+    lr_scheduler.load_state_dict(state["lr_scheduler"])
+    if rank == 0:
+        set_rng_state(state["rng"])
+    return state["step"], state["epoch"], state["samples_seen"]

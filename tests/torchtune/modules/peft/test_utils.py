@@ -3,10 +3,12 @@ import torch
 from torch import nn
 
 from torchtune.modules.peft import (
+    AdapterSpec,
     DoRALinear,
     LoRALinear,
     disable_adapter,
     get_adapter_params,
+    get_adapter_specs,
     get_adapter_state_dict,
     get_merged_lora_ckpt,
     initialize_dora_magnitudes,
@@ -114,5 +116,27 @@ def test_merge_infers_each_adapters_rank_and_needs_alpha():
     merged = get_merged_lora_ckpt(sd, alpha=8.0)
     assert merged.keys() == {"p.weight"}
     torch.testing.assert_close(merged["p.weight"], expected)
-    with pytest.raises(ValueError, match="alpha=None: the state dict holds LoRA adapters"):
+    with pytest.raises(ValueError, match="no alpha for the adapter of 'p': pass adapter_specs="):
         get_merged_lora_ckpt(sd)
+    specs = {"p": AdapterSpec(rank=2, alpha=8.0)}
+    torch.testing.assert_close(get_merged_lora_ckpt(sd, adapter_specs=specs)["p.weight"], expected)
+
+
+def test_adapter_specs_are_read_off_the_modules():
+    model = nn.Sequential(LoRALinear(3, 4, rank=2, alpha=5.0, dropout=0.1), nn.ReLU(), DoRALinear(4, 4, rank=3, alpha=6.0))
+    assert get_adapter_specs(model) == {
+        "0": AdapterSpec(rank=2, alpha=5.0, dropout=0.1, use_dora=False),
+        "2": AdapterSpec(rank=3, alpha=6.0, dropout=0.0, use_dora=True),
+    }
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_b" in name:
+                p.normal_()
+    merged = get_merged_lora_ckpt(model.state_dict(), adapter_specs=get_adapter_specs(model))
+    # each adapter merged with its own scale: the merged layers reproduce the adapted ones
+    x = torch.randn(5, 3)
+    plain = nn.Sequential(nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 4, bias=False))
+    plain.load_state_dict(merged)
+    model.eval()
+    torch.testing.assert_close(plain(x), model(x), rtol=1e-5, atol=1e-5)

@@ -14,17 +14,19 @@ import argparse
 import os
 import random
 import signal
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from torchtune.models import model_from_hf_config
+from torchtune.training import set_rng_state
 from torchtune.training.checkpointing import (
     CheckpointManager,
     HuggingFaceCheckpointer,
+    atomic_directory,
     load_recipe_state,
     save_recipe_state,
-    set_rng_state,
 )
 
 N_SAMPLES, SEQ, BATCH, ACCUM, SEED = 24, 8, 4, 2, 7
@@ -70,7 +72,7 @@ def main() -> None:
     step, epoch, samples_seen, losses = 0, 0, 0, []
     resume_dir = manager.resolve_resume("auto")
     if resume_dir is not None:
-        model.load_state_dict(HuggingFaceCheckpointer(resume_dir, args.out_dir).load_checkpoint())
+        model.load_state_dict(base.load_checkpoint(resume_dir))  # resume through the configured checkpointer
         state = load_recipe_state(resume_dir)
         optim.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["lr_scheduler"])
@@ -111,7 +113,8 @@ def main() -> None:
         if samples_seen >= N_SAMPLES:
             epoch, samples_seen = epoch + 1, 0
 
-    base.save_checkpoint(model.state_dict(), "final", write_extra=write_state)
+    with atomic_directory(Path(args.out_dir) / "final", overwrite=True) as tmp:
+        write(tmp)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,11 @@ from torchtune.training.checkpointing import (
     COMPLETE_MARKER,
     CheckpointManager,
     atomic_directory,
-    commit_temp_dir,
     is_complete_checkpoint,
     load_recipe_state,
-    prepare_temp_dir,
     save_recipe_state,
-    temp_dir_for,
 )
+from torchtune.training.checkpointing._atomic import commit_temp_dir, prepare_temp_dir, temp_dir_for
 
 
 def _write_files(directory: Path, value: int) -> None:

@@ -10,7 +10,8 @@ transformers = pytest.importorskip("transformers")
 
 from tests.torchtune.gguf._gguf_testing import bpe_tokenizer_kv, tiny_model, train_byte_level_bpe, write_tiny_gguf  # noqa: E402
 
-from torchtune.training.checkpointing import GGUFCheckpointer  # noqa: E402
+from torchtune.modules.peft import get_adapter_specs  # noqa: E402
+from torchtune.training.checkpointing import GGUFCheckpointer, atomic_directory  # noqa: E402
 
 
 def _round_like_gguf(model, out_type: str) -> None:
@@ -57,13 +58,15 @@ def test_save_checkpoint_round_trip_and_tokenizer(tmp_path):
     ckpt = GGUFCheckpointer(path, tmp_path / "out", out_type="F16")
     state_dict = {k: v + 0.01 for k, v in ckpt.load_checkpoint().items()}  # "fine-tuned"
 
-    extra = []
-    directory = ckpt.save_checkpoint(state_dict, "epoch_3", write_extra=lambda d: extra.append(d.name))
-    assert directory == tmp_path / "out" / "epoch_3" and extra
+    directory = tmp_path / "out" / "epoch_3"
+    with atomic_directory(directory) as tmp:
+        ckpt.write_checkpoint(tmp, state_dict)
     assert sorted(p.name for p in directory.iterdir()) == ["CHECKPOINT_COMPLETE", "model-F16.gguf"]
     again = GGUFCheckpointer(directory / "model-F16.gguf", tmp_path / "out2")
     back = again.load_checkpoint()
     assert set(back) == set(state_dict)
+    resumed = ckpt.load_checkpoint(directory)  # a written checkpoint reads back through the same checkpointer
+    assert all(torch.equal(resumed[k], back[k]) for k in back)
     for name, value in state_dict.items():
         expected = value if value.dim() == 1 else value.to(torch.float16).to(torch.float32)
         assert torch.equal(back[name], expected), name
@@ -84,7 +87,9 @@ def test_lora_checkpoint_is_merged_and_adapter_kept(tmp_path):
             if "lora_b" in name:
                 p.normal_()
     state_dict = dict(model.state_dict())
-    directory = ckpt.save_checkpoint(state_dict, lora_alpha=8.0)
+    directory = tmp_path / "out" / "final"
+    with atomic_directory(directory) as tmp:
+        ckpt.write_checkpoint(tmp, state_dict, adapter_specs=get_adapter_specs(model))
     merged = GGUFCheckpointer(directory / "model-F32.gguf", tmp_path / "x").load_checkpoint()
     a, b = state_dict["layers.1.attn.q_proj.lora_a.weight"], state_dict["layers.1.attn.q_proj.lora_b.weight"]
     expected = state_dict["layers.1.attn.q_proj.weight"] + (8.0 / 4) * b @ a  # W + alpha / r * B A
@@ -93,7 +98,7 @@ def test_lora_checkpoint_is_merged_and_adapter_kept(tmp_path):
     adapter = ckpt.load_adapter(directory)
     assert set(adapter) == {k for k in state_dict if "lora" in k}
     assert torch.equal(adapter["layers.1.attn.q_proj.lora_b.weight"], b)
-    with pytest.raises(ValueError, match="lora_alpha=None: the state dict holds LoRA adapters"):
+    with pytest.raises(ValueError, match="no alpha for the adapter of 'layers.0.attn.q_proj'"):
         ckpt.write_checkpoint(tmp_path, state_dict)
     with pytest.raises(ValueError, match="adapter_only=True but the state dict holds no adapter weights"):
         ckpt.write_checkpoint(tmp_path, merged, adapter_only=True)

@@ -85,9 +85,9 @@ def test_greedy_answer_is_coherent(checkpointer, model):
 
 def test_q8_0_export_still_answers(checkpointer, tmp_path):
     """Export the imported weights as Q8_0 (tokenizer carried over) and run the re-imported file."""
-    directory = GGUFCheckpointer(GGUF_PATH, output_dir=tmp_path, out_type="Q8_0").save_checkpoint(
-        checkpointer.load_checkpoint(), "export"
-    )
+    directory = tmp_path / "export"
+    directory.mkdir()
+    GGUFCheckpointer(GGUF_PATH, output_dir=tmp_path, out_type="Q8_0").write_checkpoint(directory, checkpointer.load_checkpoint())
     exported = GGUFCheckpointer(directory / "model-Q8_0.gguf", output_dir=os.devnull)
     assert exported.metadata["tokenizer.chat_template"] == checkpointer.metadata["tokenizer.chat_template"]
     model = exported.build_model().eval()

@@ -9,7 +9,14 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from torchtune.models import model_from_hf_config
-from torchtune.training.checkpointing import HuggingFaceCheckpointer, is_complete_checkpoint, save_peft_adapter
+from torchtune.modules.peft import LoRALinear, get_adapter_specs
+from torchtune.training.checkpointing import (
+    Checkpointer,
+    HuggingFaceCheckpointer,
+    atomic_directory,
+    is_complete_checkpoint,
+    save_peft_adapter,
+)
 from torchtune.training.checkpointing._peft_adapter import adapter_to_peft, peft_to_adapter
 
 SIZES = dict(vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
@@ -42,6 +49,13 @@ def _ours(checkpointer, **lora):
     return model.eval()
 
 
+def _save(checkpointer, directory, state_dict, **kwargs):
+    """Write a checkpoint as recipes do: write_checkpoint inside an atomic directory."""
+    with atomic_directory(directory) as tmp:
+        checkpointer.write_checkpoint(tmp, state_dict, **kwargs)
+    return directory
+
+
 def _logits(model) -> torch.Tensor:
     with torch.no_grad():
         return model(TOKENS)
@@ -55,6 +69,7 @@ def test_transformers_files_round_trip(tmp_path, family, shard):
     hf.generation_config.save_pretrained(src)
     (src / "tokenizer.json").write_text("{}")
     src_files = sorted(p.name for p in src.iterdir())
+    (src / "train.jsonl").write_text("{}\n")  # a user's data file beside the model: not a model file
     checkpointer = HuggingFaceCheckpointer(src, tmp_path / "out")
     assert len(checkpointer.checkpoint_files) == (1 if shard is None else len(list(src.glob("*.safetensors"))) )
     assert shard is None or len(checkpointer.checkpoint_files) > 1
@@ -64,11 +79,15 @@ def test_transformers_files_round_trip(tmp_path, family, shard):
     with torch.no_grad():  # change the weights so the written files must come from our state dict
         for param in model.parameters():
             param.mul_(1.01)
-    out = checkpointer.save_checkpoint(model.state_dict(), "epoch_0")
+    assert isinstance(checkpointer, Checkpointer)
+    out = _save(checkpointer, tmp_path / "out" / "epoch_0", model.state_dict())
     assert is_complete_checkpoint(out)
     assert sorted(p.name for p in out.iterdir()) == sorted(src_files + ["CHECKPOINT_COMPLETE"])
     reloaded = AutoModelForCausalLM.from_pretrained(out).eval()
     torch.testing.assert_close(_hf_logits(reloaded), _logits(model), rtol=1e-5, atol=1e-5)
+    resumed = checkpointer.load_checkpoint(out)  # a written checkpoint reads back (full fine-tuning resume)
+    assert resumed.keys() == model.state_dict().keys()
+    assert all(torch.equal(resumed[k], v) for k, v in model.state_dict().items())
 
 
 @pytest.mark.parametrize("use_dora", [False, True])
@@ -86,7 +105,7 @@ def test_adapter_loads_in_peft(tmp_path, use_dora):
                 param.copy_(0.3 * torch.randn_like(param))
             elif name.endswith("magnitude"):
                 param.mul_(1 + 0.1 * torch.rand_like(param))
-    out = checkpointer.save_checkpoint(model.state_dict(), "step_3", lora_alpha=8.0)
+    out = _save(checkpointer, tmp_path / "out" / "step_3", model.state_dict(), adapter_specs=get_adapter_specs(model))
     config = json.loads((out / "adapter" / "adapter_config.json").read_text())
     assert config["target_modules"] == ["down_proj", "gate_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
     assert (config["r"], config["lora_alpha"], config["use_dora"]) == (2, 8.0, use_dora)
@@ -101,23 +120,61 @@ def test_adapter_loads_in_peft(tmp_path, use_dora):
     assert all(torch.equal(adapter[k], state[k]) for k in adapter)
 
 
+def test_adapters_of_different_ranks_and_alphas_load_in_peft(tmp_path):
+    hf = _hf_model("llama")
+    hf.save_pretrained(tmp_path / "src")
+    checkpointer = HuggingFaceCheckpointer(tmp_path / "src", tmp_path / "out")
+    model = _ours(checkpointer, lora_attn_modules=["q_proj", "v_proj"], lora_rank=2, lora_alpha=8.0)
+    torch.manual_seed(2)
+    for layer in model.layers:  # layer 0's v_proj: another rank and alpha
+        old = layer.attn.v_proj
+        layer.attn.v_proj = LoRALinear(old.in_dim, old.out_dim, rank=4, alpha=3.0)
+        layer.attn.v_proj.weight.data.copy_(old.weight)
+        break
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("lora_a.weight", "lora_b.weight")):
+                param.copy_(0.3 * torch.randn_like(param))
+    out = _save(checkpointer, tmp_path / "out" / "s", model.state_dict(), adapter_specs=get_adapter_specs(model))
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (2, 8.0)
+    assert config["rank_pattern"] == {"model.layers.0.self_attn.v_proj": 4}
+    assert config["alpha_pattern"] == {"model.layers.0.self_attn.v_proj": 3.0}
+    expected = _logits(model)
+    peft_model = PeftModel.from_pretrained(_hf_model("llama"), out / "adapter").eval()
+    torch.testing.assert_close(_hf_logits(peft_model), expected, rtol=1e-5, atol=1e-5)
+    merged = AutoModelForCausalLM.from_pretrained(out).eval()
+    torch.testing.assert_close(_hf_logits(merged), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_deprecated_save_checkpoint_writes_the_same_files(tmp_path):
+    _hf_model("llama").save_pretrained(tmp_path / "src")
+    checkpointer = HuggingFaceCheckpointer(tmp_path / "src", tmp_path / "out")
+    model = _ours(checkpointer, lora_attn_modules=["q_proj"], lora_rank=2, lora_alpha=4.0)
+    with pytest.warns(DeprecationWarning, match="save_checkpoint is deprecated"):
+        old = checkpointer.save_checkpoint(model.state_dict(), "old", lora_alpha=4.0)
+    new = _save(checkpointer, tmp_path / "out" / "new", model.state_dict(), adapter_specs=get_adapter_specs(model))
+    for name in ("model.safetensors", "adapter/adapter_model.safetensors", "adapter/adapter_config.json"):
+        assert (old / name).read_bytes() == (new / name).read_bytes(), name
+
+
 def test_adapter_only_and_bad_inputs(tmp_path):
     _hf_model("llama").save_pretrained(tmp_path / "src")
     checkpointer = HuggingFaceCheckpointer(tmp_path / "src", tmp_path / "out")
     model = _ours(checkpointer, lora_attn_modules=["q_proj"], lora_rank=2, lora_alpha=4.0)
     state = model.state_dict()
-    out = checkpointer.save_checkpoint(state, "adapter", lora_alpha=4.0, adapter_only=True)
+    out = _save(checkpointer, tmp_path / "out" / "adapter", state, adapter_specs=get_adapter_specs(model), adapter_only=True)
     assert not list(out.glob("model*.safetensors"))
     with pytest.raises(FileNotFoundError, match=r"no \*.safetensors weights found"):
         HuggingFaceCheckpointer(out, tmp_path / "o2")  # the adapter is not mistaken for model weights
     assert set(load_file(out / "adapter_model.safetensors")) == {
         f"base_model.model.model.layers.{i}.self_attn.q_proj.lora_{ab}.weight" for i in range(2) for ab in "AB"
     }
-    with pytest.raises(ValueError, match="lora_alpha=None: the state dict holds LoRA adapters"):
-        checkpointer.save_checkpoint(state, "x")
+    with pytest.raises(ValueError, match="no alpha for the adapter of 'layers.0.attn.q_proj': pass adapter_specs="):
+        _save(checkpointer, tmp_path / "out" / "x", state)
     base = {k: v for k, v in state.items() if "lora" not in k}
     with pytest.raises(ValueError, match="adapter_only=True but the state dict holds no adapter weights"):
-        checkpointer.save_checkpoint(base, "x", adapter_only=True)
+        _save(checkpointer, tmp_path / "out" / "x", base, adapter_only=True)
     assert not (tmp_path / "out" / "x").exists()
     with pytest.raises(FileNotFoundError, match="config.json not found in checkpoint_dir="):
         HuggingFaceCheckpointer(tmp_path / "out", tmp_path / "o2")
@@ -138,10 +195,9 @@ def test_peft_key_errors(tmp_path):
     config = {"model_type": "llama"}
     with pytest.raises(ValueError, match=r"key='model.layers.0.q.weight' is not a peft LoRA key"):
         peft_to_adapter({"model.layers.0.q.weight": torch.ones(1)}, config)
-    with pytest.raises(ValueError, match=r"adapter ranks=\[\]: expected exactly one LoRA rank"):
+    with pytest.raises(ValueError, match="holds no lora_a/lora_b weights; nothing to write"):
         save_peft_adapter(tmp_path, {}, config, lora_alpha=1.0)
-    mixed = {"layers.0.attn.q_proj.lora_a.weight": torch.ones(1, 4), "layers.0.attn.v_proj.lora_a.weight": torch.ones(2, 4)}
-    with pytest.raises(ValueError, match=r"adapter ranks=\[1, 2\]: expected exactly one LoRA rank"):
-        save_peft_adapter(tmp_path, mixed, config, lora_alpha=1.0)
+    with pytest.raises(ValueError, match="no alpha for the adapter of 'layers.0.attn.q_proj'"):
+        save_peft_adapter(tmp_path, {"layers.0.attn.q_proj.lora_a.weight": torch.ones(1, 4)}, config)
     with pytest.raises(ValueError, match=r"key='layers.0.attn.q_proj.weight' is not an adapter key"):
         adapter_to_peft({"layers.0.attn.q_proj.weight": torch.ones(1)}, config)

@@ -6,8 +6,17 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from peft import PeftModel
+
 from torchtune.models import model_from_hf_config
-from torchtune.training.checkpointing import MetaCheckpointer, hf_to_meta_rotary, meta_to_hf_rotary
+from torchtune.modules.peft import get_adapter_specs
+from torchtune.training.checkpointing import (
+    Checkpointer,
+    MetaCheckpointer,
+    atomic_directory,
+    hf_to_meta_rotary,
+    meta_to_hf_rotary,
+)
 
 HEADS, KV_HEADS, DIM, LAYERS = 4, 2, 32, 2
 TOKENS = torch.randint(0, 96, (2, 9), generator=torch.Generator().manual_seed(0))
@@ -49,20 +58,51 @@ def hf_llama():
     return LlamaForCausalLM(config).eval()
 
 
+def _write(checkpointer, directory, state_dict, **kwargs):
+    with atomic_directory(directory) as tmp:
+        checkpointer.write_checkpoint(tmp, state_dict, **kwargs)
+    return directory
+
+
 def test_meta_file_loads_with_hf_logits_and_round_trips(tmp_path, hf_llama):
     _write_meta(hf_llama, tmp_path / "meta")
     checkpointer = MetaCheckpointer(tmp_path / "meta", tmp_path / "out")
-    model = model_from_hf_config(hf_llama.config.to_dict()).eval()
+    assert isinstance(checkpointer, Checkpointer)
+    model = model_from_hf_config(checkpointer.config).eval()  # the architecture from params.json + shapes
     model.load_state_dict(checkpointer.load_checkpoint())
     with torch.no_grad():
         torch.testing.assert_close(model(TOKENS), hf_llama(TOKENS).logits, rtol=1e-5, atol=1e-5)
-    out = checkpointer.save_checkpoint(model.state_dict(), "epoch_0")
+    out = _write(checkpointer, tmp_path / "out" / "epoch_0", model.state_dict())
     original = torch.load(tmp_path / "meta" / "consolidated.00.pth", weights_only=True)
     written = torch.load(out / "consolidated.00.pth", weights_only=True)
     del original["rope.freqs"]
     assert written.keys() == original.keys()
     assert all(torch.equal(written[k], original[k]) for k in original)
     assert json.loads((out / "params.json").read_text())["n_kv_heads"] == KV_HEADS
+    resumed = checkpointer.load_checkpoint(out)
+    assert all(torch.equal(resumed[k], v) for k, v in model.state_dict().items())
+
+
+def test_meta_lora_writes_a_peft_adapter_and_merged_weights(tmp_path, hf_llama):
+    _write_meta(hf_llama, tmp_path / "meta")
+    checkpointer = MetaCheckpointer(tmp_path / "meta", tmp_path / "out")
+    model = model_from_hf_config(checkpointer.config, lora_attn_modules=["q_proj", "v_proj"], lora_rank=2, lora_alpha=4.0)
+    model.load_state_dict(checkpointer.load_checkpoint(), strict=False)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_" in name:
+                param.copy_(0.3 * torch.randn_like(param))
+    out = _write(checkpointer, tmp_path / "out" / "s", model.state_dict(), adapter_specs=get_adapter_specs(model))
+    with torch.no_grad():
+        expected = model.eval()(TOKENS)
+        peft_model = PeftModel.from_pretrained(hf_llama, out / "adapter").eval()
+        torch.testing.assert_close(peft_model(TOKENS).logits, expected, rtol=1e-5, atol=1e-5)
+        merged = model_from_hf_config(checkpointer.config).eval()
+        merged.load_state_dict(checkpointer.load_checkpoint(out))
+        torch.testing.assert_close(merged(TOKENS), expected, rtol=1e-4, atol=1e-4)
+    adapter = checkpointer.load_adapter(out)
+    assert all(torch.equal(adapter[k], v) for k, v in model.state_dict().items() if "lora_" in k)
 
 
 def test_rotary_permutations_are_inverse_and_match_the_index_reference():
@@ -89,9 +129,12 @@ def test_bad_inputs(tmp_path, hf_llama):
     with pytest.raises(ValueError, match="no torchtune name for Meta key 'layers.0.attention.wz.weight'"):
         checkpointer.load_checkpoint()
     with pytest.raises(ValueError, match="no Meta name for torchtune key 'layers.0.attn.q_norm.scale'"):
-        checkpointer.save_checkpoint({"layers.0.attn.q_norm.scale": torch.ones(2)})
+        _write(checkpointer, tmp_path / "out" / "x", {"layers.0.attn.q_norm.scale": torch.ones(2)})
     lora = {"norm.scale": torch.ones(2), "layers.0.attn.q_proj.weight": torch.ones(2, 2),
             "layers.0.attn.q_proj.lora_a.weight": torch.ones(1, 2), "layers.0.attn.q_proj.lora_b.weight": torch.ones(2, 1)}
-    with pytest.raises(ValueError, match="lora_alpha=None: the state dict holds LoRA adapters"):
-        checkpointer.save_checkpoint(lora)
+    with pytest.raises(ValueError, match=r"the checkpoint has no \['tok_embeddings.weight'.*not a Meta Llama"):
+        _write(checkpointer, tmp_path / "out" / "y", lora)  # naming the adapter's modules needs the config
+    _write_meta(hf_llama, tmp_path / "meta")
+    with pytest.raises(ValueError, match="no alpha for the adapter of 'layers.0.attn.q_proj'"):
+        _write(MetaCheckpointer(tmp_path / "meta", tmp_path / "out"), tmp_path / "out" / "y", lora)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

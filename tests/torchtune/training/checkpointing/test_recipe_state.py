@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from torchtune.training import get_rng_state, set_rng_state
 from torchtune.training.checkpointing import (
-    get_rng_state,
     load_recipe_state,
     save_recipe_state,
-    set_rng_state,
 )
 
 

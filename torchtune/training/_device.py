@@ -1,0 +1,103 @@
+"""Which device and which dtype a run uses: one answer for every recipe.
+
+``device: auto`` picks CUDA, then Apple MPS (single process only), then CPU. ``dtype: auto``
+picks bf16 where the device multiplies bf16 matrices fast (CUDA with bf16 support; CPUs with
+AMX or AVX512-BF16) and fp32 elsewhere, and says why.
+"""
+
+import os
+
+import torch
+
+from torchtune.config import ConfigError
+
+#: The dtype names a config may use.
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def get_device(name: str = "auto", *, distributed: bool = False) -> torch.device:
+    """The device a config's ``device`` names.
+
+    Args:
+        name (str): ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:<i>"`` or ``"mps"``. Default ``"auto"``.
+        distributed (bool): the process is one of several (torchrun): CUDA then means this
+            process's local GPU (``LOCAL_RANK``), which becomes the current device, and ``auto``
+            never picks MPS. Default False.
+
+    Returns:
+        torch.device: the device.
+
+    Raises:
+        ConfigError: when the named device is not available here (naming ``device`` and the fix).
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif not distributed and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"device={name!r} is not a device name; use auto, cpu, cuda or mps") from e
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name!r} but this machine has no usable CUDA GPU; use device=auto or device=cpu")
+        if distributed and device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if device.index is not None:
+            torch.cuda.set_device(device)
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name!r} but MPS is not available here; use device=auto or device=cpu")
+    return device
+
+
+def _bf16_is_fast(device: torch.device) -> tuple[bool, str]:
+    """Whether bf16 matrix multiplies beat fp32 on ``device``, and the reason, in words."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return True, f"{torch.cuda.get_device_name(device)} supports bf16"
+        return False, f"{torch.cuda.get_device_name(device)} has no bf16 support"
+    if device.type == "cpu":
+        if torch.cpu._is_amx_tile_supported():
+            return True, "the CPU has AMX tiles"
+        if torch.cpu._is_avx512_bf16_supported():
+            return True, "the CPU has AVX512-BF16"
+        return False, f"the CPU has no bf16 matrix units ({torch.backends.cpu.get_cpu_capability()})"
+    return False, f"auto keeps fp32 on {device.type}"
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` can compute in bf16 at all (fast or not).
+
+    Args:
+        device (torch.device): the training device.
+
+    Returns:
+        bool: False only for a CUDA GPU without bf16.
+    """
+    return device.type != "cuda" or torch.cuda.is_bf16_supported()
+
+
+def get_dtype(name: str, device: torch.device) -> tuple[torch.dtype, str]:
+    """The dtype a config's ``dtype`` names on ``device``, and why it was chosen.
+
+    Args:
+        name (str): ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        device (torch.device): where the model runs.
+
+    Returns:
+        tuple[torch.dtype, str]: the dtype and a sentence for the run's log.
+
+    Raises:
+        ConfigError: on an unknown name, or bf16 on a device without bf16 support.
+    """
+    if name == "auto":
+        fast, why = _bf16_is_fast(device)
+        return (torch.bfloat16, f"dtype=auto chose bf16: {why}") if fast else (torch.float32, f"dtype=auto chose fp32: {why}")
+    if name not in DTYPES:
+        raise ConfigError(f"dtype={name!r} is not supported; use one of {['auto', *sorted(DTYPES)]}")
+    if DTYPES[name] == torch.bfloat16 and not bf16_supported(device):
+        raise ConfigError(f"dtype=bf16 but {torch.cuda.get_device_name(device)} has no bf16 support; use dtype=auto or dtype=fp32")
+    return DTYPES[name], f"dtype={name}"
