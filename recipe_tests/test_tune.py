@@ -61,7 +61,7 @@ def test_cp_then_run_the_copy(tt, work):
     tt.run("tune", "cp", "tiny/lora_single_device", "mine/my_lora.yaml", cwd=work)
     refused = tt.run("tune", "cp", "tiny/lora_single_device", "mine/my_lora.yaml", cwd=work, check=False)
     assert refused.returncode == 1 and "--force" in refused.stderr
-    diff = ("tune", "diff", "mine/my_lora.py", "--against", "lora_finetune_single_device")
+    diff = ("tune", "diff", "mine/my_lora.py")  # as the user guide says: the copy names its source
     assert "@@" not in tt.run(*diff, cwd=work).stdout
     script = work / "mine" / "my_lora.py"
     script.write_text(script.read_text().replace('desc="lora"', 'desc="my lora"'))
@@ -101,6 +101,10 @@ def test_lora_run_learns_saves_peft_and_generates(tt, work, dtype):
 
     gen = tt.run("tune", "run", "generate", "--config", "tiny/generate", f"checkpoint_dir={final}", cwd=work)
     assert "tokens/s" in gen.stdout or "tok/s" in gen.stdout, gen.stdout
+    # a prompt on the command line wins over the config's preset instruction (docs/recipes.md example)
+    joke = tt.run("tune", "run", "generate", "--config", "tiny/generate", f"checkpoint_dir={final}",
+                  "prompt=Tell me a joke.", cwd=work)
+    assert "Prompt: Tell me a joke." in joke.stdout and "Reverse the letters" not in joke.stdout, joke.stdout
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
