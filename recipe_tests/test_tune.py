@@ -190,6 +190,15 @@ def test_bad_input_stops_before_training(tt, work):
     close = tt.run("tune", "run", "lora_finetune_singel_device", "--config", "tiny/lora_single_device",
                    cwd=work, check=False)
     assert close.returncode == 1 and "lora_finetune_single_device" in close.stderr
+    # a builder of another size than the model directory: one message with both shapes and the fix
+    builder = ("model._component_=torchtune.models.llama3_1.lora_llama3_1", "model.vocab_size=2048",
+               "model.num_layers=4", "model.num_heads=4", "model.num_kv_heads=2", "model.embed_dim=256",
+               "model.intermediate_dim=384", "model.max_seq_len=512")
+    other = tt.run("tune", "run", "lora_finetune_single_device", "--config", "tiny/lora_single_device", *builder,
+                   cwd=work, check=False)
+    assert other.returncode != 0 and "size mismatch" not in other.stderr and "Traceback" not in other.stderr
+    assert "is [2048, 128] in the checkpoint but [2048, 256] in the model" in other.stderr
+    assert "~model._component_" in other.stderr
 
 
 def test_every_shipped_config_validates(tt, work):

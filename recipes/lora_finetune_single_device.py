@@ -48,6 +48,7 @@ from torchtune.modules.peft import (
 from torchtune.training.checkpointing import (
     CheckpointManager,
     Checkpointer,
+    check_weights_fit,
     export_gguf,
     restore_training_state,
     save_recipe_state,
@@ -89,7 +90,9 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
         model = config.instantiate(cfg.model)
     else:
         model = model_from_hf_config(checkpointer.config, **cfg.model.to_dict())
-    missing, unexpected = model.load_state_dict(checkpointer.load_checkpoint(), strict=False)
+    state_dict = checkpointer.load_checkpoint()
+    check_weights_fit(model, state_dict, builder=cfg.model.get("_component_"))
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
     set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
