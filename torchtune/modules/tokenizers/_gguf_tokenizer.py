@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 from torchtune.data import Message, PromptTemplate
 from torchtune.gguf import space_prefix, tokenizer_from_gguf_metadata
-from torchtune.modules.tokenizers._hf_model_tokenizer import compile_chat_template
+from torchtune.modules.tokenizers._chat_template import compile_chat_template
 from torchtune.modules.tokenizers._utils import ModelTokenizer
 
 logger = logging.getLogger(__name__)
