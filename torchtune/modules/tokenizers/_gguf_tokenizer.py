@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -49,8 +50,12 @@ class GGUFTokenizer(ModelTokenizer):
     ) -> None:
         super().__init__(max_seq_len=max_seq_len, prompt_template=prompt_template)
         self._tokenizer = tokenizer_from_gguf_metadata(metadata)
-        self._prefix = " " if space_prefix(metadata) else ""
         self._tokens: list[str] = list(metadata["tokenizer.ggml.tokens"])
+        self._space_prefix = space_prefix(metadata)
+        # control tokens (the special added tokens), longest first, as tokenizers matches them
+        added = self._tokenizer.get_added_tokens_decoder().values()
+        controls = sorted({t.content for t in added if t.special}, key=len, reverse=True)
+        self._controls = re.compile("|".join(map(re.escape, controls))) if controls else None
         self._vocab_model: str = metadata["tokenizer.ggml.model"]
         get = metadata.get
         self.bos_id: int | None = get("tokenizer.ggml.bos_token_id")
@@ -101,11 +106,24 @@ class GGUFTokenizer(ModelTokenizer):
 
     def _encode_with_offsets(self, text: str) -> tuple[list[int], list[int]]:
         """Token ids of ``text`` and the character offset in ``text`` where each starts."""
-        if not text:
-            return [], []
-        encoding = self._tokenizer.encode(self._prefix + text, add_special_tokens=False)
-        shift = len(self._prefix)
-        return list(encoding.ids), [max(start - shift, 0) for start, _ in encoding.offsets]
+        if not self._space_prefix:
+            encoding = self._tokenizer.encode(text, add_special_tokens=False)
+            return list(encoding.ids), [start for start, _ in encoding.offsets]
+        # the dummy-prefix space starts the text and follows every control token
+        ids: list[int] = []
+        starts: list[int] = []
+        pieces = [(m.start(), m.end()) for m in self._controls.finditer(text)] if self._controls else []
+        at = 0
+        for start, end in [*pieces, (len(text), len(text))]:
+            if start > at:
+                encoding = self._tokenizer.encode(" " + text[at:start], add_special_tokens=False)
+                ids.extend(encoding.ids)
+                starts.extend(at + max(s - 1, 0) for s, _ in encoding.offsets)
+            if end > start:
+                ids.append(self._tokenizer.token_to_id(text[start:end]))
+                starts.append(start)
+            at = end
+        return ids, starts
 
     def encode(self, text: str, add_bos: bool = True, add_eos: bool = True) -> list[int]:
         """Token ids of ``text``; BOS/EOS are added only where requested and defined.

@@ -57,7 +57,7 @@ def test_bpe_matches_transformers_gguf_reading(tmp_path):
     assert ours.tokenize_messages(CONVERSATION)[0] == list(expected)
 
 
-def _spm_metadata(tmp_path, add_dummy_prefix: bool):
+def _spm_metadata(tmp_path, add_dummy_prefix: bool, control_symbols=()):
     import sentencepiece as spm
 
     corpus = os.path.join(tmp_path, "corpus.txt")
@@ -68,6 +68,7 @@ def _spm_metadata(tmp_path, add_dummy_prefix: bool):
         byte_fallback=True, character_coverage=1.0, normalization_rule_name="identity",
         remove_extra_whitespaces=False, add_dummy_prefix=add_dummy_prefix, unk_id=0, bos_id=1, eos_id=2,
         pad_id=-1, num_threads=1, minloglevel=2, user_defined_symbols=["<tool>"],
+        control_symbols=list(control_symbols),
     )
     sp = spm.SentencePieceProcessor(model_file=os.path.join(tmp_path, "sp.model"))
     n = sp.get_piece_size()
@@ -103,6 +104,70 @@ def test_sentencepiece_matches_sentencepiece(tmp_path, add_dummy_prefix):
         expected = sp.encode(text)
         assert ours.encode(text) == [1] + expected + [2], repr(text)
         assert ours.decode(expected) == sp.decode(expected), repr(text)
+
+
+# Phi-3's template as its GGUF carries it (llama.cpp's ggml-vocab-phi-3.gguf)
+PHI3_GGUF_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}"
+    "{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}"
+    "{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif %}{% endfor %}"
+)
+
+
+def _kv(metadata):
+    import gguf
+
+    vt = gguf.GGUFValueType
+    kinds = {list: None, bool: vt.BOOL, int: vt.UINT32, str: vt.STRING}
+    kv = {}
+    for key, value in metadata.items():
+        if isinstance(value, list):
+            sub = {str: vt.STRING, float: vt.FLOAT32, int: vt.INT32}[type(value[0])]
+            kv[key] = (value, vt.ARRAY, sub)
+        else:
+            kv[key] = (value, kinds[type(value)], None)
+    return kv
+
+
+def test_sentencepiece_control_tokens_match_transformers_gguf(tmp_path):
+    """The dummy prefix follows every control token (issue 20, item 4), as in transformers'
+    reading of a Phi-3 GGUF, and a chat starting with the BOS text gets one BOS."""
+    from transformers import AutoTokenizer
+
+    controls = ["<|user|>", "<|end|>", "<|assistant|>"]
+    _, metadata = _spm_metadata(tmp_path, add_dummy_prefix=True, control_symbols=controls)
+    metadata.update({"tokenizer.ggml.add_bos_token": True, "tokenizer.chat_template": PHI3_GGUF_TEMPLATE})
+    write_tiny_gguf(tiny_model("llama"), tmp_path / "phi.gguf", tokenizer_kv=_kv(metadata), arch="phi3")
+    reference = AutoTokenizer.from_pretrained(tmp_path, gguf_file="phi.gguf")
+    ours = GGUFTokenizer.from_file(tmp_path / "phi.gguf")
+    texts = ["<s><|user|>\nhi", "a<|end|>b", "<|user|>The fox<|end|>\n<|assistant|>", " lead", "x  y"]
+    for text in texts + MIXED_TEXTS:
+        assert ours.encode(text, add_bos=False, add_eos=False) == reference.encode(text, add_special_tokens=False), text
+    assert ours.encode("<s><|user|>\nhi", add_bos=False, add_eos=False)[:3] == [1, ours._tokenizer.token_to_id("<|user|>"),
+                                                                              ours._tokenizer.token_to_id("\u2581")]
+    conversation = [{"role": "user", "content": "The quick fox?"}, {"role": "assistant", "content": "Jumps."}]
+    tokens, mask = ours.tokenize_messages(conversation)
+    expected = list(reference.apply_chat_template(conversation, tokenize=True, return_dict=False))
+    assert tokens == expected + [ours.eos_id] and tokens.count(1) == 1
+    assert ours.decode([t for t, m in zip(tokens, mask) if not m], skip_special_tokens=False).strip() == "Jumps.<|end|> \n</s>"
+
+
+def test_inconsistent_vocabulary_arrays_are_clear_errors(tmp_path):
+    _, metadata = _spm_metadata(tmp_path, add_dummy_prefix=True)
+    short = dict(metadata, **{"tokenizer.ggml.token_type": metadata["tokenizer.ggml.token_type"][:-3]})
+    n = len(metadata["tokenizer.ggml.tokens"])
+    with pytest.raises(ValueError, match=f"tokenizer.ggml.token_type has {n - 3} entries but tokenizer.ggml.tokens has {n}"):
+        GGUFTokenizer(short)
+    short = dict(metadata, **{"tokenizer.ggml.scores": metadata["tokenizer.ggml.scores"][:5]})
+    with pytest.raises(ValueError, match=f"tokenizer.ggml.scores has 5 entries but tokenizer.ggml.tokens has {n}"):
+        GGUFTokenizer(short)
+
+
+def test_gpt_2_pre_tokenizer_name_as_llama_cpp_writes_it():
+    tok = train_byte_level_bpe("gpt2")
+    ours = GGUFTokenizer(kv_to_metadata(bpe_tokenizer_kv(tok, "gpt-2")))
+    for text in MIXED_TEXTS:
+        assert ours.encode(text, add_bos=False, add_eos=False) == tok.encode(text, add_special_tokens=False).ids
 
 
 def test_tokenize_messages_matches_template_and_masks(tmp_path):
