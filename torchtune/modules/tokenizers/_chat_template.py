@@ -249,7 +249,7 @@ class ChatTemplate:
             body = content
             if dicts[i]["role"] == "assistant":
                 prompt = self._try_render(dicts[:i], True) if i > 0 else None
-                if prompt is not None:
+                if prompt is not None and prompt != self._try_render(dicts[:i], False):  # it has one
                     shared = snap(_common_prefix(prompt, text, content))
                     body = shared if start <= shared <= content else content
             regions.append(_Region(i, start, body, content, content_end, end))
