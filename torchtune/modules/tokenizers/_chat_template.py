@@ -211,29 +211,77 @@ class ChatTemplate:
         end = len(text) - _common_suffix(text, other, min(len(text), len(other)) - start)
         return start, end
 
-    def _closing(self, dicts: list[dict[str, Any]], i: int, text: str, content_end: int) -> int:
-        """Length of what the template writes after message ``i``'s content when ``i`` is the
-        last message, matched against ``text`` from ``content_end`` on."""
+    def _skeleton_spans(self, dicts: list[dict[str, Any]], text: str, gen: bool) -> list[tuple[int, int, int]] | None:
+        """All contents located with one render: every content replaced by its own marker, the
+        text between markers must reappear in ``text`` in order. None when it does not (a
+        template whose output elsewhere depends on a content), so each message is located
+        on its own."""
+        marks = [f"\ue000{k}\ue001" for k in range(len(dicts))]
+        skeleton = self._try_render([dict(d, content=m) for d, m in zip(dicts, marks)], gen)
+        if skeleton is None or any(skeleton.count(m) > 1 for m in marks):
+            return None
+        found = sorted((skeleton.index(m), k) for k, m in enumerate(marks) if m in skeleton)
+        spans: list[tuple[int, int, int]] = []
+        pos = after = 0
+        for n, (at, k) in enumerate(found):
+            if not text.startswith(skeleton[after:at], pos):
+                return None
+            pos += at - after
+            after = at + len(marks[k])
+            last = n + 1 == len(found)
+            following = skeleton[after:] if last else skeleton[after:found[n + 1][0]]
+            content = dicts[k]["content"]
+            if last:
+                end = len(text) - len(following) if text.endswith(following) else -1
+            elif text.startswith(content + following, pos):
+                end = pos + len(content)
+            else:  # the template changed the content (e.g. trimmed it)
+                end = text.find(following, pos) if following else -1
+            if end < pos:
+                return None
+            spans.append((pos, end, k))
+            pos = end
+        if not found and skeleton != text:
+            return None
+        return spans
+
+    def _tail(self, dicts: list[dict[str, Any]], i: int) -> str:
+        """What the template writes after message ``i``'s content when ``i`` is the last message."""
         prefix = self._try_render([*dicts[:i], dict(dicts[i], content=_SENTINEL)], False)
         if prefix is None or _SENTINEL not in prefix:
-            return 0
-        tail = prefix[prefix.rindex(_SENTINEL) + len(_SENTINEL):]
-        return _common_prefix(tail, text[content_end:])
+            return ""
+        return prefix[prefix.rindex(_SENTINEL) + len(_SENTINEL):]
+
+    def _prompt_end(self, dicts: list[dict[str, Any]], i: int, text: str, start: int, content: int) -> int:
+        """Where the template's generation prompt for assistant message ``i`` ends in ``text``
+        (``content`` when it has none or it does not match)."""
+        prompt = self._try_render(dicts[:i], True) if i > 0 else None
+        if prompt is None or prompt == self._try_render(dicts[:i], False):
+            return content
+        shared = _common_prefix(prompt, text, content)
+        return shared if start <= shared <= content else content
 
     def _regions(
         self, dicts: list[dict[str, Any]], text: str, gen: bool, snap: Callable[[int], int]
     ) -> list[_Region]:
         """Each rendered message's region in ``text``, in text order.
 
+        Closings are looked up once per role and the generation prompt once per conversation
+        (each is then matched against ``text``), so a conversation costs a few renders.
+
         Raises:
             ValueError: when the messages' texts overlap or cannot be rendered separately.
         """
-        spans = []
-        for i in range(len(dicts)):
-            span = self._content_span(dicts, i, text, gen)
-            if span is not None:
-                spans.append((span[0], span[1], i))
-        spans.sort()
+        spans = self._skeleton_spans(dicts, text, gen)
+        if spans is None:
+            spans = []
+            for i in range(len(dicts)):
+                span = self._content_span(dicts, i, text, gen)
+                if span is not None:
+                    spans.append((span[0], span[1], i))
+            spans.sort()
+        tails: dict[str, str] = {}
+        prompt: str | None = None  # the assistant generation prompt as it appears in text
         regions: list[_Region] = []
         for k, (content, content_end, i) in enumerate(spans):
             next_content = spans[k + 1][0] if k + 1 < len(spans) else len(text)
@@ -243,15 +291,20 @@ class ChatTemplate:
                     f"the texts of message {i} ({dicts[i]['role']}) and message {j} ({dicts[j]['role']}) "
                     "overlap in the rendered conversation"
                 )
-            end = content_end + self._closing(dicts, i, text, content_end)
+            role = dicts[i]["role"]
+            if role not in tails:
+                tails[role] = self._tail(dicts, i)
+            end = content_end + _common_prefix(tails[role], text[content_end:])
             end = max(content_end, min(snap(end), next_content))
             start = regions[-1].end if regions else 0
             body = content
-            if dicts[i]["role"] == "assistant":
-                prompt = self._try_render(dicts[:i], True) if i > 0 else None
-                if prompt is not None and prompt != self._try_render(dicts[:i], False):  # it has one
-                    shared = snap(_common_prefix(prompt, text, content))
-                    body = shared if start <= shared <= content else content
+            if role == "assistant":
+                if prompt is not None and text.startswith(prompt, start) and start + len(prompt) <= content:
+                    body = start + len(prompt)
+                else:
+                    body = snap(self._prompt_end(dicts, i, text, start, content))
+                    body = body if start <= body <= content else content
+                    prompt = text[start:body] if body > start else prompt
             regions.append(_Region(i, start, body, content, content_end, end))
         return regions
 
