@@ -162,7 +162,9 @@ def read_chat_template(name):
 
 
 # Special-token spellings in chat templates: <|...|>, DeepSeek's <｜...｜>, <tag>, [TAG].
-CHAT_SPECIAL_TOKEN_RE = r"<\|[^|<>'\"\s]{1,40}\|>|<｜[^｜'\"]{1,40}｜>|<[A-Za-z_/][A-Za-z0-9_/]{1,30}>|\[/?[A-Z_]{3,20}\]"
+CHAT_SPECIAL_TOKEN_RE = (
+    r"<\|[^|<>'\"\s]{1,40}\|>|<｜[^｜'\"]{1,40}｜>|<[A-Za-z_/][A-Za-z0-9_/]{1,30}>|\[/?[A-Z_]{3,20}\]"
+)
 
 
 def read_corpus_chat_templates():

@@ -90,5 +90,7 @@ class HFModelTokenizer(ModelTokenizer):
                                          add_generation_prompt)
 
     def _encode_messages(self, messages: Sequence[Message], add_end_tokens: bool) -> tuple[list[int], list[bool]]:
+        if not messages:
+            raise ValueError("messages is empty; a conversation needs at least one message")
         generation = not add_end_tokens and messages[-1].role != "assistant"
         return self.chat_template.render_with_mask(messages, generation, self.base.encode_with_offsets)

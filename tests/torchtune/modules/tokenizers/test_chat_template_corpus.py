@@ -13,7 +13,12 @@ import warnings
 import pytest
 from transformers import PreTrainedTokenizerFast
 
-from tests.assets.tiny_tokenizers import chat_special_tokens, read_corpus_chat_templates, train_byte_level_tokenizer_json, write_tokenizer_config
+from tests.assets.tiny_tokenizers import (
+    chat_special_tokens,
+    read_corpus_chat_templates,
+    train_byte_level_tokenizer_json,
+    write_tokenizer_config,
+)
 from torchtune.data import Message, mask_messages
 from torchtune.modules.tokenizers import HFModelTokenizer
 

@@ -63,7 +63,8 @@ def test_qwen3_multi_turn_matches_transformers_gguf_reading(tmp_path):
 
     from tests.assets.tiny_tokenizers import read_chat_template
 
-    tok = train_byte_level_bpe("qwen2", special_tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"))
+    specials = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
+    tok = train_byte_level_bpe("qwen2", special_tokens=specials)
     kv = bpe_tokenizer_kv(tok, "qwen2", chat_template=read_chat_template("qwen3"))
     write_tiny_gguf(tiny_model("qwen2"), tmp_path / "q.gguf", tokenizer_kv=kv)
     reference = AutoTokenizer.from_pretrained(tmp_path, gguf_file="q.gguf")
@@ -162,20 +163,22 @@ def test_sentencepiece_control_tokens_match_transformers_gguf(tmp_path):
     texts = ["<s><|user|>\nhi", "a<|end|>b", "<|user|>The fox<|end|>\n<|assistant|>", " lead", "x  y"]
     for text in texts + MIXED_TEXTS:
         assert ours.encode(text, add_bos=False, add_eos=False) == reference.encode(text, add_special_tokens=False), text
-    assert ours.encode("<s><|user|>\nhi", add_bos=False, add_eos=False)[:3] == [1, ours._tokenizer.token_to_id("<|user|>"),
-                                                                              ours._tokenizer.token_to_id("\u2581")]
+    start = [1, reference.convert_tokens_to_ids("<|user|>"), reference.convert_tokens_to_ids("\u2581")]
+    assert ours.encode("<s><|user|>\nhi", add_bos=False, add_eos=False)[:3] == start
     conversation = [{"role": "user", "content": "The quick fox?"}, {"role": "assistant", "content": "Jumps."}]
     tokens, mask = ours.tokenize_messages(conversation)
     expected = list(reference.apply_chat_template(conversation, tokenize=True, return_dict=False))
     assert tokens == expected + [ours.eos_id] and tokens.count(1) == 1
-    assert ours.decode([t for t, m in zip(tokens, mask) if not m], skip_special_tokens=False).strip() == "Jumps.<|end|> \n</s>"
+    trained = ours.decode([t for t, m in zip(tokens, mask) if not m], skip_special_tokens=False)
+    assert trained.strip() == "Jumps.<|end|> \n</s>"
 
 
 def test_inconsistent_vocabulary_arrays_are_clear_errors(tmp_path):
     _, metadata = _spm_metadata(tmp_path, add_dummy_prefix=True)
     short = dict(metadata, **{"tokenizer.ggml.token_type": metadata["tokenizer.ggml.token_type"][:-3]})
     n = len(metadata["tokenizer.ggml.tokens"])
-    with pytest.raises(ValueError, match=f"tokenizer.ggml.token_type has {n - 3} entries but tokenizer.ggml.tokens has {n}"):
+    message = f"tokenizer.ggml.token_type has {n - 3} entries but tokenizer.ggml.tokens has {n}"
+    with pytest.raises(ValueError, match=message):
         GGUFTokenizer(short)
     short = dict(metadata, **{"tokenizer.ggml.scores": metadata["tokenizer.ggml.scores"][:5]})
     with pytest.raises(ValueError, match=f"tokenizer.ggml.scores has 5 entries but tokenizer.ggml.tokens has {n}"):
@@ -238,7 +241,7 @@ def test_errors():
         GGUFTokenizer({"general.architecture": "llama"})
     with pytest.raises(ValueError, match="has no tokenizer.chat_template"):
         GGUFTokenizer(metadata).tokenize_messages(CONVERSATION)
-    twice = "{% for m in messages %}{{ m['content'] }}|{% endfor %}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    twice = "{% for m in messages %}{{ m['content'] }}|{% endfor %}" * 2
     with pytest.raises(ValueError, match="overlap in the rendered conversation; per-message loss masks cannot"):
         GGUFTokenizer(dict(metadata, **{"tokenizer.chat_template": twice})).tokenize_messages(CONVERSATION)
     raising = "{{ raise_exception('no system role') }}"

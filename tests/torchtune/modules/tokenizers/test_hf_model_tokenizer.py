@@ -3,7 +3,12 @@
 import pytest
 from transformers import PreTrainedTokenizerFast
 
-from tests.assets.tiny_tokenizers import read_chat_template, read_corpus_chat_templates, train_byte_level_tokenizer_json, write_tokenizer_config
+from tests.assets.tiny_tokenizers import (
+    read_chat_template,
+    read_corpus_chat_templates,
+    train_byte_level_tokenizer_json,
+    write_tokenizer_config,
+)
 from torchtune.data import Message, mask_messages
 from torchtune.modules.tokenizers import HFModelTokenizer
 
@@ -169,10 +174,16 @@ def test_call_adds_tokens_mask_and_truncates(tok_json):
 
 def test_template_whose_turns_cannot_be_located_is_rejected(tok_json):
     tmp, path = tok_json  # every content written twice: the turns' texts interleave
-    template = "{% for m in messages %}{{ m['content'] }}|{% endfor %}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    template = "{% for m in messages %}{{ m['content'] }}|{% endfor %}" * 2
     config = write_tokenizer_config(tmp, template, name="twice.json", eos_token="<|im_end|>")
-    with pytest.raises(ValueError, match="overlap in the rendered conversation; per-message loss masks cannot be derived"):
+    with pytest.raises(ValueError, match="overlap in the rendered conversation; per-message loss masks cannot"):
         HFModelTokenizer(path, config).tokenize_messages(_messages())
+
+
+def test_empty_conversation_is_a_clear_error(tok_json):
+    ours, _ = _make(tok_json, "qwen2_5")
+    with pytest.raises(ValueError, match="messages is empty"):
+        ours.tokenize_messages([])
 
 
 def test_invalid_jinja_is_one_clear_error(tok_json):
