@@ -8,6 +8,7 @@ blocks, else on the training variant TRL ships for it (a copy of the template wi
 blocks added) whenever that variant renders the same ids.
 """
 
+import datetime
 import warnings
 
 import pytest
@@ -121,6 +122,23 @@ CONVERSATIONS = {
 }
 ANSWERS = {"single": ["hello there"], "multi": ["Oui, très bien.", "元気です。"],
            "tool": ["Let me check.", "It is 21 degrees."], "think": ["Four.", "Six."]}
+
+
+class _FrozenClock(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return cls(2026, 1, 2, 3, 4, 5)
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch):
+    """Templates that print today's date (Llama 3.2, gpt-oss, Granite) render one date in both."""
+    import transformers.utils.chat_template_utils as reference
+
+    from torchtune.modules.tokenizers import _chat_template
+
+    monkeypatch.setattr(reference, "datetime", _FrozenClock)
+    monkeypatch.setattr(_chat_template, "datetime", _FrozenClock)
 
 
 @pytest.fixture(scope="module")
