@@ -48,6 +48,8 @@ SPECIAL = {
     "meta-llama-Llama-3.1-8B-Instruct": LLAMA3,
     "meta-llama-Llama-3.2-3B-Instruct": LLAMA3,
     "meta-llama-Llama-3.3-70B-Instruct": LLAMA3,
+    "llamacpp-test-Mistral-Large-Instruct-2411": MISTRAL,
+    "llamacpp-test-Phi-3-small": ("<|endoftext|>", "<|endoftext|>"),
     "microsoft-Phi-3.5-mini-instruct": ("<s>", "<|endoftext|>"),
     "mistralai-Mistral-Nemo-Instruct-2407": MISTRAL,
     "moonshotai-Kimi-K2": ("[BOS]", "[EOS]"),
