@@ -142,6 +142,22 @@ def test_generation_tags_and_train_on_all(tok_json):
     assert masked == "<|im_start|>assistant\n\n<|im_start|>assistant\n\n"
 
 
+def test_train_on_last_with_generation_tags(tok_json):
+    """Only the last assistant turn's {% generation %} block is trained on."""
+    tmp, path = tok_json
+    source = read_corpus_chat_templates()["trl-qwen3_training"]
+    ours = HFModelTokenizer(path, write_tokenizer_config(tmp, source, name="q3t.json", **TOKENS["qwen2_5"]))
+    ref = PreTrainedTokenizerFast(tokenizer_file=path, **TOKENS["qwen2_5"])
+    ref.chat_template = source
+    out = ref.apply_chat_template(QWEN3_CONV, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    assistant = [bool(a) for a in out["assistant_masks"]]
+    last_block = max(i for i, a in enumerate(assistant) if a and (i == 0 or not assistant[i - 1]))
+    expected = [a and i >= last_block for i, a in enumerate(assistant)]
+    tokens, mask = ours.tokenize_messages(_messages_of(QWEN3_CONV, "train_on_last"))
+    assert tokens == list(out["input_ids"])
+    assert [not m for m in mask] == expected and any(expected)
+
+
 def test_train_on_all_masks_only_assistant_headers(tok_json):
     ours, _ = _make(tok_json, "qwen2_5")
     tokens, mask = ours.tokenize_messages(_messages("train_on_all"))
