@@ -7,10 +7,13 @@ to tokens through the tokenizer's offsets:
 - Templates with transformers' ``{% generation %} ... {% endgeneration %}`` blocks: the text
   inside a block is what its assistant message trains on (the semantics of transformers'
   ``return_assistant_tokens_mask``).
-- Other templates: each message's rendered content is located in the full text by rendering
-  the conversation again with that one content replaced by a sentinel and comparing the two
-  texts (common prefix and suffix). Nothing assumes that a rendered prefix of the conversation
-  is a prefix of the whole, so templates that render the last assistant turn differently from
+- Other templates: each message's rendered content is located in the full text. One render
+  with every content replaced by its own marker gives the template's text around the contents,
+  which must reappear in the full text in order; where it does not (a template whose output
+  elsewhere depends on a content, e.g. Qwen3 with reasoning in the last turn), each message is
+  rendered with only its content replaced by a sentinel and located by the common prefix and
+  suffix of the two texts. Nothing assumes that a rendered prefix of the conversation is a
+  prefix of the whole, so templates that render the last assistant turn differently from
   earlier ones (Qwen3) or that end with the EOS token unless a generation prompt is asked
   (Phi-3) split as well. Around the content, an assistant message trains on what the model
   would generate after the template's generation prompt (e.g. Qwen3's empty think block) and
@@ -340,11 +343,14 @@ class ChatTemplate:
         trained = bytearray(len(text) + 1)
         regions: list[_Region] | None = None
         error: ValueError | None = None
-        try:
-            regions = self._regions(dicts, text, add_generation_prompt, snap)
-        except ValueError as e:
-            error = e
-        needs_regions = not self.has_generation_blocks or any(not m.masked and m.role != "assistant" for m in messages)
+        others_trained = any(not m.masked and m.role != "assistant" for m in messages)
+        needs_regions = not self.has_generation_blocks or others_trained
+        one_block_each = len(blocks) == sum(m.role == "assistant" for m in messages)
+        if needs_regions or not one_block_each:
+            try:
+                regions = self._regions(dicts, text, add_generation_prompt, snap)
+            except ValueError as e:
+                error = e
         if regions is None and needs_regions:
             raise ValueError(
                 f"{error}; per-message loss masks cannot be derived from this chat template. Mark the "
