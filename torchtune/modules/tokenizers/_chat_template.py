@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence
 
 from jinja2 import nodes
-from jinja2.exceptions import TemplateError
+from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.ext import Extension
 
 from torchtune.data import Message
@@ -329,10 +329,20 @@ class ChatTemplate:
             tuple[list[int], list[bool]]: token ids and mask (True = excluded from the loss).
 
         Raises:
-            ValueError: when the template's turns cannot be located in its text.
+            ValueError: when the template refuses the conversation (``raise_exception``, an
+                undefined field) or its turns cannot be located in its text.
+            jinja2.exceptions.SecurityError: when the template breaks out of the sandbox.
         """
         dicts = [{"role": m.role, "content": m.content} for m in messages]
-        text, blocks = self.render_with_blocks(dicts, add_generation_prompt)
+        try:
+            text, blocks = self.render_with_blocks(dicts, add_generation_prompt)
+        except SecurityError:
+            raise
+        except (TemplateError, TypeError, KeyError, IndexError) as e:
+            roles = ", ".join(d["role"] for d in dicts)
+            raise ValueError(
+                f"the chat template cannot render this conversation (roles: {roles}): {type(e).__name__}: {e}"
+            ) from e
         ids, offsets = encode(text)
         starts = [s for s, _ in offsets]
 

@@ -196,6 +196,15 @@ def test_template_whose_turns_cannot_be_located_is_rejected(tok_json):
         HFModelTokenizer(path, config).tokenize_messages(_messages())
 
 
+def test_template_failure_is_one_clear_error(tok_json):
+    tmp, path = tok_json  # a template that needs a field our messages do not have
+    template = "{% for m in messages %}{{ m['content'] + m.tool_calls[0] }}{% endfor %}"
+    config = write_tokenizer_config(tmp, template, name="undefined.json", eos_token="<|im_end|>")
+    with pytest.raises(ValueError, match=r"cannot render this conversation \(roles: system, user, assistant, user, "
+                                         r"assistant\): UndefinedError"):
+        HFModelTokenizer(path, config).tokenize_messages(_messages())
+
+
 def test_empty_conversation_is_a_clear_error(tok_json):
     ours, _ = _make(tok_json, "qwen2_5")
     with pytest.raises(ValueError, match="messages is empty"):
