@@ -31,6 +31,8 @@ class GGUFTokenizer(ModelTokenizer):
     :meth:`tokenize_messages` gives exactly the tokens of the template's text. Loss masks are
     derived as :class:`ChatTemplate` does (an assistant message trains on its content and
     closing, never on its header; ``{% generation %}`` blocks where the template has them).
+    ``chat_template`` is the template's source, ``template`` its :class:`ChatTemplate` (None
+    when the file has none).
 
     Args:
         metadata (dict[str, Any]): GGUF key -> value (the ``tokenizer.*`` keys are used).
@@ -71,7 +73,7 @@ class GGUFTokenizer(ModelTokenizer):
             "tools": None,
             "documents": None,
         }
-        self._template = ChatTemplate(self.chat_template, variables) if self.chat_template else None
+        self.template = ChatTemplate(self.chat_template, variables) if self.chat_template else None
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> "GGUFTokenizer":
@@ -159,10 +161,10 @@ class GGUFTokenizer(ModelTokenizer):
         Raises:
             ValueError: when the file has no chat template.
         """
-        if self._template is None:
+        if self.template is None:
             raise ValueError("this GGUF file has no tokenizer.chat_template to format messages with")
         dicts = [{"role": m.role, "content": m.content} for m in map(_as_message, messages)]
-        return self._template.render(dicts, add_generation_prompt)
+        return self.template.render(dicts, add_generation_prompt)
 
     def _encode_messages(
         self, messages: Sequence[Message | Mapping[str, Any]], add_end_tokens: bool
@@ -177,7 +179,7 @@ class GGUFTokenizer(ModelTokenizer):
         Raises:
             ValueError: when there is no chat template, or its messages cannot be located.
         """
-        if self._template is None:
+        if self.template is None:
             raise ValueError("this GGUF file has no tokenizer.chat_template to format messages with")
         messages = [_as_message(m) for m in messages]
         generation_prompt = not add_end_tokens and bool(messages) and messages[-1].role != "assistant"
@@ -188,7 +190,7 @@ class GGUFTokenizer(ModelTokenizer):
             seen.append((text, offsets))
             return ids, offsets
 
-        tokens, mask = self._template.render_with_mask(messages, generation_prompt, encode)
+        tokens, mask = self.template.render_with_mask(messages, generation_prompt, encode)
         text, spans = seen[-1]
         last = next((t for t, (s, e) in zip(reversed(tokens), reversed(spans)) if text[s:e].strip()), None)
         if self.add_bos and self.bos_id is not None and (not tokens or tokens[0] != self.bos_id):

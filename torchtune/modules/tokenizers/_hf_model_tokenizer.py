@@ -24,7 +24,7 @@ class HFModelTokenizer(ModelTokenizer):
     tokens), never on its header. Other unmasked messages train on their whole text. See
     ``torchtune.modules.tokenizers._chat_template`` for how messages are located.
     Truncation keeps the first ``max_seq_len`` tokens as they are (the template, not this
-    class, decides the end tokens).
+    class, decides the end tokens). ``template`` is the :class:`ChatTemplate` in use.
 
     Args:
         tokenizer_json_path (str): ``tokenizer.json``.
@@ -71,7 +71,7 @@ class HFModelTokenizer(ModelTokenizer):
         }
         # transformers renders with tools=None and documents=None unless they are given
         variables.update(tools=None, documents=None, **(template_kwargs or {}))
-        self.chat_template = ChatTemplate(source, variables)
+        self.template = ChatTemplate(source, variables)
         self.bos_id, self.eos_id, self.pad_id = self.base.bos_id, self.base.eos_id, self.base.pad_id
         self.stop_tokens, self.vocab_size = self.base.stop_tokens, self.base.vocab_size
         self.truncate_with_eos = False
@@ -86,11 +86,11 @@ class HFModelTokenizer(ModelTokenizer):
 
     def render(self, messages: Sequence[Message], add_generation_prompt: bool = False) -> str:
         """Render messages to text with the chat template."""
-        return self.chat_template.render([{"role": m.role, "content": m.content} for m in messages],
-                                         add_generation_prompt)
+        dicts = [{"role": m.role, "content": m.content} for m in messages]
+        return self.template.render(dicts, add_generation_prompt)
 
     def _encode_messages(self, messages: Sequence[Message], add_end_tokens: bool) -> tuple[list[int], list[bool]]:
         if not messages:
             raise ValueError("messages is empty; a conversation needs at least one message")
         generation = not add_end_tokens and messages[-1].role != "assistant"
-        return self.chat_template.render_with_mask(messages, generation, self.base.encode_with_offsets)
+        return self.template.render_with_mask(messages, generation, self.base.encode_with_offsets)

@@ -197,7 +197,7 @@ def test_ids_and_masks_match_transformers(tokenizer_json, name):
         tokens, mask = ours.tokenize_messages(messages)
         assert tokens == expected, (key, ours.render(messages))
         trained = [not m for m in mask]
-        if ours.chat_template.has_generation_blocks:
+        if ours.template.has_generation_blocks:
             assert trained == expected_mask, key
             compared += 1
         elif training is not None:
@@ -218,4 +218,4 @@ def test_ids_and_masks_match_transformers(tokenizer_json, name):
         prompt, _ = _apply(ref, conversation[:-1], add_generation_prompt=True)
         assert ours.tokenize_messages(messages[:-1], add_end_tokens=False)[0] == prompt, key
     assert rendered >= 2
-    assert compared >= 1 or reference_name is None and not ours.chat_template.has_generation_blocks
+    assert compared >= 1 or reference_name is None and not ours.template.has_generation_blocks

@@ -129,7 +129,7 @@ def test_generation_tags_and_train_on_all(tok_json):
         "{{ m['content'] + '<|im_end|>' }}{% endif %}{{ '\n' }}{% endfor %}"
     )
     ours = HFModelTokenizer(path, write_tokenizer_config(tmp, template, name="gen.json", eos_token="<|im_end|>"))
-    assert ours.chat_template.has_generation_blocks
+    assert ours.template.has_generation_blocks
     ref = PreTrainedTokenizerFast(tokenizer_file=path, eos_token="<|im_end|>")
     ref.chat_template = template
     out = ref.apply_chat_template(CONV, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
