@@ -235,3 +235,13 @@ def test_unsaveable_lora_target_stops_before_training(tt, work):
     assert "no mapping for module 'layers.0.attn.q_proj'" in proc.stderr
     assert "model.lora_attn_modules" in proc.stderr
     assert not list(out.glob("step_*")) and not (out / "logs").exists()
+
+
+def test_hub_dataset_without_its_extra_is_one_line_before_the_model_loads(tt, work):
+    """A family config's Hub dataset with only torchtune[recipes] installed: one line naming the
+    extra, no traceback, before any model file is read (model_dir does not even exist)."""
+    proc = tt.run("tune", "run", "lora_finetune_single_device", "--config", "llama3_2/1B_lora_single_device",
+                  f"model_dir={work / 'no_model_yet'}", cwd=work, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "pip install 'torchtune[datasets]'" in proc.stderr and "no_model_yet" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.strip()][-1].startswith("error: dataset.source="), proc.stderr

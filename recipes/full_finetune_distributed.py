@@ -56,7 +56,8 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
-    check_local_data_files(cfg)
+    check_local_data_files(cfg)  # and the datasets extra for Hub data
+    training.check_metric_loggers(cfg.get("metric_logger"))
 
 
 def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torch.device, dtype: torch.dtype,

@@ -74,7 +74,8 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files, unknown output formats."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
-    check_local_data_files(cfg)
+    check_local_data_files(cfg)  # and the datasets extra for Hub data
+    training.check_metric_loggers(cfg.get("metric_logger"))
     for fmt in cfg.get("output_formats") or []:
         if fmt not in OUTPUT_FORMATS:
             raise config.ConfigError(f"output_formats holds {fmt!r}; each entry must be one of {list(OUTPUT_FORMATS)}")
