@@ -36,6 +36,8 @@ _GEMMA2 = {
     "layers.{}.mlp_norm": "model.layers.{}.pre_feedforward_layernorm",
     "layers.{}.mlp_scale": "model.layers.{}.post_feedforward_layernorm",
 }
+# Gemma 3 adds per-head q/k norms, already in the Llama table (as for Qwen3)
+_GEMMA3 = _GEMMA2
 # fused Hugging Face module -> torchtune modules in concatenation order (sizes from the config)
 _PHI3_FUSED = {
     "model.layers.{}.self_attn.qkv_proj": ("layers.{}.attn.q_proj", "layers.{}.attn.k_proj", "layers.{}.attn.v_proj"),
@@ -51,8 +53,36 @@ MODULE_TABLES: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
     "qwen3": (_LLAMA, {}),
     "gemma": (_LLAMA, {}),
     "gemma2": (_GEMMA2, {}),
+    "gemma3_text": (_GEMMA3, {}),
+    "gemma3": (_GEMMA3, {}),
     "phi3": (_PHI3, _PHI3_FUSED),
+    "smollm3": (_LLAMA, {}),
 }
+# model_type -> tie_word_embeddings when config.json does not say
+_TIED_BY_DEFAULT = {"gemma": True, "gemma2": True, "gemma3_text": True, "gemma3": True, "smollm3": True}
+# A multimodal Gemma 3 checkpoint nests the language model: transformers 4.x wrote
+# ``language_model.model.*``, 5.x writes ``model.language_model.*``. Its vision tower and
+# projector are skipped (the text decoder is all that is built from it).
+_GEMMA3_TEXT_PREFIXES = (("language_model.model.", "model."), ("model.language_model.", "model."),
+                         ("language_model.lm_head.", "lm_head."))
+_GEMMA3_VISION = re.compile(r"^(model\.)?(vision_tower|multi_modal_projector)\.")
+
+
+def _gemma3_text_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The language model's weights of a multimodal Gemma 3 checkpoint, named as in Gemma3ForCausalLM."""
+    out, skipped = {}, 0
+    for key, value in state_dict.items():
+        if _GEMMA3_VISION.match(key):
+            skipped += 1
+            continue
+        for old, new in _GEMMA3_TEXT_PREFIXES:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    if skipped:
+        logger.info("model_type='gemma3': skipped %d vision-tower/projector tensors (text decoder only)", skipped)
+    return out
 _NORM_SUFFIXES = ("norm", "_scale")
 _IGNORED_HF = re.compile(r".*rotary_emb\.inv_freq$")
 _LAYER = re.compile(r"\.(\d+)\.")
@@ -96,6 +126,13 @@ def tune_to_hf_module_name(name: str, config: dict[str, Any]) -> str:
     return _map_module(name, _tables(config)[0])
 
 
+def _tied(config: dict[str, Any]) -> bool:
+    model_type = config.get("model_type")
+    if model_type == "gemma3" and "tie_word_embeddings" in (config.get("text_config") or {}):
+        return bool(config["text_config"]["tie_word_embeddings"])
+    return bool(config.get("tie_word_embeddings", _TIED_BY_DEFAULT.get(model_type, False)))
+
+
 def _split_param(name: str) -> tuple[str, str]:
     module, _, leaf = name.rpartition(".")
     return module, leaf
@@ -126,7 +163,9 @@ def hf_to_tune(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
     """
     table, fused = _tables(config)
     reverse = {v: k for k, v in table.items()}
-    tied = config.get("tie_word_embeddings", config.get("model_type") in ("gemma", "gemma2"))
+    tied = _tied(config)
+    if config.get("model_type") == "gemma3":
+        state_dict = _gemma3_text_keys(state_dict)
     out = {}
     for key, value in state_dict.items():
         if _IGNORED_HF.match(key) or (tied and key == "lm_head.weight"):
@@ -174,4 +213,6 @@ def tune_to_hf(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
         if len(parts) != len(fused[hf_template]):
             raise ValueError(f"cannot fuse {hf_module}.{leaf}: got parts {sorted(parts)} of {fused[hf_template]}")
         out[f"{hf_module}.{leaf}"] = torch.cat([parts[i] for i in range(len(parts))], dim=0)
+    if config.get("model_type") == "gemma3":  # transformers 5.x's multimodal layout
+        out = {("model.language_model." + k[len("model."):] if k.startswith("model.") else k): v for k, v in out.items()}
     return out

@@ -1,4 +1,4 @@
-"""One builder for every Llama-shaped decoder (Llama, Mistral, Qwen, Gemma, Phi-3)."""
+"""One builder for every Llama-shaped decoder (Llama, Mistral, Qwen, Gemma, Phi-3, SmolLM3)."""
 
 import logging
 from typing import Any
@@ -53,6 +53,8 @@ def build_decoder(
     qk_norm: bool = False,
     tie_word_embeddings: bool = False,
     sliding_window: int | list[int | None] | None = None,
+    rope_layers: list[bool] | None = None,
+    local_rope_base: float | None = None,
     norm_offset: float = 0.0,
     mlp_activation: nn.Module | None = None,
     embed_scale: float | None = None,
@@ -99,24 +101,35 @@ def build_decoder(
         TransformerDecoder: the model.
 
     Raises:
-        ValueError: on head counts that do not divide, a per-layer window list of the wrong
-            length, or LoRA on a tied output.
+        ValueError: on head counts that do not divide, a per-layer window or ``rope_layers``
+            list of the wrong length, or LoRA on a tied output.
     """
     head_dim = _check_sizes(embed_dim, num_heads, num_kv_heads, head_dim)
     windows = sliding_window if isinstance(sliding_window, list) else [sliding_window] * num_layers
     if len(windows) != num_layers:
         raise ValueError(f"sliding_window has {len(windows)} entries but num_layers={num_layers}")
+    use_rope = [True] * num_layers if rope_layers is None else [bool(r) for r in rope_layers]
+    if len(use_rope) != num_layers:
+        raise ValueError(f"rope_layers has {len(use_rope)} entries but num_layers={num_layers}")
     if lora is not None and lora.apply_to_output and tie_word_embeddings:
         raise ValueError("apply_lora_to_output=True is not supported with tie_word_embeddings=True")
     attn_lora = set(lora.attn_modules) if lora else set()
     mlp_lora = bool(lora and lora.apply_to_mlp)
     rope = RotaryPositionalEmbeddings(rotary_dim or head_dim, max_seq_len=max_seq_len, base=rope_base, scaling=rope_scaling)
+    local_rope = rope
+    if local_rope_base is not None:
+        local_rope = RotaryPositionalEmbeddings(rotary_dim or head_dim, max_seq_len=max_seq_len, base=local_rope_base)
+
+    def positions(window: int | None, layer_uses_rope: bool) -> nn.Module | None:
+        if not layer_uses_rope:
+            return None
+        return local_rope if window is not None else rope
 
     def norm(dim: int = embed_dim) -> RMSNorm:
         return RMSNorm(dim, eps=norm_eps, offset=norm_offset)
 
     layers = []
-    for window in windows:
+    for window, layer_uses_rope in zip(windows, use_rope):
         q_out, kv_out = num_heads * head_dim, num_kv_heads * head_dim
         attn = MultiHeadAttention(
             embed_dim=embed_dim, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
@@ -124,7 +137,7 @@ def build_decoder(
             k_proj=make_linear(embed_dim, kv_out, qkv_bias, lora, "k_proj" in attn_lora),
             v_proj=make_linear(embed_dim, kv_out, qkv_bias, lora, "v_proj" in attn_lora),
             output_proj=make_linear(q_out, embed_dim, output_proj_bias, lora, "output_proj" in attn_lora),
-            pos_embeddings=rope, q_norm=norm(head_dim) if qk_norm else None,
+            pos_embeddings=positions(window, layer_uses_rope), q_norm=norm(head_dim) if qk_norm else None,
             k_norm=norm(head_dim) if qk_norm else None, max_seq_len=max_seq_len,
             attn_dropout=attn_dropout, sliding_window=window, softcapping=attn_softcapping, scale=attn_scale,
         )
