@@ -16,6 +16,24 @@ def _raise(message: str) -> None:
     raise ValueError(f"chat template error: {message}")
 
 
+def _generation_tag_extension() -> Any:
+    """A jinja2 extension for ``{% generation %}...{% endgeneration %}``, which templates such as
+    SmolLM3's wrap around assistant turns (transformers uses it for its assistant-token mask). The
+    body renders unchanged; our loss masks come from the message spans instead."""
+    from jinja2 import nodes
+    from jinja2.ext import Extension
+
+    class GenerationTag(Extension):
+        tags = {"generation"}
+
+        def parse(self, parser: Any) -> Any:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.Scope(body, lineno=lineno)
+
+    return GenerationTag
+
+
 def compile_chat_template(source: str) -> Any:
     """Compile a chat template in jinja2's immutable sandbox, as transformers does.
 
@@ -24,13 +42,16 @@ def compile_chat_template(source: str) -> Any:
 
     Returns:
         jinja2.Template: the compiled template (``raise_exception`` and ``strftime_now``
-        globals, ``tojson`` filter keeping non-ASCII).
+        globals, ``tojson`` filter keeping non-ASCII, ``{% generation %}`` blocks rendered as
+        their body).
     """
     import json
 
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols", _generation_tag_extension()]
+    )
 
     def tojson(value: Any, indent: int | None = None, **kwargs: Any) -> str:
         return json.dumps(value, ensure_ascii=False, indent=indent, **kwargs)
