@@ -86,6 +86,8 @@ FAMILY_SIZES: dict[str, tuple[str, ...]] = {
     "qwen3": ("0.6B", "1.7B", "4B", "8B", "14B", "32B"),
     "gemma": ("2B", "7B"),
     "gemma2": ("2B", "9B", "27B"),
+    "gemma3": ("1B", "4B", "12B", "27B"),
+    "smollm3": ("3B",),
     "phi3": ("mini",),
     "phi4": ("14B",),
 }

@@ -92,7 +92,7 @@ num_output_chunks: 8
 clip_grad_norm: 1.0
 
 device: {device}
-dtype: bf16
+dtype: auto  # bf16 where the device computes it fast, else fp32 (the run's log says which)
 num_threads: null
 {backend}enable_activation_checkpointing: true
 compile: false
