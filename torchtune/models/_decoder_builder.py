@@ -5,9 +5,12 @@ from typing import Any
 
 from torch import nn
 
-from torchtune.models._lora_settings import LoRASettings, make_linear
+from torchtune.models._lora_settings import LoRASettings, MoESettings, make_linear
 from torchtune.modules import (
     FeedForward,
+    GroupedExperts,
+    MoE,
+    TopKRouter,
     MultiHeadAttention,
     RMSNorm,
     RotaryPositionalEmbeddings,
@@ -62,6 +65,7 @@ def build_decoder(
     attn_softcapping: float | None = None,
     final_logit_softcapping: float | None = None,
     post_norms: bool = False,
+    moe: MoESettings | None = None,
     lora: LoRASettings | None = None,
 ) -> TransformerDecoder:
     """Build a pre-norm decoder with RoPE, grouped-query attention and a gated MLP.
@@ -95,6 +99,8 @@ def build_decoder(
         final_logit_softcapping (float | None): output-logit soft-cap. Default: None.
         post_norms (bool): add post-attention / post-MLP norms as ``sa_scale`` / ``mlp_scale``
             (Gemma 2). Default: False.
+        moe (MoESettings | None): mixture-of-experts feed-forward layers (stored as ``mlp.router``
+            and ``mlp.experts``, see :class:`~torchtune.modules.MoE`). Default: None.
         lora (LoRASettings | None): adapters to add. Default: None.
 
     Returns:
@@ -102,7 +108,8 @@ def build_decoder(
 
     Raises:
         ValueError: on head counts that do not divide, a per-layer window or ``rope_layers``
-            list of the wrong length, or LoRA on a tied output.
+            list of the wrong length, LoRA on a tied output, or ``apply_lora_to_mlp`` with MoE
+            layers (the routed experts take no adapters).
     """
     head_dim = _check_sizes(embed_dim, num_heads, num_kv_heads, head_dim)
     windows = sliding_window if isinstance(sliding_window, list) else [sliding_window] * num_layers
@@ -113,6 +120,14 @@ def build_decoder(
         raise ValueError(f"rope_layers has {len(use_rope)} entries but num_layers={num_layers}")
     if lora is not None and lora.apply_to_output and tie_word_embeddings:
         raise ValueError("apply_lora_to_output=True is not supported with tie_word_embeddings=True")
+    sparse = [False] * num_layers if moe is None else list(moe.layers or [True] * num_layers)
+    if len(sparse) != num_layers:
+        raise ValueError(f"moe.layers has {len(sparse)} entries but num_layers={num_layers}")
+    if lora is not None and lora.apply_to_mlp and any(sparse):
+        raise ValueError(
+            "apply_lora_to_mlp=True is not supported for mixture-of-experts layers (per-expert adapters are not "
+            "implemented); set apply_lora_to_mlp=false: the attention adapters still apply"
+        )
     attn_lora = set(lora.attn_modules) if lora else set()
     mlp_lora = bool(lora and lora.apply_to_mlp)
     rope = RotaryPositionalEmbeddings(rotary_dim or head_dim, max_seq_len=max_seq_len, base=rope_base, scaling=rope_scaling)
@@ -129,7 +144,22 @@ def build_decoder(
         return RMSNorm(dim, eps=norm_eps, offset=norm_offset)
 
     layers = []
-    for window, layer_uses_rope in zip(windows, use_rope):
+    def feed_forward(is_sparse: bool) -> nn.Module:
+        if is_sparse:
+            return MoE(
+                router=TopKRouter(dim=embed_dim, num_experts=moe.num_experts, top_k=moe.top_k,
+                                  norm_topk_prob=moe.norm_topk_prob),
+                experts=GroupedExperts(dim=embed_dim, hidden_dim=moe.hidden_dim, num_experts=moe.num_experts,
+                                       activation=mlp_activation),
+            )
+        return FeedForward(
+            gate_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
+            down_proj=make_linear(intermediate_dim, embed_dim, mlp_bias, lora, mlp_lora),
+            up_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
+            activation=mlp_activation,
+        )
+
+    for window, layer_uses_rope, is_sparse in zip(windows, use_rope, sparse):
         q_out, kv_out = num_heads * head_dim, num_kv_heads * head_dim
         attn = MultiHeadAttention(
             embed_dim=embed_dim, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
@@ -141,14 +171,8 @@ def build_decoder(
             k_norm=norm(head_dim) if qk_norm else None, max_seq_len=max_seq_len,
             attn_dropout=attn_dropout, sliding_window=window, softcapping=attn_softcapping, scale=attn_scale,
         )
-        mlp = FeedForward(
-            gate_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
-            down_proj=make_linear(intermediate_dim, embed_dim, mlp_bias, lora, mlp_lora),
-            up_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
-            activation=mlp_activation,
-        )
         layers.append(TransformerSelfAttentionLayer(
-            attn=attn, mlp=mlp, sa_norm=norm(), mlp_norm=norm(),
+            attn=attn, mlp=feed_forward(is_sparse), sa_norm=norm(), mlp_norm=norm(),
             sa_scale=norm() if post_norms else None, mlp_scale=norm() if post_norms else None,
         ))
     tok_embeddings = nn.Embedding(vocab_size, embed_dim)

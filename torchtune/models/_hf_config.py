@@ -7,7 +7,7 @@ from typing import Any
 from torch import nn
 
 from torchtune.models._decoder_builder import build_decoder
-from torchtune.models._lora_settings import LoRASettings
+from torchtune.models._lora_settings import LoRASettings, MoESettings
 from torchtune.modules import TransformerDecoder
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,22 @@ def _qwen3(config: dict[str, Any]) -> dict[str, Any]:
     bias = bool(config.get("attention_bias", False))
     return {**_common(config), "qkv_bias": bias, "output_proj_bias": bias, "qk_norm": True,
             "sliding_window": _qwen_window(config)}
+
+
+def _qwen3_moe(config: dict[str, Any]) -> dict[str, Any]:
+    """Qwen3-MoE: Qwen3 attention; layer i is sparse unless listed in ``mlp_only_layers`` or
+    ``(i + 1) % decoder_sparse_step != 0`` (dense layers use ``intermediate_size``)."""
+    n = config["num_hidden_layers"]
+    num_experts = config.get("num_experts", config.get("num_local_experts", 0))  # 5.x writes the latter
+    step = config.get("decoder_sparse_step", 1)
+    dense = set(config.get("mlp_only_layers") or [])
+    layers = tuple(i not in dense and num_experts > 0 and (i + 1) % step == 0 for i in range(n))
+    kwargs = _qwen3(config)
+    if any(layers):
+        kwargs["moe"] = MoESettings(num_experts=num_experts, top_k=config["num_experts_per_tok"],
+                                    hidden_dim=config["moe_intermediate_size"],
+                                    norm_topk_prob=bool(config.get("norm_topk_prob", False)), layers=layers)
+    return kwargs
 
 
 _GELU_TANH = ("gelu_pytorch_tanh", "gelu")  # Gemma's legacy "gelu" means the tanh approximation
@@ -196,6 +212,7 @@ CONFIG_READERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "mistral": _mistral,
     "qwen2": _qwen2,
     "qwen3": _qwen3,
+    "qwen3_moe": _qwen3_moe,
     "gemma": _gemma,
     "gemma2": _gemma2,
     "gemma3": _gemma3,
