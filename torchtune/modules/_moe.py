@@ -6,9 +6,11 @@ k experts per token.
 
 The experts use the layout Hugging Face uses for Qwen3-MoE-style models in memory
 (``gate_up_proj [E, 2h, d]``, ``down_proj [E, d, h]``), so checkpoints map by renaming and
-stacking. Tokens are grouped by expert (one stable sort), each expert runs one matmul over its
-tokens (``torch._grouped_mm`` runs them all in one call on CUDA in bf16), and the results are
-weighted and summed back per token. No token is dropped: there is no capacity limit.
+stacking. Tokens are grouped by expert (one stable sort); the experts' matmuls run as one
+``torch._grouped_mm`` call where PyTorch has a kernel for it (CUDA from compute capability 8.0,
+and CPU from torch 2.9), else as one matmul per expert; the results are weighted and summed
+back per token in a fixed order (deterministic). No token is dropped: there is no capacity
+limit.
 """
 
 import logging
@@ -100,7 +102,7 @@ class GroupedExperts(nn.Module):
         self.gate_up_proj = nn.Parameter(torch.empty(num_experts, 2 * hidden_dim, dim))
         self.down_proj = nn.Parameter(torch.empty(num_experts, dim, hidden_dim))
         self.activation = activation if activation is not None else nn.SiLU()
-        self.use_grouped_mm: bool | None = None  # None: on CUDA in bf16 when torch has it
+        self.use_grouped_mm: bool | None = None  # None: wherever torch has a grouped-GEMM kernel
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -109,14 +111,22 @@ class GroupedExperts(nn.Module):
             bound = fan_in**-0.5
             nn.init.uniform_(weight, -bound, bound)
 
-    def _grouped(self, x: torch.Tensor) -> bool:
+    def _grouped(self, x: torch.Tensor, weight: torch.Tensor) -> bool:
         if self.use_grouped_mm is not None:
             return self.use_grouped_mm
-        return x.is_cuda and x.dtype == torch.bfloat16 and hasattr(torch, "_grouped_mm")
+        if not hasattr(torch, "_grouped_mm"):
+            return False
+        if x.is_cuda:
+            return torch.cuda.get_device_capability(x.device) >= (8, 0)
+        if x.device.type != "cpu":
+            return False
+        major, minor = (int(v) for v in torch.__version__.split(".")[:2])
+        aligned = x.data_ptr() % 16 == 0 and weight.data_ptr() % 16 == 0  # torch <= 2.10's CPU kernel needs it
+        return (major, minor) > (2, 10) or ((major, minor) >= (2, 9) and aligned)
 
     def _matmuls(self, x: torch.Tensor, weight: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """``x`` rows grouped by expert (``counts[e]`` rows for expert e) times ``weight[e].T``."""
-        if self._grouped(x):
+        if self._grouped(x, weight):
             offsets = counts.cumsum(0).to(torch.int32)  # [E]
             return torch._grouped_mm(x, weight.transpose(-2, -1), offs=offsets)  # [n * k, out]
         # unbind once: its backward stacks the E gradients (indexing weight[e] per expert would
@@ -145,7 +155,10 @@ class GroupedExperts(nn.Module):
         gate, up = self._matmuls(grouped, self.gate_up_proj, counts).chunk(2, dim=-1)  # [n * k, h] each
         out = self._matmuls(self.activation(gate) * up, self.down_proj, counts)  # [n * k, d]
         out = out * weights.reshape(-1).index_select(0, order)[:, None]
-        return torch.zeros_like(x).index_add_(0, tokens, out.to(x.dtype))  # [n, d]
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(order.numel(), device=order.device)
+        out = out.index_select(0, inverse).view(n, k, -1)  # [n, k, d], each token's k outputs
+        return out.sum(dim=1).to(x.dtype)  # [n, d]
 
 
 class MoE(nn.Module):
