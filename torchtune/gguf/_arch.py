@@ -5,9 +5,11 @@ A GGUF file names its architecture in ``general.architecture`` and keeps the siz
 dictionary, maps GGUF tensor names to Hugging Face parameter names (and back), and applies
 the value changes llama.cpp's converter makes:
 
-- ``llama``: the q/k projection rows (weights and biases) are permuted per head from the
-  "rotate half" layout to interleaved pairs (``permute_qk``); import undoes it (``unpermute_qk``).
-  qwen2, qwen3 and gemma2 are stored unpermuted.
+- ``llama`` and ``smollm3``: the q/k projection rows (weights and biases) are permuted per head
+  from the "rotate half" layout to interleaved pairs (``permute_qk``); import undoes it
+  (``unpermute_qk``). qwen2, qwen3 and gemma2 are stored unpermuted.
+- ``smollm3``: llama.cpp fixes the NoPE layers at every 4th (``n_no_rope_layer_step = 4``, no
+  GGUF key), so only that layout can be read or written.
 - ``gemma2``: every RMSNorm weight is stored as ``w + 1`` because llama.cpp's RMSNorm
   multiplies by the weight where Gemma's multiplies by ``1 + w``.
 """
@@ -22,8 +24,9 @@ from torchtune.gguf._rope import rope_scaling_from_divisors
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2")
-_PERMUTED_ARCHITECTURES = frozenset({"llama"})
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "smollm3")
+_PERMUTED_ARCHITECTURES = frozenset({"llama", "smollm3"})
+SMOLLM3_NO_ROPE_LAYER_STEP = 4  # llama.cpp's constant
 _NORM_PLUS_ONE_ARCHITECTURES = frozenset({"gemma2"})
 
 _HF_MODEL_CLASSES = {
@@ -31,6 +34,7 @@ _HF_MODEL_CLASSES = {
     "qwen2": "Qwen2ForCausalLM",
     "qwen3": "Qwen3ForCausalLM",
     "gemma2": "Gemma2ForCausalLM",
+    "smollm3": "SmolLM3ForCausalLM",
 }
 
 # GGUF block tensor stem -> Hugging Face module path inside model.layers.{i}
@@ -237,7 +241,29 @@ def hf_config_from_metadata(
             )
     if arch == "gemma2":
         config.update(_gemma2_extras(metadata, config))
+    if arch == "smollm3":
+        step = SMOLLM3_NO_ROPE_LAYER_STEP
+        config["no_rope_layer_interval"] = step
+        config["no_rope_layers"] = [int((i + 1) % step != 0) for i in range(config["num_hidden_layers"])]
     return config
+
+
+def check_smollm3_layout(config: dict[str, Any]) -> None:
+    """Raise unless a SmolLM3 config has llama.cpp's NoPE layout (every 4th layer).
+
+    Raises:
+        ValueError: naming the config's ``no_rope_layers`` and the layout GGUF can hold.
+    """
+    n = config["num_hidden_layers"]
+    step = SMOLLM3_NO_ROPE_LAYER_STEP
+    expected = [int((i + 1) % step != 0) for i in range(n)]
+    interval = config.get("no_rope_layer_interval", step)
+    flags = list(config.get("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(n)])[:n]
+    if flags != expected:
+        raise ValueError(
+            f"no_rope_layers={flags} cannot be written to GGUF: llama.cpp's smollm3 puts NoPE on every "
+            f"{step}th layer ({expected})"
+        )
 
 
 def _gemma2_extras(metadata: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:

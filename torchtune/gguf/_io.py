@@ -11,6 +11,7 @@ import torch
 
 from torchtune.gguf._arch import (
     check_architecture,
+    check_smollm3_layout,
     gguf_to_hf_name,
     gguf_value_to_hf,
     hf_config_from_metadata,
@@ -196,7 +197,7 @@ def _add_architecture(writer: Any, config: dict[str, Any]) -> None:
     if head_dim * config["num_attention_heads"] != config["hidden_size"] or arch != "llama":
         writer.add_key_length(head_dim)
         writer.add_value_length(head_dim)
-    if arch == "llama":
+    if arch in ("llama", "smollm3"):
         writer.add_rope_dimension_count(head_dim)
     if arch == "gemma2":
         writer.add_attn_logit_softcapping(float(config["attn_logit_softcapping"]))
@@ -279,6 +280,8 @@ def write_gguf(
         raise ValueError(f"out_type={out_type!r} is not supported; choose one of {', '.join(OUT_TYPES)}")
     arch = config.get("model_type", "<missing>")
     check_architecture(arch)
+    if arch == "smollm3":
+        check_smollm3_layout(config)
     gguf = _gguf()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,8 @@ def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False, rope_s
         kwargs["rope_scaling"] = dict(rope_scaling)  # transformers adds keys to the dict it gets
     if model_type in ("qwen3", "gemma2"):
         kwargs["head_dim"] = 32  # differs from hidden_size // heads
+    if model_type == "smollm3":
+        kwargs["num_hidden_layers"] = 4  # layer 3 is llama.cpp's (and the default) NoPE layer
     if model_type == "gemma2":
         kwargs.update(query_pre_attn_scalar=32, sliding_window=64, attn_logit_softcapping=50.0,
                       final_logit_softcapping=30.0)
@@ -131,9 +133,9 @@ def gguf_tensors_like_llama_cpp(model) -> dict[str, np.ndarray]:
         w = p.detach().float().numpy().copy()
         if name == "lm_head.weight" and cfg.tie_word_embeddings:
             continue
-        if arch == "llama" and ".q_proj." in name:
+        if arch in ("llama", "smollm3") and ".q_proj." in name:  # SmolLM3Model(LlamaModel) in the converter
             w = _permute(w, cfg.num_attention_heads)
-        if arch == "llama" and ".k_proj." in name:
+        if arch in ("llama", "smollm3") and ".k_proj." in name:
             w = _permute(w, cfg.num_key_value_heads)
         if arch == "gemma2" and name.endswith("norm.weight"):
             w = w + 1

@@ -28,7 +28,7 @@ def _gguf_round(x: torch.Tensor, out_type: str) -> torch.Tensor:
     return torch.from_numpy(dequantize(quantize(x.numpy(), qtype), qtype).astype(np.float32))
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2", "smollm3"])
 @pytest.mark.parametrize("out_type", ["F16", "Q8_0"])
 def test_round_trip_is_exact_to_the_type(tmp_path, arch, out_type):
     _, hf_sd, config, _ = _hf_state_and_config(tmp_path, arch)

@@ -23,6 +23,8 @@ CASES = [
     ("qwen2", "F32", 0.0),
     ("qwen3", "F32", 0.0),
     ("gemma2", "F32", 1e-5),  # the +1 norm offset is undone in float32
+    ("smollm3", "F32", 0.0),
+    ("smollm3", "Q8_0", 0.0),
 ]
 
 
@@ -57,7 +59,10 @@ def test_import_matches_transformers(tmp_path, arch, out_type, tol):
     hf_sd, config, _ = load_gguf(path)
 
     assert set(hf_sd) == set(source.state_dict())
-    rebuilt_config = type(source.config)(**{k: v for k, v in config.items() if k != "architectures"})
+    # token ids the file lacks stay unset (SmolLM3Config's defaults lie outside the tiny vocabulary)
+    ids = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
+    rebuilt_config = type(source.config)(**ids, **{k: v for k, v in config.items() if k not in ("architectures", *ids)},
+                                         **{k: config[k] for k in ids if k in config})
     rebuilt_config._attn_implementation = "eager"
     rebuilt = AutoModelForCausalLM.from_config(rebuilt_config).eval()
     _rounded_like_gguf(source, out_type)
@@ -179,7 +184,10 @@ def test_llama3_rope_scaling_from_rope_freqs(tmp_path):
     scaling = dict(config["rope_scaling"])
     assert scaling.pop("rope_type") == "llama3"
     assert scaling == pytest.approx({k: v for k, v in LLAMA3_ROPE.items() if k != "rope_type"}, rel=1e-5)
-    rebuilt_config = type(source.config)(**{k: v for k, v in config.items() if k != "architectures"})
+    # token ids the file lacks stay unset (SmolLM3Config's defaults lie outside the tiny vocabulary)
+    ids = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
+    rebuilt_config = type(source.config)(**ids, **{k: v for k, v in config.items() if k not in ("architectures", *ids)},
+                                         **{k: config[k] for k in ids if k in config})
     rebuilt = AutoModelForCausalLM.from_config(rebuilt_config).eval()
     tokens = torch.arange(3, 67).reshape(1, 64) % 96  # long enough for the scaled frequencies to matter
     rebuilt.load_state_dict(hf_sd)
@@ -206,3 +214,29 @@ def test_rope_freqs_that_are_not_llama3():
         rope_scaling_from_divisors(torch.tensor([1.0, 3.0, 1.5, 4.0]), 5000.0, 8)
     with pytest.raises(ValueError, match=r"rope_freqs has shape \(3,\), expected \(4,\)"):
         rope_scaling_from_divisors(torch.ones(3), 5000.0, 8)
+
+
+def test_smollm3_nope_layers_and_our_model(tmp_path):
+    """The GGUF's SmolLM3 builds our model with NoPE on layer 3, whose logits equal transformers'."""
+    from torchtune.models import hf_to_tune, model_from_hf_config
+
+    source = tiny_model("smollm3", seed=2)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "s.gguf"))
+    assert config["no_rope_layers"] == [1, 1, 1, 0]
+    ours = model_from_hf_config(config).eval()
+    ours.load_state_dict(hf_to_tune(hf_sd, config))
+    assert [layer.attn.pos_embeddings is None for layer in ours.layers] == [False, False, False, True]
+    tokens = torch.arange(3, 19).reshape(2, 8) % config["vocab_size"]
+    with torch.no_grad():
+        torch.testing.assert_close(ours(tokens), source(tokens).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_smollm3_other_nope_layout_is_not_written(tmp_path):
+    from torchtune.gguf import write_gguf
+
+    source = tiny_model("smollm3", seed=2)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "s.gguf"))
+    config = dict(config, no_rope_layers=[1, 0, 1, 0])
+    with pytest.raises(ValueError, match=r"no_rope_layers=\[1, 0, 1, 0\] cannot be written to GGUF: llama\.cpp's "
+                                         r"smollm3 puts NoPE on every 4th layer \(\[1, 1, 1, 0\]\)"):
+        write_gguf(hf_sd, config, tmp_path / "out.gguf")
