@@ -8,6 +8,10 @@ the value changes llama.cpp's converter makes:
 - ``llama`` and ``smollm3``: the q/k projection rows (weights and biases) are permuted per head
   from the "rotate half" layout to interleaved pairs (``permute_qk``); import undoes it
   (``unpermute_qk``). qwen2, qwen3 and gemma2 are stored unpermuted.
+- ``qwen3moe``: the router is ``ffn_gate_inp``; the experts are three stacked tensors
+  ``ffn_gate_exps`` / ``ffn_up_exps`` ``[E, h, d]`` and ``ffn_down_exps`` ``[E, d, h]`` (Hugging
+  Face's in-memory ``mlp.experts.gate_up_proj`` is gate and up concatenated). llama.cpp always
+  renormalises the chosen experts' weights (``norm_topk_prob``).
 - ``smollm3``: llama.cpp fixes the NoPE layers at every 4th (``n_no_rope_layer_step = 4``, no
   GGUF key), so only that layout can be read or written.
 - ``gemma2``: every RMSNorm weight is stored as ``w + 1`` because llama.cpp's RMSNorm
@@ -24,7 +28,10 @@ from torchtune.gguf._rope import rope_scaling_from_divisors
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "smollm3")
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "smollm3", "qwen3moe")
+# GGUF architecture -> Hugging Face model_type, where they differ
+_MODEL_TYPES = {"qwen3moe": "qwen3_moe"}
+_GGUF_ARCHITECTURES = {v: k for k, v in _MODEL_TYPES.items()}
 _PERMUTED_ARCHITECTURES = frozenset({"llama", "smollm3"})
 SMOLLM3_NO_ROPE_LAYER_STEP = 4  # llama.cpp's constant
 _NORM_PLUS_ONE_ARCHITECTURES = frozenset({"gemma2"})
@@ -35,6 +42,7 @@ _HF_MODEL_CLASSES = {
     "qwen3": "Qwen3ForCausalLM",
     "gemma2": "Gemma2ForCausalLM",
     "smollm3": "SmolLM3ForCausalLM",
+    "qwen3moe": "Qwen3MoeForCausalLM",
 }
 
 # GGUF block tensor stem -> Hugging Face module path inside model.layers.{i}
@@ -58,6 +66,14 @@ _GEMMA2_BLOCK_NAMES = {
     "post_attention_norm": "post_attention_layernorm",
     "post_ffw_norm": "post_feedforward_layernorm",
 }
+# qwen3moe: router and stacked experts; gate/up are halves of HF's gate_up_proj (joined on read)
+_MOE_BLOCK_NAMES = {
+    **_BLOCK_NAMES,
+    "ffn_gate_inp": "mlp.gate",
+    "ffn_gate_exps": "mlp.experts.gate_proj",
+    "ffn_up_exps": "mlp.experts.up_proj",
+    "ffn_down_exps": "mlp.experts.down_proj",
+}
 _GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _BLOCK_RE = re.compile(r"^blk\.(\d+)\.([a-z_0-9]+)\.(weight|bias)$")
 _GLOBAL_RE = re.compile(r"^([a-z_0-9]+)\.(weight|bias)$")
@@ -76,8 +92,14 @@ def check_architecture(arch: str) -> None:
         )
 
 
+def gguf_architecture(model_type: str) -> str:
+    """The GGUF ``general.architecture`` of a Hugging Face ``model_type`` (``qwen3_moe`` -> ``qwen3moe``)."""
+    return _GGUF_ARCHITECTURES.get(model_type, model_type)
+
+
 def _block_names(arch: str) -> dict[str, str]:
-    return _GEMMA2_BLOCK_NAMES if arch == "gemma2" else _BLOCK_NAMES
+    arch = gguf_architecture(arch)
+    return {"gemma2": _GEMMA2_BLOCK_NAMES, "qwen3moe": _MOE_BLOCK_NAMES}.get(arch, _BLOCK_NAMES)
 
 
 def gguf_to_hf_name(name: str, arch: str) -> str:
@@ -213,7 +235,7 @@ def hf_config_from_metadata(
     )
     rope_theta = float(metadata.get(f"{arch}.rope.freq_base", 10000.0))
     config = {
-        "model_type": arch,
+        "model_type": _MODEL_TYPES.get(arch, arch),
         "architectures": [_HF_MODEL_CLASSES[arch]],
         "vocab_size": int(vocab),
         "hidden_size": d,
@@ -241,6 +263,11 @@ def hf_config_from_metadata(
             )
     if arch == "gemma2":
         config.update(_gemma2_extras(metadata, config))
+    if arch == "qwen3moe":
+        config.update(
+            num_experts=int(key("expert_count")), num_experts_per_tok=int(key("expert_used_count")),
+            moe_intermediate_size=int(key("expert_feed_forward_length")), norm_topk_prob=True,
+        )
     if arch == "smollm3":
         step = SMOLLM3_NO_ROPE_LAYER_STEP
         config["no_rope_layer_interval"] = step
@@ -279,3 +306,47 @@ def _gemma2_extras(metadata: dict[str, Any], config: dict[str, Any]) -> dict[str
         "sliding_window": int(metadata.get("gemma2.attention.sliding_window", 4096)),
         "query_pre_attn_scalar": scalar,
     }
+
+
+def join_gguf_experts(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Join GGUF's stacked gate and up experts into Hugging Face's ``mlp.experts.gate_up_proj [E, 2h, d]``."""
+    out = {}
+    for name, value in state_dict.items():
+        if name.endswith(".mlp.experts.gate_proj.weight"):
+            prefix = name[: -len("gate_proj.weight")]
+            out[f"{prefix}gate_up_proj"] = torch.cat([value, state_dict[f"{prefix}up_proj.weight"]], dim=1)
+        elif name.endswith(".mlp.experts.down_proj.weight"):
+            out[name[: -len(".weight")]] = value
+        elif not name.endswith(".mlp.experts.up_proj.weight"):
+            out[name] = value
+    return out
+
+
+def split_hf_experts(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Hugging Face expert tensors (one per expert, or stacked ``gate_up_proj`` / ``down_proj``) as
+    GGUF's three stacked tensors per layer, named ``mlp.experts.{gate,up,down}_proj.weight``.
+
+    Raises:
+        ValueError: when a layer's experts are incomplete.
+    """
+    n = config["num_experts"]
+    out: dict[str, torch.Tensor] = {}
+    per: dict[str, dict[str, dict[int, torch.Tensor]]] = {}
+    for name, value in state_dict.items():
+        if match := re.match(r"^(.*\.mlp\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$", name):
+            per.setdefault(match.group(1), {}).setdefault(match.group(3), {})[int(match.group(2))] = value
+        elif name.endswith(".mlp.experts.gate_up_proj"):
+            gate, up = value.chunk(2, dim=1)  # [E, h, d] each
+            out[name.replace("gate_up_proj", "gate_proj.weight")] = gate
+            out[name.replace("gate_up_proj", "up_proj.weight")] = up
+        elif name.endswith(".mlp.experts.down_proj"):
+            out[f"{name}.weight"] = value
+        else:
+            out[name] = value
+    for prefix, projs in per.items():
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            got = projs.get(proj, {})
+            if sorted(got) != list(range(n)):
+                raise ValueError(f"{prefix}.*.{proj}.weight: has experts {sorted(got)}, expected 0..{n - 1}")
+            out[f"{prefix}.{proj}.weight"] = torch.stack([got[i] for i in range(n)])
+    return out

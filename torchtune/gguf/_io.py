@@ -12,6 +12,9 @@ import torch
 from torchtune.gguf._arch import (
     check_architecture,
     check_smollm3_layout,
+    gguf_architecture,
+    join_gguf_experts,
+    split_hf_experts,
     gguf_to_hf_name,
     gguf_value_to_hf,
     hf_config_from_metadata,
@@ -107,6 +110,8 @@ def read_hf_state_dict(
             work = torch.float32 if len(info.shape) == 1 else dtype
             value = dequantize(raw, info.type_name, info.shape, dtype=work, tensor_name=info.name)
             state_dict[hf_name] = gguf_value_to_hf(hf_name, value, config).to(dtype)
+    if config["model_type"] == "qwen3_moe":
+        state_dict = join_gguf_experts(state_dict)
     return state_dict
 
 
@@ -183,7 +188,7 @@ def _add_value(writer: Any, key: str, value: Any) -> None:
 
 
 def _add_architecture(writer: Any, config: dict[str, Any]) -> None:
-    arch = config["model_type"]
+    arch = gguf_architecture(config["model_type"])
     writer.add_block_count(config["num_hidden_layers"])
     writer.add_context_length(config["max_position_embeddings"])
     writer.add_embedding_length(config["hidden_size"])
@@ -203,6 +208,10 @@ def _add_architecture(writer: Any, config: dict[str, Any]) -> None:
         writer.add_attn_logit_softcapping(float(config["attn_logit_softcapping"]))
         writer.add_final_logit_softcapping(float(config["final_logit_softcapping"]))
         writer.add_sliding_window(int(config["sliding_window"]))
+    if arch == "qwen3moe":
+        writer.add_expert_count(int(config.get("num_experts", config.get("num_local_experts"))))
+        writer.add_expert_used_count(int(config["num_experts_per_tok"]))
+        writer.add_expert_feed_forward_length(int(config["moe_intermediate_size"]))
 
 
 def _encode_tensor(name: str, w: torch.Tensor, out_type: str) -> tuple[np.ndarray, Any]:
@@ -278,10 +287,16 @@ def write_gguf(
     """
     if out_type not in OUT_TYPES:
         raise ValueError(f"out_type={out_type!r} is not supported; choose one of {', '.join(OUT_TYPES)}")
-    arch = config.get("model_type", "<missing>")
+    arch = gguf_architecture(config.get("model_type", "<missing>"))
     check_architecture(arch)
     if arch == "smollm3":
         check_smollm3_layout(config)
+    if arch == "qwen3moe":
+        if not config.get("norm_topk_prob", False):
+            raise ValueError("norm_topk_prob=False cannot be written to GGUF: llama.cpp's qwen3moe always "
+                             "renormalises the chosen experts' weights")
+        config = {**config, "num_experts": config.get("num_experts", config.get("num_local_experts"))}
+        hf_state_dict = split_hf_experts(hf_state_dict, config)
     gguf = _gguf()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

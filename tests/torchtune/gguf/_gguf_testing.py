@@ -73,6 +73,9 @@ def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False, rope_s
         kwargs["rope_scaling"] = dict(rope_scaling)  # transformers adds keys to the dict it gets
     if model_type in ("qwen3", "gemma2"):
         kwargs["head_dim"] = 32  # differs from hidden_size // heads
+    if model_type == "qwen3_moe":
+        # moe_intermediate_size: transformers' GGUF loader ignores expert_feed_forward_length and keeps its 768
+        kwargs.update(head_dim=32, moe_intermediate_size=768, num_experts=4, num_experts_per_tok=2, norm_topk_prob=True)
     if model_type == "smollm3":
         kwargs["num_hidden_layers"] = 4  # layer 3 is llama.cpp's (and the default) NoPE layer
     if model_type == "gemma2":
@@ -140,6 +143,17 @@ def gguf_tensors_like_llama_cpp(model) -> dict[str, np.ndarray]:
         if arch == "gemma2" and name.endswith("norm.weight"):
             w = w + 1
         parts = name.split(".")
+        if arch == "qwen3_moe" and ".mlp." in name and "experts" in name or name.endswith("mlp.gate.weight"):
+            # the converter writes the router as ffn_gate_inp and each projection's experts stacked
+            block = f"blk.{parts[2]}"
+            if name.endswith("mlp.gate.weight"):
+                out[f"{block}.ffn_gate_inp.weight"] = w
+            elif name.endswith("gate_up_proj"):
+                gate, up = np.split(w, 2, axis=1)
+                out[f"{block}.ffn_gate_exps.weight"], out[f"{block}.ffn_up_exps.weight"] = gate.copy(), up.copy()
+            else:
+                out[f"{block}.ffn_down_exps.weight"] = w
+            continue
         if name.startswith("model.layers."):
             stem = layer_names[".".join(parts[3:-1])]
             gguf_name = f"blk.{parts[2]}.{stem}.{parts[-1]}"
@@ -156,7 +170,7 @@ def write_tiny_gguf(model, path, out_type: str = "F32", tokenizer_kv: dict | Non
     from gguf.quants import quantize
 
     cfg = model.config
-    arch = arch or cfg.model_type
+    arch = arch or {"qwen3_moe": "qwen3moe"}.get(cfg.model_type, cfg.model_type)
     w = gguf.GGUFWriter(str(path), arch)
     w.add_name("tiny")
     w.add_block_count(cfg.num_hidden_layers)
@@ -175,6 +189,10 @@ def write_tiny_gguf(model, path, out_type: str = "F32", tokenizer_kv: dict | Non
         w.add_attn_logit_softcapping(cfg.attn_logit_softcapping)
         w.add_final_logit_softcapping(cfg.final_logit_softcapping)
         w.add_sliding_window(cfg.sliding_window)
+    if cfg.model_type == "qwen3_moe":
+        w.add_expert_count(cfg.num_experts)
+        w.add_expert_used_count(cfg.num_experts_per_tok)
+        w.add_expert_feed_forward_length(cfg.moe_intermediate_size)
     for key, (value, vtype, sub) in (tokenizer_kv or {}).items():
         w.add_key_value(key, value, vtype, sub_type=sub)
     if cfg.rope_parameters.get("rope_type", "default") == "llama3":

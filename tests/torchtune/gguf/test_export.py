@@ -28,7 +28,7 @@ def _gguf_round(x: torch.Tensor, out_type: str) -> torch.Tensor:
     return torch.from_numpy(dequantize(quantize(x.numpy(), qtype), qtype).astype(np.float32))
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2", "smollm3"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2", "smollm3", "qwen3_moe"])
 @pytest.mark.parametrize("out_type", ["F16", "Q8_0"])
 def test_round_trip_is_exact_to_the_type(tmp_path, arch, out_type):
     _, hf_sd, config, _ = _hf_state_and_config(tmp_path, arch)
@@ -52,7 +52,8 @@ def test_round_trip_is_exact_to_the_type(tmp_path, arch, out_type):
 
 # qwen3 is left out: transformers' GGUF config reading ignores qwen3.attention.key_length.
 # gemma2 is tied, as every Gemma 2 is: transformers' GGUF reading ties it regardless.
-@pytest.mark.parametrize("arch,tie", [("llama", False), ("qwen2", True), ("gemma2", True)])
+# qwen3_moe: from the checkpoint-file layout (one tensor per expert), as the checkpointer passes it.
+@pytest.mark.parametrize("arch,tie", [("llama", False), ("qwen2", True), ("gemma2", True), ("qwen3_moe", False)])
 def test_export_reads_back_in_transformers_gguf_loader(tmp_path, arch, tie):
     """transformers applies llama.cpp's conventions (q/k permutation, gemma's norm offset)
     independently of us."""
@@ -62,6 +63,11 @@ def test_export_reads_back_in_transformers_gguf_loader(tmp_path, arch, tie):
     tok = train_byte_level_bpe("gpt2", vocab_size=config["vocab_size"] + 200)
     kv = bpe_tokenizer_kv(tok, "gpt2")
     metadata = {k: v for k, (v, _, _) in kv.items()}
+    if arch == "qwen3_moe":
+        from torchtune.models import hf_to_tune, tune_to_hf
+
+        hf_sd = tune_to_hf(hf_to_tune(hf_sd, config), config)
+        assert "model.layers.0.mlp.experts.3.down_proj.weight" in hf_sd
     write_gguf(hf_sd, config, tmp_path / "hf" / "m.gguf", tokenizer_metadata=metadata, out_type="F32")
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", gguf_file="m.gguf").eval()
     for name, value in source.state_dict().items():

@@ -25,6 +25,8 @@ CASES = [
     ("gemma2", "F32", 1e-5),  # the +1 norm offset is undone in float32
     ("smollm3", "F32", 0.0),
     ("smollm3", "Q8_0", 0.0),
+    ("qwen3_moe", "F32", 0.0),
+    ("qwen3_moe", "Q8_0", 0.0),
 ]
 
 
@@ -37,7 +39,7 @@ def _rounded_like_gguf(model, out_type: str) -> None:
     qtype = gguf.GGMLQuantizationType[out_type]
     with torch.no_grad():
         for p in model.parameters():
-            if p.dim() == 2:
+            if p.dim() >= 2:  # matrices and stacked experts
                 rounded = dequantize(quantize(p.numpy(), qtype), qtype)
                 p.copy_(torch.from_numpy(rounded.astype(np.float32)))
 
@@ -240,3 +242,26 @@ def test_smollm3_other_nope_layout_is_not_written(tmp_path):
     with pytest.raises(ValueError, match=r"no_rope_layers=\[1, 0, 1, 0\] cannot be written to GGUF: llama\.cpp's "
                                          r"smollm3 puts NoPE on every 4th layer \(\[1, 1, 1, 0\]\)"):
         write_gguf(hf_sd, config, tmp_path / "out.gguf")
+
+
+def test_qwen3_moe_experts_build_our_model(tmp_path):
+    """qwen3moe's stacked expert tensors become our MoE layers; logits equal transformers'."""
+    from torchtune.models import hf_to_tune, model_from_hf_config
+
+    source = tiny_model("qwen3_moe", seed=3)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "m.gguf"))
+    assert (config["model_type"], config["num_experts"], config["moe_intermediate_size"]) == ("qwen3_moe", 4, 768)
+    ours = model_from_hf_config(config).eval()
+    ours.load_state_dict(hf_to_tune(hf_sd, config))
+    tokens = torch.arange(3, 19).reshape(2, 8) % config["vocab_size"]
+    with torch.no_grad():
+        torch.testing.assert_close(ours(tokens), source(tokens).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_qwen3_moe_export_needs_renormalised_routing(tmp_path):
+    from torchtune.gguf import write_gguf
+
+    source = tiny_model("qwen3_moe", seed=3)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "m.gguf"))
+    with pytest.raises(ValueError, match="norm_topk_prob=False cannot be written to GGUF"):
+        write_gguf(hf_sd, dict(config, norm_topk_prob=False), tmp_path / "out.gguf")
