@@ -14,6 +14,9 @@ the value changes llama.cpp's converter makes:
   renormalises the chosen experts' weights (``norm_topk_prob``).
 - ``smollm3``: llama.cpp fixes the NoPE layers at every 4th (``n_no_rope_layer_step = 4``, no
   GGUF key), so only that layout can be read or written.
+- ``gemma3`` (Hugging Face ``gemma3_text``): Gemma 2's tensor names plus q/k norms, every norm
+  stored as ``w + 1``; llama.cpp fixes one global layer in 6 and the local layers' RoPE theta
+  at 10000, and reads linear RoPE scaling of the global layers from ``rope.scaling.*``.
 - ``gemma2``: every RMSNorm weight is stored as ``w + 1`` because llama.cpp's RMSNorm
   multiplies by the weight where Gemma's multiplies by ``1 + w``.
 """
@@ -28,13 +31,15 @@ from torchtune.gguf._rope import rope_scaling_from_divisors
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "smollm3", "qwen3moe")
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "smollm3", "qwen3moe")
 # GGUF architecture -> Hugging Face model_type, where they differ
-_MODEL_TYPES = {"qwen3moe": "qwen3_moe"}
+_MODEL_TYPES = {"qwen3moe": "qwen3_moe", "gemma3": "gemma3_text"}
+GEMMA3_SLIDING_WINDOW_PATTERN = 6  # llama.cpp's constants for gemma3
+GEMMA3_LOCAL_ROPE_BASE = 10_000.0
 _GGUF_ARCHITECTURES = {v: k for k, v in _MODEL_TYPES.items()}
 _PERMUTED_ARCHITECTURES = frozenset({"llama", "smollm3"})
 SMOLLM3_NO_ROPE_LAYER_STEP = 4  # llama.cpp's constant
-_NORM_PLUS_ONE_ARCHITECTURES = frozenset({"gemma2"})
+_NORM_PLUS_ONE_ARCHITECTURES = frozenset({"gemma2", "gemma3"})
 
 _HF_MODEL_CLASSES = {
     "llama": "LlamaForCausalLM",
@@ -43,6 +48,7 @@ _HF_MODEL_CLASSES = {
     "gemma2": "Gemma2ForCausalLM",
     "smollm3": "SmolLM3ForCausalLM",
     "qwen3moe": "Qwen3MoeForCausalLM",
+    "gemma3": "Gemma3ForCausalLM",
 }
 
 # GGUF block tensor stem -> Hugging Face module path inside model.layers.{i}
@@ -99,7 +105,8 @@ def gguf_architecture(model_type: str) -> str:
 
 def _block_names(arch: str) -> dict[str, str]:
     arch = gguf_architecture(arch)
-    return {"gemma2": _GEMMA2_BLOCK_NAMES, "qwen3moe": _MOE_BLOCK_NAMES}.get(arch, _BLOCK_NAMES)
+    return {"gemma2": _GEMMA2_BLOCK_NAMES, "gemma3": _GEMMA2_BLOCK_NAMES, "qwen3moe": _MOE_BLOCK_NAMES}.get(
+        arch, _BLOCK_NAMES)
 
 
 def gguf_to_hf_name(name: str, arch: str) -> str:
@@ -165,7 +172,7 @@ def _is_norm(hf_name: str) -> bool:
 
 def gguf_value_to_hf(hf_name: str, w: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
     """Undo llama.cpp's converter changes to one tensor (see module docstring)."""
-    arch = config["model_type"]
+    arch = gguf_architecture(config["model_type"])
     if arch in _PERMUTED_ARCHITECTURES:
         if ".q_proj." in hf_name:
             return unpermute_qk(w, config["num_attention_heads"])
@@ -178,7 +185,7 @@ def gguf_value_to_hf(hf_name: str, w: torch.Tensor, config: dict[str, Any]) -> t
 
 def hf_value_to_gguf(hf_name: str, w: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
     """Apply llama.cpp's converter changes to one tensor (inverse of :func:`gguf_value_to_hf`)."""
-    arch = config["model_type"]
+    arch = gguf_architecture(config["model_type"])
     if arch in _PERMUTED_ARCHITECTURES:
         if ".q_proj." in hf_name:
             return permute_qk(w, config["num_attention_heads"])
@@ -220,7 +227,7 @@ def hf_config_from_metadata(
     arch = _require(metadata, "general.architecture")
     check_architecture(arch)
     scaling = metadata.get(f"{arch}.rope.scaling.type", "none")
-    if scaling != "none" or ("rope_freqs.weight" in tensor_shapes and rope_freqs is None):
+    if (scaling != "none" and not (arch == "gemma3" and scaling == "linear")) or ("rope_freqs.weight" in tensor_shapes and rope_freqs is None):
         raise ValueError(f"GGUF rope scaling '{scaling}' (or a rope_freqs tensor not passed in) is not supported")
 
     def key(name: str) -> Any:
@@ -263,6 +270,8 @@ def hf_config_from_metadata(
             )
     if arch == "gemma2":
         config.update(_gemma2_extras(metadata, config))
+    if arch == "gemma3":
+        config.update(_gemma3_extras(metadata, config, scaling))
     if arch == "qwen3moe":
         config.update(
             num_experts=int(key("expert_count")), num_experts_per_tok=int(key("expert_used_count")),
@@ -273,6 +282,63 @@ def hf_config_from_metadata(
         config["no_rope_layer_interval"] = step
         config["no_rope_layers"] = [int((i + 1) % step != 0) for i in range(config["num_hidden_layers"])]
     return config
+
+
+def _gemma3_extras(metadata: dict[str, Any], config: dict[str, Any], scaling: str) -> dict[str, Any]:
+    """Gemma 3's window, layer pattern, per-layer-type RoPE and query scaling as llama.cpp runs it."""
+    n, theta = config["num_hidden_layers"], config["rope_theta"]
+    full = {"rope_type": "default", "rope_theta": theta}
+    if scaling == "linear":
+        full = {"rope_type": "linear", "factor": float(_require(metadata, "gemma3.rope.scaling.factor")), "rope_theta": theta}
+    # llama.cpp scales queries by 1/sqrt(d / n_h) for the 27B model (62 blocks), else 1/sqrt(h_d)
+    scalar = config["hidden_size"] // config["num_attention_heads"] if n == 62 else config["head_dim"]
+    pattern = GEMMA3_SLIDING_WINDOW_PATTERN
+    return {
+        "hidden_act": "gelu_pytorch_tanh",
+        "hidden_activation": "gelu_pytorch_tanh",
+        "sliding_window": int(_require(metadata, "gemma3.attention.sliding_window")),
+        "layer_types": ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)],
+        "rope_parameters": {"full_attention": full,
+                            "sliding_attention": {"rope_type": "default", "rope_theta": GEMMA3_LOCAL_ROPE_BASE}},
+        "query_pre_attn_scalar": scalar,
+    }
+
+
+def gemma3_gguf_rope(config: dict[str, Any]) -> tuple[float, float | None]:
+    """Global RoPE theta and linear scaling factor of a Gemma 3 config, checked against what
+    llama.cpp's gemma3 can run.
+
+    Raises:
+        ValueError: naming the setting that a GGUF file cannot hold.
+    """
+    n = config["num_hidden_layers"]
+    pattern = config.get("sliding_window_pattern", GEMMA3_SLIDING_WINDOW_PATTERN)
+    types = config.get("layer_types") or ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
+    expected = ["sliding_attention" if (i + 1) % GEMMA3_SLIDING_WINDOW_PATTERN else "full_attention" for i in range(n)]
+    if list(types) != expected:
+        raise ValueError(f"layer_types={list(types)} cannot be written to GGUF: llama.cpp's gemma3 makes every "
+                         f"{GEMMA3_SLIDING_WINDOW_PATTERN}th layer global")
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    scalar = config["hidden_size"] // config["num_attention_heads"] if n == 62 else head_dim
+    if config.get("query_pre_attn_scalar", scalar) != scalar:
+        raise ValueError(f"query_pre_attn_scalar={config['query_pre_attn_scalar']} cannot be written to GGUF: "
+                         f"llama.cpp's gemma3 uses {scalar} for this model")
+    if config.get("final_logit_softcapping") or config.get("use_bidirectional_attention"):
+        raise ValueError("final_logit_softcapping / use_bidirectional_attention cannot be written to a gemma3 GGUF")
+    params = config.get("rope_parameters") or {}
+    if "full_attention" in params:
+        full, local = params["full_attention"], params.get("sliding_attention") or {}
+        local_theta = float(local.get("rope_theta", GEMMA3_LOCAL_ROPE_BASE))
+    else:
+        full = {"rope_theta": config.get("rope_theta", 1e6), **(config.get("rope_scaling") or {})}
+        local_theta = float(config.get("rope_local_base_freq", GEMMA3_LOCAL_ROPE_BASE))
+    if local_theta != GEMMA3_LOCAL_ROPE_BASE:
+        raise ValueError(f"local RoPE theta {local_theta} cannot be written to GGUF: llama.cpp's gemma3 uses "
+                         f"{GEMMA3_LOCAL_ROPE_BASE}")
+    kind = full.get("rope_type", full.get("type", "default"))
+    if kind not in ("default", "linear"):
+        raise ValueError(f"rope_type={kind!r} cannot be written to a gemma3 GGUF; supported: default, linear")
+    return float(full.get("rope_theta", 1e6)), float(full["factor"]) if kind == "linear" else None
 
 
 def check_smollm3_layout(config: dict[str, Any]) -> None:

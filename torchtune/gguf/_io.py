@@ -12,6 +12,7 @@ import torch
 from torchtune.gguf._arch import (
     check_architecture,
     check_smollm3_layout,
+    gemma3_gguf_rope,
     gguf_architecture,
     join_gguf_experts,
     split_hf_experts,
@@ -196,7 +197,8 @@ def _add_architecture(writer: Any, config: dict[str, Any]) -> None:
     writer.add_head_count(config["num_attention_heads"])
     writer.add_head_count_kv(config["num_key_value_heads"])
     writer.add_layer_norm_rms_eps(float(config["rms_norm_eps"]))
-    writer.add_rope_freq_base(_rope_theta(config))
+    gemma3_rope = gemma3_gguf_rope(config) if arch == "gemma3" else None
+    writer.add_rope_freq_base(gemma3_rope[0] if gemma3_rope else _rope_theta(config))
     writer.add_vocab_size(config["vocab_size"])
     head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     if head_dim * config["num_attention_heads"] != config["hidden_size"] or arch != "llama":
@@ -208,6 +210,11 @@ def _add_architecture(writer: Any, config: dict[str, Any]) -> None:
         writer.add_attn_logit_softcapping(float(config["attn_logit_softcapping"]))
         writer.add_final_logit_softcapping(float(config["final_logit_softcapping"]))
         writer.add_sliding_window(int(config["sliding_window"]))
+    if arch == "gemma3":
+        writer.add_sliding_window(int(config["sliding_window"]))
+        if gemma3_rope[1] is not None:
+            writer.add_rope_scaling_type(_gguf().RopeScalingType.LINEAR)
+            writer.add_rope_scaling_factor(gemma3_rope[1])
     if arch == "qwen3moe":
         writer.add_expert_count(int(config.get("num_experts", config.get("num_local_experts"))))
         writer.add_expert_used_count(int(config["num_experts_per_tok"]))
@@ -311,7 +318,7 @@ def write_gguf(
         _add_architecture(writer, config)
         for key, value in (tokenizer_metadata or {}).items():
             _add_value(writer, key, value)
-        scaling = _llama3_scaling(config)
+        scaling = _llama3_scaling(config) if arch != "gemma3" else None
         if scaling is not None:
             head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
             writer.add_tensor(ROPE_FREQS, llama3_rope_divisors(_rope_theta(config), head_dim, scaling).numpy())

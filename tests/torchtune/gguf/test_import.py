@@ -25,6 +25,7 @@ CASES = [
     ("gemma2", "F32", 1e-5),  # the +1 norm offset is undone in float32
     ("smollm3", "F32", 0.0),
     ("smollm3", "Q8_0", 0.0),
+    ("gemma3_text", "F32", 1e-5),  # the +1 norm offset (q/k norms too) is undone in float32
     ("qwen3_moe", "F32", 0.0),
     ("qwen3_moe", "Q8_0", 0.0),
 ]
@@ -265,3 +266,20 @@ def test_qwen3_moe_export_needs_renormalised_routing(tmp_path):
     hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "m.gguf"))
     with pytest.raises(ValueError, match="norm_topk_prob=False cannot be written to GGUF"):
         write_gguf(hf_sd, dict(config, norm_topk_prob=False), tmp_path / "out.gguf")
+
+
+@pytest.mark.parametrize("rope_scaling", [None, {"rope_type": "linear", "factor": 4.0}])
+def test_gemma3_builds_our_model(tmp_path, rope_scaling):
+    """llama.cpp's gemma3 layout (global layer 5, local theta 10000, linear scaling of the global
+    layers) builds our Gemma 3, whose logits equal transformers'."""
+    from torchtune.models import hf_to_tune, model_from_hf_config
+
+    source = tiny_model("gemma3_text", seed=4, tie=True, rope_scaling=rope_scaling)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "g.gguf"))
+    ours = model_from_hf_config(config).eval()
+    ours.load_state_dict(hf_to_tune(hf_sd, config))
+    assert [layer.attn.sliding_window for layer in ours.layers] == [4, 4, 4, 4, 4, None]
+    assert ours.layers[5].attn.pos_embeddings.scaling == rope_scaling and ours.layers[0].attn.pos_embeddings.base == 1e4
+    tokens = torch.arange(3, 19).reshape(2, 8) % config["vocab_size"]
+    with torch.no_grad():  # 2e-5: the norms went through w + 1 - 1 in float32
+        torch.testing.assert_close(ours(tokens), source(tokens).logits, atol=2e-5, rtol=1e-5)
