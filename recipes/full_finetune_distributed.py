@@ -31,7 +31,13 @@ from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, epoch_sample_order
 from torchtune.datasets import build_sft_data, build_validation_loader, check_local_data_files
 from torchtune.models import model_from_hf_config
 from torchtune.modules import TransformerSelfAttentionLayer, bind_loss, load_balancing_loss
-from torchtune.training.checkpointing import CheckpointManager, Checkpointer, restore_training_state, save_recipe_state
+from torchtune.training.checkpointing import (
+    CheckpointManager,
+    Checkpointer,
+    check_weights_fit,
+    restore_training_state,
+    save_recipe_state,
+)
 
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
 KNOWN_KEYS = (
@@ -67,7 +73,9 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
     else:
         model = model_from_hf_config(checkpointer.config)
     # every process reads the files (resume_dir None: the source weights), then keeps its shard
-    model.load_state_dict(checkpointer.load_checkpoint(resume_dir))
+    state_dict = checkpointer.load_checkpoint(resume_dir)
+    check_weights_fit(model, state_dict, builder=node.get("_component_") if node is not None else None)
+    model.load_state_dict(state_dict)
     model.to(device=device, dtype=dtype)
     if cfg.enable_activation_checkpointing:
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})

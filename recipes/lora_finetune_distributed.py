@@ -36,10 +36,17 @@ from torchtune.modules.peft import (
     get_adapter_params,
     get_adapter_specs,
     initialize_dora_magnitudes,
+    set_adapter_dtype,
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
-from torchtune.training.checkpointing import CheckpointManager, Checkpointer, restore_training_state, save_recipe_state
+from torchtune.training.checkpointing import (
+    CheckpointManager,
+    Checkpointer,
+    check_weights_fit,
+    restore_training_state,
+    save_recipe_state,
+)
 
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
 KNOWN_KEYS = (
@@ -74,12 +81,15 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
     else:
         model = model_from_hf_config(checkpointer.config, **cfg.model.to_dict())
     # every process reads the files, then keeps its shard
-    missing, unexpected = model.load_state_dict(checkpointer.load_checkpoint(), strict=False)
+    state_dict = checkpointer.load_checkpoint()
+    check_weights_fit(model, state_dict, builder=cfg.model.get("_component_"))
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
+    set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
     initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
     if resume_dir is not None:
-        adapter = {k: v.to(dtype) for k, v in checkpointer.load_adapter(resume_dir).items()}
+        adapter = checkpointer.load_adapter(resume_dir)
         missing, unexpected = model.load_state_dict(adapter, strict=False)
         validate_missing_and_unexpected_for_lora(model, lora_missing=missing, lora_unexpected=unexpected)
     set_trainable_params(model, get_adapter_params(model))

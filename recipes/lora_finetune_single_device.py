@@ -41,12 +41,14 @@ from torchtune.modules.peft import (
     get_adapter_specs,
     get_merged_lora_ckpt,
     initialize_dora_magnitudes,
+    set_adapter_dtype,
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
 from torchtune.training.checkpointing import (
     CheckpointManager,
     Checkpointer,
+    check_weights_fit,
     export_gguf,
     restore_training_state,
     save_recipe_state,
@@ -88,9 +90,12 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
         model = config.instantiate(cfg.model)
     else:
         model = model_from_hf_config(checkpointer.config, **cfg.model.to_dict())
-    missing, unexpected = model.load_state_dict(checkpointer.load_checkpoint(), strict=False)
+    state_dict = checkpointer.load_checkpoint()
+    check_weights_fit(model, state_dict, builder=cfg.model.get("_component_"))
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
+    set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
     initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
     set_trainable_params(model, get_adapter_params(model))
     if cfg.enable_activation_checkpointing:
@@ -231,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     resume_dir = manager.resolve_resume(cfg.resume)
     if resume_dir is not None:
         adapter = checkpointer.load_adapter(resume_dir)
-        missing, unexpected = model.load_state_dict({k: v.to(dtype) for k, v in adapter.items()}, strict=False)
+        missing, unexpected = model.load_state_dict(adapter, strict=False)
         validate_missing_and_unexpected_for_lora(model, lora_missing=missing, lora_unexpected=unexpected)
         step, epoch, samples_seen = restore_training_state(resume_dir, optimizer, lr_scheduler)
         print(f"Resumed from {resume_dir} at step {step} (epoch {epoch})")

@@ -92,7 +92,7 @@ num_output_chunks: 8
 clip_grad_norm: 1.0
 {moe}
 device: {device}
-dtype: auto  # bf16 where the device computes it fast, else fp32 (the run's log says which)
+dtype: auto  # bf16 on CUDA with bf16 and on AMX or AVX512-BF16 CPUs, else fp32; or fp32 / bf16
 num_threads: null
 {backend}enable_activation_checkpointing: true
 compile: false
