@@ -128,7 +128,13 @@ class GroupedExperts(nn.Module):
         """``x`` rows grouped by expert (``counts[e]`` rows for expert e) times ``weight[e].T``."""
         if self._grouped(x, weight):
             offsets = counts.cumsum(0).to(torch.int32)  # [E]
-            return torch._grouped_mm(x, weight.transpose(-2, -1), offs=offsets)  # [n * k, out]
+            try:
+                return torch._grouped_mm(x, weight.transpose(-2, -1), offs=offsets)  # [n * k, out]
+            except RuntimeError as e:  # e.g. a kernel's alignment or dtype limits
+                if self.use_grouped_mm:  # asked for explicitly: do not hide it
+                    raise
+                logger.warning("torch._grouped_mm failed (%s); these experts use one matmul per expert from now on", e)
+                self.use_grouped_mm = False
         # unbind once: its backward stacks the E gradients (indexing weight[e] per expert would
         # allocate a full [E, ...] gradient for each expert)
         weights = weight.unbind(0)

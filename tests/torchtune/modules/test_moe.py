@@ -133,6 +133,26 @@ def test_grouped_mm_path_equals_the_loop():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+def test_a_failing_grouped_kernel_falls_back_to_the_loop(monkeypatch):
+    moe = _ours()
+    x = torch.randn(2, 5, D, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        expected = _per_token(moe, x)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no kernel for these strides")
+
+    monkeypatch.setattr(torch, "_grouped_mm", refuse, raising=False)
+    moe.experts.use_grouped_mm = None
+    monkeypatch.setattr(type(moe.experts), "_grouped", lambda self, x, w: self.use_grouped_mm is not False)
+    with torch.no_grad():
+        torch.testing.assert_close(moe(x), expected, atol=1e-5, rtol=1e-5)
+    assert moe.experts.use_grouped_mm is False
+    moe.experts.use_grouped_mm = True  # asked for explicitly: the error is not hidden
+    with pytest.raises(RuntimeError, match="no kernel"):
+        moe(x)
+
+
 @pytest.mark.parametrize("with_mask", [False, True])
 def test_load_balancing_loss_matches_transformers(with_mask):
     model = nn.ModuleList([_ours(), _ours()])
