@@ -174,4 +174,5 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="top_k=9 must be between 1 and num_experts=8"):
         TopKRouter(dim=D, num_experts=8, top_k=9)
     with pytest.raises(ValueError, match="router has num_experts=8 but experts has 4"):
-        MoE(router=TopKRouter(dim=D, num_experts=8, top_k=2), experts=GroupedExperts(dim=D, hidden_dim=H, num_experts=4))
+        MoE(router=TopKRouter(dim=D, num_experts=8, top_k=2),
+            experts=GroupedExperts(dim=D, hidden_dim=H, num_experts=4))
