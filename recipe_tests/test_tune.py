@@ -211,3 +211,27 @@ def test_eval_without_its_extra_names_it(tt, work):
     assert proc.returncode == 1
     assert "pip install 'torchtune[eval]'" in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_unsaveable_lora_target_stops_before_training(tt, work):
+    """A LoRA target that the checkpoint's layout fuses (q_proj of Phi-3's qkv_proj) is refused
+    before the first step, in one line, instead of crashing at the final save."""
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    tiny = tt.run("python", "-c", "import torchtune; print(torchtune.recipes_root())", cwd=work).stdout.strip()
+    tiny = Path(tiny) / "assets" / "tiny"
+    model_dir = work / "phi3"
+    torch.manual_seed(0)
+    config = Phi3Config(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512, pad_token_id=0)
+    Phi3ForCausalLM(config).save_pretrained(model_dir)
+    out = work / "out"
+    proc = tt.run("tune", "run", "lora_finetune_single_device", "--config", "tiny/lora_single_device",
+                  f"model_dir={model_dir}", f"output_dir={out}", "dataset_val=null",
+                  f"tokenizer.tokenizer_json_path={tiny}/tokenizer.json",
+                  f"tokenizer.tokenizer_config_json_path={tiny}/tokenizer_config.json",
+                  f"dataset.data_files={tiny}/instructions.jsonl", cwd=work, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "no mapping for module 'layers.0.attn.q_proj'" in proc.stderr
+    assert "model.lora_attn_modules" in proc.stderr
+    assert not list(out.glob("step_*")) and not (out / "logs").exists()

@@ -31,6 +31,7 @@ from torchtune.modules import TransformerSelfAttentionLayer, bind_loss, load_bal
 from torchtune.training.checkpointing import (
     CheckpointManager,
     Checkpointer,
+    check_save_mappings,
     check_weights_fit,
     restore_training_state,
     save_recipe_state,
@@ -140,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     val_loader = build_validation_loader(cfg.get("dataset_val"), tokenizer, padding_free=padding_free,
                                          batch_size=cfg.batch_size)
     model = build_model(cfg, checkpointer, device, dtype, resume_dir)
+    check_save_mappings(model.state_dict(), checkpointer.config)  # fail now, not at the first save
     trainable = [p for p in model.parameters() if p.requires_grad]
     print(f"Model: {sum(p.numel() for p in trainable):,} parameters, all trainable")
     loss_fn = config.instantiate(cfg.loss)

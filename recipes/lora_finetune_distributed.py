@@ -43,6 +43,7 @@ from torchtune.modules.peft import (
 from torchtune.training.checkpointing import (
     CheckpointManager,
     Checkpointer,
+    check_save_mappings,
     check_weights_fit,
     restore_training_state,
     save_recipe_state,
@@ -170,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
                                          batch_size=cfg.batch_size, world_size=world_size, rank=rank)  # a share each
     training.set_seed(cfg.seed)  # the same adapter initialisation on every process ...
     model = build_model(cfg, checkpointer, device, dtype, resume_dir)
+    # every tensor a save writes must have a name in the checkpoint's layout: fail now, not at the final save
+    check_save_mappings(model.state_dict(), checkpointer.config, adapter_specs=get_adapter_specs(model))
     seed = training.set_seed(cfg.seed, rank)  # ... then one random stream per process (dropout)
     trainable = [p for p in model.parameters() if p.requires_grad]
     say(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} "

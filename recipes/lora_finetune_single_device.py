@@ -48,6 +48,7 @@ from torchtune.modules.peft import (
 from torchtune.training.checkpointing import (
     CheckpointManager,
     Checkpointer,
+    check_save_mappings,
     check_weights_fit,
     export_gguf,
     restore_training_state,
@@ -211,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     val_loader = build_validation_loader(cfg.get("dataset_val"), tokenizer, padding_free=padding_free,
                                          batch_size=cfg.batch_size)
     model = build_model(cfg, checkpointer, device, dtype)
+    # every tensor a save writes must have a name in the checkpoint's layout: fail now, not at the final save
+    check_save_mappings(model.state_dict(), checkpointer.config, adapter_specs=get_adapter_specs(model))
     trainable = [p for p in model.parameters() if p.requires_grad]
     print(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} trainable (adapters)")
     loss_fn = config.instantiate(cfg.loss)
@@ -246,16 +249,25 @@ def main(argv: Sequence[str] | None = None) -> Path:
     def save(at: int) -> Path:
         state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
-        def write(directory: Path) -> None:
-            adapter_only = bool(cfg.save_adapter_weights_only) and at < total_steps
+        def write(directory: Path, adapter_only: bool) -> None:
+            # training state first: what resumes the run is written before the merged model
+            save_recipe_state(directory, step=at, epoch=epoch, seed=seed, samples_seen=samples_seen,
+                              optimizer=optimizer, lr_scheduler=lr_scheduler)
             checkpointer.write_checkpoint(directory, state_dict, adapter_specs=adapter_specs, adapter_only=adapter_only)
             if not adapter_only:
                 write_output_formats(directory, state_dict, adapter_specs, cfg.get("output_formats") or [],
                                      checkpointer, tokenizer)
-            save_recipe_state(directory, step=at, epoch=epoch, seed=seed, samples_seen=samples_seen,
-                              optimizer=optimizer, lr_scheduler=lr_scheduler)
 
-        return manager.save(at, write)
+        adapter_only = bool(cfg.save_adapter_weights_only) and at < total_steps
+        try:
+            return manager.save(at, lambda directory: write(directory, adapter_only))
+        except Exception as e:
+            if adapter_only:
+                raise
+            # the merged model could not be written: keep the adapter and the training state
+            kept = manager.save(at, lambda directory: write(directory, True))
+            raise config.ConfigError(f"writing the merged model of step {at} failed ({type(e).__name__}: {e}); the "
+                                     f"adapter and training state are saved in {kept} (resume=auto continues)") from e
 
     # ----- train ------------------------------------------------------------------------------------
     aux_coef = float(cfg.get("router_aux_loss_coef") or 0.0)  # mixture-of-experts models only
