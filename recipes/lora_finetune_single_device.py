@@ -35,7 +35,7 @@ from torchtune.datasets import build_sft_data, build_validation_loader, check_lo
 from torchtune.generation import generate_text
 from torchtune.gguf import gguf_tokenizer_metadata_from_hf
 from torchtune.models import model_from_hf_config, tune_to_hf
-from torchtune.modules import TransformerSelfAttentionLayer, bind_loss
+from torchtune.modules import TransformerSelfAttentionLayer, bind_loss, load_balancing_loss
 from torchtune.modules.peft import (
     get_adapter_params,
     get_adapter_specs,
@@ -60,7 +60,7 @@ KNOWN_KEYS = (
     "model_dir", "output_dir", "model", "tokenizer", "checkpointer", "dataset", "dataset_val",
     "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
     "gradient_accumulation_steps",
-    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "device", "dtype", "num_threads",
+    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
     "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "save_adapter_weights_only", "resume", "output_formats", "sample_prompts", "sample_max_new_tokens",
@@ -118,19 +118,24 @@ def epoch_batches(ds: Any, collate: Any, cfg: config.DictConfig, epoch: int, ski
 
 
 def forward_loss(model: torch.nn.Module, loss_fn: Any, output: str, batch: dict[str, torch.Tensor],
-                 device: torch.device) -> tuple[torch.Tensor, int]:
+                 device: torch.device, router_aux_loss_coef: float = 0.0) -> tuple[torch.Tensor, int]:
     """Summed token loss of a batch and the number of tokens it covers.
 
     Only the positions that carry a label come out of the model (``output_index``): its last
     layer and the output projection skip the others, whose outputs no loss would use. ``output``
-    is what the loss takes: logits, or hidden states it projects itself.
+    is what the loss takes: logits, or hidden states it projects itself. A mixture-of-experts
+    model adds ``router_aux_loss_coef`` times its router load-balancing loss (per token).
     """
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch["labels"].reshape(1, -1)  # [1, b * s], already shifted
     keep = torch.nonzero(labels[0] != CROSS_ENTROPY_IGNORE_IDX).squeeze(1)  # [n]
     out = model(batch["tokens"], mask=batch.get("mask"), input_pos=batch.get("input_pos"), output_index=keep,
                 output=output)  # [1, n, ...]
-    return loss_fn(out, labels[:, keep]) * keep.numel(), keep.numel()
+    loss = loss_fn(out, labels[:, keep]) * keep.numel()
+    aux = load_balancing_loss(model) if router_aux_loss_coef else None  # None without MoE layers
+    if aux is not None:
+        loss = loss + router_aux_loss_coef * aux * keep.numel()
+    return loss, keep.numel()
 
 
 @torch.no_grad()
@@ -179,6 +184,13 @@ def write_output_formats(directory: Path, state_dict: dict[str, torch.Tensor], a
     if "gguf" in extra:
         metadata = gguf_tokenizer_metadata_from_hf(directory / "tokenizer.json", directory / "tokenizer_config.json")
         export_gguf(base, checkpointer.config, directory / "model-F16.gguf", tokenizer_metadata=metadata)
+
+
+def router_metrics(model: torch.nn.Module) -> dict[str, float]:
+    """``router_aux_loss`` of the latest micro-batch for a mixture-of-experts model, else nothing."""
+    with torch.no_grad():
+        aux = load_balancing_loss(model)
+    return {} if aux is None else {"router_aux_loss": float(aux)}
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -259,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
                                      f"adapter and training state are saved in {kept} (resume=auto continues)") from e
 
     # ----- train ------------------------------------------------------------------------------------
+    aux_coef = float(cfg.get("router_aux_loss_coef") or 0.0)  # mixture-of-experts models only
     model.train()
     meter = training.TokensPerSecond(pad_id=tokenizer.pad_id)
     last_saved = resume_dir if resume_dir is not None and step == total_steps else None
@@ -270,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 meter.update(batch["tokens"])
-                micro_loss, n = forward_loss(model, loss_fn, output, batch, device)
+                micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
                 micro_loss.backward()
                 loss_sum, num_tokens = loss_sum + micro_loss.detach(), num_tokens + n
                 samples_seen += cfg.batch_size
@@ -285,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             run_log.step(loss.item())
             if step % cfg.log_every_n_steps == 0 or step == total_steps:
                 run_log.log({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm),
-                             "tokens_per_second": meter.rate(), **training.peak_memory_stats(device)}, step)
+                             "tokens_per_second": meter.rate(), **training.peak_memory_stats(device),
+                             **router_metrics(model)}, step)
                 meter.reset()
             if val_loader is not None and cfg.run_val_every_n_steps and step % cfg.run_val_every_n_steps == 0:
                 val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),
