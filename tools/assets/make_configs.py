@@ -16,10 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 try:
-    from torchtune._recipe_registry import FAMILY_SIZES
+    from torchtune._recipe_registry import FAMILY_SIZES, HAND_WRITTEN
 except ModuleNotFoundError:  # run from a source checkout
     sys.path.insert(0, str(ROOT))
-    from torchtune._recipe_registry import FAMILY_SIZES
+    from torchtune._recipe_registry import FAMILY_SIZES, HAND_WRITTEN
 
 CONFIGS_DIR = ROOT / "recipes" / "configs"
 
@@ -168,6 +168,7 @@ def all_configs() -> dict[Path, str]:
         for family, sizes in FAMILY_SIZES.items()
         for size in sizes
         for suffix in RECIPES
+        if f"{family}/{size}_{suffix}" not in HAND_WRITTEN
     }
 
 

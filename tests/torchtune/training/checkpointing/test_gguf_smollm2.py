@@ -144,3 +144,13 @@ def test_bf16_greedy_generation_matches_transformers(checkpointer):
         # every token we chose is (up to bf16 rounding) the reference's argmax on the same prefix
         assert gap.max().item() <= 0.125, (text, gap.tolist(), tokenizer.decode(chosen.tolist()))
         assert diff < 1.5, (text, diff)
+
+
+def test_smollm2_135m_preset_fits_the_real_checkpoint(checkpointer):
+    from torchtune.models.smollm2 import smollm2_135m
+    from torchtune.training.checkpointing import check_weights_fit
+
+    with torch.device("meta"):
+        preset = smollm2_135m()
+    check_weights_fit(preset, checkpointer.load_checkpoint(), builder="torchtune.models.smollm2.smollm2_135m")
+    assert preset.state_dict().keys() == checkpointer.load_checkpoint().keys()
