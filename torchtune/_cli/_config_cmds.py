@@ -20,7 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Check that a config loads and that its components accept their arguments.",
         description=(
             "Load a config (name or path), apply key=value overrides, resolve ${...} "
-            "references and check every _component_ against its signature. Nothing is built."
+            "references and check every _component_ against its signature, that the data and "
+            "tokenizer files exist and the extras they need are installed. When the model files "
+            "exist (model_dir=<dir>), the model is also built on the meta device and checked "
+            "against the checkpoint's tensor names and shapes and the LoRA targets against its "
+            "layout. Nothing is trained and no weights are read."
         ),
     )
     validate.add_argument(
@@ -115,6 +119,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def _validate_one(args: argparse.Namespace) -> int:
     """Load and validate ``args.config``; print a confirmation when it is well-formed."""
+    from torchtune._cli._preflight import check_files, check_model, model_files
     from torchtune.config import ConfigError, load_config, validate
 
     path = resolve_config(args.config)
@@ -124,9 +129,18 @@ def _validate_one(args: argparse.Namespace) -> int:
         cfg = load_config(path, args.overrides, allow_component_roots=args.allow_component_root,
                           variables={"recipes_root": str(registry.recipes_root())})
         validate(cfg, known_keys=keys)
+        files = model_files(cfg)
+        checked = None
+        if not getattr(args, "all", False):  # --all: the shipped configs' signatures, whatever is installed
+            # the tokenizer's files usually live beside the model: checked when the model files are there
+            check_files(cfg, tokenizer=files is not None or cfg.get("checkpointer") is None)
+            if files is not None:
+                checked = check_model(cfg)
     except ConfigError as e:
         raise CLIError(f"{path}: {e}") from None
     print(f"Config {args.config} is well-formed.")
+    if checked is not None:
+        print(f"Against {files}: {checked}.")
     return 0
 
 

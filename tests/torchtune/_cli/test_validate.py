@@ -105,3 +105,75 @@ def test_bad_known_keys(source, message, config, tmp_path, tune):
 def test_unknown_recipe_flag(config, tune):
     code, _, err = tune(["validate", str(config), "--recipe", "genrate"])
     assert code == 1 and "unknown recipe 'genrate'; did you mean: generate" in err
+
+
+# `tune validate` with model files: the model is built on the meta device and checked against the
+# checkpoint (a transformers-made directory), the LoRA targets against its layout, the files exist.
+def _model_dir(tmp_path, cls_name="Llama", **sizes):
+    import json
+
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, models
+
+    torch.manual_seed(0)
+    config = getattr(transformers, f"{cls_name}Config")(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=4, max_position_embeddings=64, **sizes)
+    directory = tmp_path / cls_name.lower()
+    getattr(transformers, f"{cls_name}ForCausalLM")(config).save_pretrained(directory)
+    Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>")).save(str(directory / "tokenizer.json"))
+    (directory / "tokenizer_config.json").write_text(json.dumps({"eos_token": "a"}))
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"instruction": "x", "input": "", "output": "y"}\n')
+    return directory, data
+
+
+LORA_CONFIG = """\
+model_dir: {model_dir}
+model:
+  lora_attn_modules: [q_proj, v_proj]
+  lora_rank: 2
+  lora_alpha: 4
+tokenizer:
+  _component_: torchtune.modules.tokenizers.HFModelTokenizer
+  tokenizer_json_path: ${{model_dir}}/tokenizer.json
+  tokenizer_config_json_path: ${{model_dir}}/tokenizer_config.json
+checkpointer:
+  _component_: torchtune.training.checkpointing.HuggingFaceCheckpointer
+  checkpoint_dir: ${{model_dir}}
+  output_dir: {out}
+dataset:
+  _component_: torchtune.datasets.alpaca_dataset
+  source: json
+  data_files: {data}
+"""
+
+
+def test_model_files_are_checked_when_present(tmp_path, tune):
+    model_dir, data = _model_dir(tmp_path)
+    config = tmp_path / "mine.yaml"
+    config.write_text(LORA_CONFIG.format(model_dir=model_dir, out=tmp_path / "out", data=data))
+    code, out, err = tune(["validate", str(config)])  # (err holds transformers' save progress bar)
+    assert code == 0 and "error" not in err
+    assert out.splitlines()[1] == (f"Against {model_dir}: the model builds, its 21 checkpoint tensors fit and every "
+                                   "tensor a save writes has a name in the checkpoint's layout.")
+    # another size than the checkpoint
+    code, _, err = tune(["validate", str(config), "model._component_=torchtune.models.llama3.lora_llama3",
+                         "model.vocab_size=64", "model.num_layers=2", "model.num_heads=4", "model.num_kv_heads=4",
+                         "model.embed_dim=64", "model.intermediate_dim=64", "model.max_seq_len=64"])
+    assert code == 1 and "is [64, 32] in the checkpoint but [64, 64] in the model" in err
+    # a missing tokenizer file and a missing data file
+    code, _, err = tune(["validate", str(config), f"tokenizer.tokenizer_json_path={tmp_path / 'none.json'}"])
+    assert code == 1 and f"tokenizer.tokenizer_json_path='{tmp_path / 'none.json'}' does not exist" in err
+    code, _, err = tune(["validate", str(config), f"dataset.data_files={tmp_path / 'none.jsonl'}"])
+    assert code == 1 and "does not exist" in err and "none.jsonl" in err
+
+
+def test_lora_target_the_layout_fuses_is_found_by_validate(tmp_path, tune):
+    model_dir, data = _model_dir(tmp_path, "Phi3", pad_token_id=0, bos_token_id=0, eos_token_id=0)
+    config = tmp_path / "mine.yaml"
+    config.write_text(LORA_CONFIG.format(model_dir=model_dir, out=tmp_path / "out", data=data))
+    code, out, err = tune(["validate", str(config)])
+    assert (code, out) == (1, "")
+    assert "no mapping for module 'layers.0.attn.q_proj'" in err and "Traceback" not in err, err

@@ -29,6 +29,10 @@ _MODEL_FILE_PREFIXES = ("LICENSE", "README", "NOTICE", "USE_POLICY")
 _NOT_MODEL_WEIGHTS = {"adapter_model.safetensors", "recipe_state.safetensors", "optimizer_param_groups.safetensors"}
 
 
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
+                       "I64": torch.int64, "I32": torch.int32, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+
+
 def _unshared(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """CPU, contiguous tensors that share no storage (safetensors refuses shared storage)."""
     out, seen = {}, set()
@@ -147,6 +151,24 @@ class HuggingFaceCheckpointer:
         for name in files:
             hf_state_dict.update(load_file(source / name))
         logger.info("Loaded %d tensors from %s", len(hf_state_dict), source)
+        return hf_to_tune(hf_state_dict, self.config)
+
+    def load_checkpoint_shapes(self) -> dict[str, torch.Tensor]:
+        """The source weights as meta tensors under torchtune names: shapes and dtypes read from
+        the safetensors headers, no tensor data (for checking a config before a run).
+
+        Returns:
+            dict[str, torch.Tensor]: torchtune key -> meta tensor of the stored shape and dtype.
+        """
+        from safetensors import safe_open
+
+        hf_state_dict: dict[str, torch.Tensor] = {}
+        for name in self.checkpoint_files:
+            with safe_open(str(self.checkpoint_dir / name), framework="pt") as f:
+                for key in f.keys():
+                    part = f.get_slice(key)
+                    dtype = _SAFETENSORS_DTYPES.get(part.get_dtype(), torch.float32)
+                    hf_state_dict[key] = torch.empty(part.get_shape(), dtype=dtype, device="meta")
         return hf_to_tune(hf_state_dict, self.config)
 
     @staticmethod
