@@ -15,10 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``download`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
         "download",
-        help="Download a model from the Hugging Face Hub (needs the 'hf' extra).",
+        help="Download a model from the Hugging Face Hub.",
         description=(
             "Download a model repository from the Hugging Face Hub into a local directory. "
-            "Needs pip install 'torchtune[hf]'. Fails at once when the Hub cannot be reached."
+            "huggingface_hub comes with every install (tokenizers depends on it; the 'hf' extra "
+            "names it explicitly). Fails at once when the Hub cannot be reached."
         ),
     )
     parser.add_argument("repo_id", help="Hub repository, e.g. Qwen/Qwen2.5-0.5B-Instruct")

@@ -58,9 +58,11 @@ class HFModelTokenizer(ModelTokenizer):
         config = self.base.config
         source = config.get("chat_template")
         jinja_file = os.path.join(os.path.dirname(str(tokenizer_config_json_path)), "chat_template.jinja")
+        self.template_file = str(tokenizer_config_json_path)  # named in errors about the template
         if source is None and os.path.exists(jinja_file):
             with open(jinja_file, encoding="utf-8") as f:
                 source = f.read()
+            self.template_file = jinja_file
         if isinstance(source, list):  # [{"name": "default", "template": ...}, ...]
             source = next((t["template"] for t in source if t.get("name") == "default"), None)
         if not isinstance(source, str):
@@ -71,7 +73,10 @@ class HFModelTokenizer(ModelTokenizer):
         }
         # transformers renders with tools=None and documents=None unless they are given
         variables.update(tools=None, documents=None, **(template_kwargs or {}))
-        self.template = ChatTemplate(source, variables)
+        try:
+            self.template = ChatTemplate(source, variables)
+        except ValueError as e:
+            raise ValueError(f"{self.template_file}: {e}") from None
         self.bos_id, self.eos_id, self.pad_id = self.base.bos_id, self.base.eos_id, self.base.pad_id
         self.stop_tokens, self.vocab_size = self.base.stop_tokens, self.base.vocab_size
         self.truncate_with_eos = False
@@ -93,4 +98,10 @@ class HFModelTokenizer(ModelTokenizer):
         if not messages:
             raise ValueError("messages is empty; a conversation needs at least one message")
         generation = not add_end_tokens and messages[-1].role != "assistant"
-        return self.template.render_with_mask(messages, generation, self.base.encode_with_offsets)
+        try:
+            return self.template.render_with_mask(messages, generation, self.base.encode_with_offsets)
+        except ValueError as e:  # the template's fault, not the data's: name its file
+            raise ValueError(
+                f"the chat template of {self.template_file}: {e} (fix or replace the template there, or use the "
+                "family's own tokenizer component)"
+            ) from None

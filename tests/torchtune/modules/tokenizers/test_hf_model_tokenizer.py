@@ -192,8 +192,9 @@ def test_template_whose_turns_cannot_be_located_is_rejected(tok_json):
     tmp, path = tok_json  # every content written twice: the turns' texts interleave
     template = "{% for m in messages %}{{ m['content'] }}|{% endfor %}" * 2
     config = write_tokenizer_config(tmp, template, name="twice.json", eos_token="<|im_end|>")
-    with pytest.raises(ValueError, match="overlap in the rendered conversation; per-message loss masks cannot"):
+    with pytest.raises(ValueError, match="overlap in the rendered conversation; per-message loss masks cannot") as info:
         HFModelTokenizer(path, config).tokenize_messages(_messages())
+    assert str(info.value).startswith(f"the chat template of {config}: ")  # the template's file, not the data's
 
 
 def test_template_failure_is_one_clear_error(tok_json):
@@ -214,8 +215,9 @@ def test_empty_conversation_is_a_clear_error(tok_json):
 def test_invalid_jinja_is_one_clear_error(tok_json):
     tmp, path = tok_json
     config = write_tokenizer_config(tmp, "{% for m in messages %}{{ m }}", name="bad.json", eos_token="<|im_end|>")
-    with pytest.raises(ValueError, match=r"the chat template is not valid Jinja: .* \(template line 1\)"):
+    with pytest.raises(ValueError, match=r"the chat template is not valid Jinja: .* \(template line 1\)") as info:
         HFModelTokenizer(path, config)
+    assert str(info.value).startswith(f"{config}: ")
 
 
 def test_missing_chat_template(tok_json):
