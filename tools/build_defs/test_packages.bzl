@@ -6,6 +6,7 @@
 TEST_PACKAGES = [
     "//recipe_tests",
     "//tests/torchtune/_cli",
+    "//tests/torchtune/api",
     "//tests/torchtune/config",
     "//tests/torchtune/data",
     "//tests/torchtune/datasets",
