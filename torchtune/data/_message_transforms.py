@@ -4,13 +4,10 @@ Each transform reads columns through ``column_map`` (our name -> the dataset's c
 raises ``ValueError`` naming the missing or mistyped field; the dataset adds the file and row.
 """
 
-import logging
 from typing import Any, Mapping, Sequence
 
 from torchtune.data._messages import Message, mask_messages, validate_messages
 from torchtune.data._prompt_templates import AlpacaInstructTemplate
-
-logger = logging.getLogger(__name__)
 
 
 def _column_map(column_map: Mapping[str, str] | None, expected: Sequence[str]) -> dict[str, str]:

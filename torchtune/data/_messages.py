@@ -1,10 +1,8 @@
 """Chat messages, role validation and loss-masking strategies."""
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
-logger = logging.getLogger(__name__)
 
 Role = Literal["system", "user", "assistant", "ipython", "tool"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "ipython", "tool")

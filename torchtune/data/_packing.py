@@ -1,14 +1,11 @@
 """Greedy packing of tokenized samples into fixed-length rows."""
 
-import logging
 from typing import Any, Sequence
 
 import torch
 from torch.utils.data import Dataset
 
 from torchtune.data._common import CROSS_ENTROPY_IGNORE_IDX
-
-logger = logging.getLogger(__name__)
 
 
 def _as_list(values: Any) -> list[int]:

@@ -1,6 +1,5 @@
 """Dataset builders: instruct, chat, text completion and preference data from any source."""
 
-import logging
 from typing import Any, Callable, Mapping
 
 from torch.utils.data import DataLoader, Dataset
@@ -17,7 +16,6 @@ from torchtune.data import (
 )
 from torchtune.datasets._base import PreferenceDataset, SFTDataset, TextCompletionDataset
 
-logger = logging.getLogger(__name__)
 
 CONVERSATION_STYLES = ("sharegpt", "openai")
 

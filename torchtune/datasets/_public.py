@@ -4,7 +4,6 @@ Each defaults to its Hugging Face Hub id (needs the ``datasets`` extra) and also
 copy: ``alpaca_dataset(tok, source="json", data_files="alpaca.json")``.
 """
 
-import logging
 from typing import Any, Callable, Mapping
 
 from torch.utils.data import Dataset
@@ -12,8 +11,6 @@ from torch.utils.data import Dataset
 from torchtune.data import SUMMARIZE_TEMPLATE, AlpacaToMessages, InputOutputToMessages
 from torchtune.datasets._base import SFTDataset
 from torchtune.datasets._formats import chat_dataset, maybe_pack, text_completion_dataset
-
-logger = logging.getLogger(__name__)
 
 
 def alpaca_dataset(

@@ -8,7 +8,6 @@ import csv
 import importlib
 import inspect
 import json
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import Any, Callable, Mapping, Sequence
 from torchtune.config import ConfigError
 from torchtune.utils import require
 
-logger = logging.getLogger(__name__)
 
 LOCAL_FORMATS = ("json", "jsonl", "csv", "parquet", "text")
 _EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}

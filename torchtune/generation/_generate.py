@@ -3,15 +3,12 @@
 Notation: b batch, s prompt length (after padding), n new tokens, t = s + n, v vocab.
 """
 
-import logging
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from torchtune.generation._sampling import _check_sampling_args, sample_next_token
-
-logger = logging.getLogger(__name__)
 
 
 def left_pad_prompts(

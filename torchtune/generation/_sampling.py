@@ -3,11 +3,7 @@
 Notation: b batch, v vocab.
 """
 
-import logging
-
 import torch
-
-logger = logging.getLogger(__name__)
 
 
 def _check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:

@@ -21,7 +21,6 @@ the value changes llama.cpp's converter makes:
   multiplies by the weight where Gemma's multiplies by ``1 + w``.
 """
 
-import logging
 import re
 from typing import Any
 
@@ -29,7 +28,6 @@ import torch
 
 from torchtune.gguf._rope import rope_scaling_from_divisors
 
-logger = logging.getLogger(__name__)
 
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "smollm3", "qwen3moe")
 # GGUF architecture -> Hugging Face model_type, where they differ

@@ -8,13 +8,11 @@ Notation: ``n`` is the number of blocks, ``B`` the bytes per block, ``K`` the va
 per block (32 for the legacy types, 256 for the K-quants).
 """
 
-import logging
 from typing import Callable
 
 import numpy as np
 import torch
 
-logger = logging.getLogger(__name__)
 
 QK_K = 256  # values per K-quant super-block
 

@@ -10,13 +10,11 @@ in-between divisors fix it; ``low_freq_factor`` is taken as 1 and the others fol
 them against the tensor; export writes the divisors from the parameters.
 """
 
-import logging
 import math
 from typing import Any
 
 import torch
 
-logger = logging.getLogger(__name__)
 
 _DEFAULT = {"low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
 

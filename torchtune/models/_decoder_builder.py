@@ -1,6 +1,5 @@
 """One builder for every Llama-shaped decoder (Llama, Mistral, Qwen, Gemma, Phi-3, SmolLM3)."""
 
-import logging
 from typing import Any
 
 from torch import nn
@@ -18,8 +17,6 @@ from torchtune.modules import (
     TransformerDecoder,
     TransformerSelfAttentionLayer,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def _check_sizes(embed_dim: int, num_heads: int, num_kv_heads: int, head_dim: int | None) -> int:

@@ -5,14 +5,11 @@ A family builder is :func:`build_decoder` with the family's fixed choices as new
 """
 
 import inspect
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from torchtune.models._decoder_builder import build_decoder
 from torchtune.modules import TransformerDecoder
-
-logger = logging.getLogger(__name__)
 
 
 def _name(fn: Callable[..., Any], name: str, module: str, doc: str) -> None:

@@ -1,6 +1,5 @@
 """Validated LoRA/DoRA options shared by every model builder."""
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +8,6 @@ from torch import nn
 
 from torchtune.modules.peft import DoRALinear, LoRALinear
 
-logger = logging.getLogger(__name__)
 
 LORA_ATTN_MODULES = ("q_proj", "k_proj", "v_proj", "output_proj")
 

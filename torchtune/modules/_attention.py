@@ -4,16 +4,12 @@ Notation: b batch, s query length, s_kv key/value length, d embed dim, n_h query
 n_kv key/value heads, h_d head dim.
 """
 
-import logging
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from torchtune.modules._block_causal_mask import BlockCausalMask
 from torchtune.modules._kv_cache import KVCache
-
-logger = logging.getLogger(__name__)
 
 
 class MultiHeadAttention(nn.Module):

@@ -3,12 +3,9 @@
 Notation: b batch (rows), s row length.
 """
 
-import logging
 from collections.abc import Sequence
 
 import torch
-
-logger = logging.getLogger(__name__)
 
 
 class BlockCausalMask:

@@ -1,11 +1,7 @@
 """Gated feed-forward network (SwiGLU / GeGLU)."""
 
-import logging
-
 import torch
 from torch import nn
-
-logger = logging.getLogger(__name__)
 
 
 class FeedForward(nn.Module):

@@ -1,11 +1,7 @@
 """Key/value cache for incremental decoding."""
 
-import logging
-
 import torch
 from torch import nn
-
-logger = logging.getLogger(__name__)
 
 
 class KVCache(nn.Module):

@@ -1,11 +1,7 @@
 """Root-mean-square layer normalisation."""
 
-import logging
-
 import torch
 from torch import nn
-
-logger = logging.getLogger(__name__)
 
 
 class RMSNorm(nn.Module):

@@ -1,13 +1,11 @@
 """Rotary positional embeddings (Hugging Face "rotate half" convention)."""
 
-import logging
 import math
 from typing import Any
 
 import torch
 from torch import nn
 
-logger = logging.getLogger(__name__)
 
 _SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
 

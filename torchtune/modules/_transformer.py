@@ -3,15 +3,11 @@
 Notation: b batch, s sequence, s_kv key/value length, d embed dim, v vocab.
 """
 
-import logging
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from torchtune.modules._block_causal_mask import BlockCausalMask
-
-logger = logging.getLogger(__name__)
 
 
 class TiedLinear:

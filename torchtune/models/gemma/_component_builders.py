@@ -1,7 +1,6 @@
 """Gemma (v1) builders: GeGLU (tanh GELU) feed-forward, ``(1 + scale)`` RMSNorm, output tied to
 the embeddings and embeddings scaled by ``sqrt(embed_dim)``."""
 
-import logging
 import math
 
 from torch import nn
@@ -10,7 +9,6 @@ from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._lora_settings import LoRASettings, lora_builder
 from torchtune.modules import TransformerDecoder
 
-logger = logging.getLogger(__name__)
 
 # Gemma's RMSNorm multiplies by (1 + scale); Hugging Face stores `scale`.
 GEMMA_NORM_OFFSET = 1.0

@@ -1,13 +1,11 @@
 """Gemma presets with the sizes of the published ``google/gemma-{2b,7b}`` ``config.json`` files."""
 
-import logging
 from typing import Any
 
 from torchtune.models._lora_settings import lora_preset
 from torchtune.models.gemma._component_builders import gemma, lora_gemma
 from torchtune.modules import TransformerDecoder
 
-logger = logging.getLogger(__name__)
 
 _GEMMA_2B: dict[str, Any] = dict(
     vocab_size=256_000, num_layers=18, num_heads=8, head_dim=256, num_kv_heads=1, embed_dim=2048,

@@ -2,7 +2,6 @@
 output-logit soft-capping, a ``query_pre_attn_scalar`` attention scale and a sliding window on
 every other layer (0, 2, 4, ... as in Hugging Face's ``layer_types``)."""
 
-import logging
 import math
 
 from torch import nn
@@ -11,8 +10,6 @@ from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._lora_settings import LoRASettings, lora_builder
 from torchtune.models.gemma._component_builders import GEMMA_NORM_OFFSET
 from torchtune.modules import TransformerDecoder
-
-logger = logging.getLogger(__name__)
 
 
 def layer_sliding_windows(num_layers: int, sliding_window: int | None) -> list[int | None]:

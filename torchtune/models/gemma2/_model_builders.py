@@ -1,14 +1,12 @@
 """Gemma 2 presets with the sizes of the published ``google/gemma-2-{2b,9b,27b}`` ``config.json``
 files (attention soft cap 50, final soft cap 30, sliding window 4096 on even layers)."""
 
-import logging
 from typing import Any
 
 from torchtune.models._lora_settings import lora_preset
 from torchtune.models.gemma2._component_builders import gemma2, lora_gemma2
 from torchtune.modules import TransformerDecoder
 
-logger = logging.getLogger(__name__)
 
 _COMMON: dict[str, Any] = dict(
     vocab_size=256_000, max_seq_len=8192, norm_eps=1e-6, rope_base=10_000,

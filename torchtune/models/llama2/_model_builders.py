@@ -1,12 +1,8 @@
 """Llama 2 presets with the sizes of the published configs."""
 
-import logging
-
 from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
 from torchtune.models.llama2._component_builders import llama2, lora_llama2
-
-logger = logging.getLogger(__name__)
 
 
 _LLAMA2_7B = dict(

@@ -1,11 +1,8 @@
 """Llama 3 builder: sizes -> modules."""
 
-import logging
-
 from torchtune.models._family import decoder_family
 from torchtune.models._lora_settings import lora_builder
 
-logger = logging.getLogger(__name__)
 
 llama3 = decoder_family(
     "llama3",

@@ -1,12 +1,8 @@
 """Llama 3.3 presets with the sizes of the published configs."""
 
-import logging
-
 from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
 from torchtune.models.llama3_1._component_builders import llama3_1, lora_llama3_1
-
-logger = logging.getLogger(__name__)
 
 
 _LLAMA3_3_70B = dict(

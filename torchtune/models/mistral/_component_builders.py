@@ -1,11 +1,8 @@
 """Mistral builder: sizes -> modules."""
 
-import logging
-
 from torchtune.models._family import decoder_family
 from torchtune.models._lora_settings import lora_builder
 
-logger = logging.getLogger(__name__)
 
 mistral = decoder_family(
     "mistral",

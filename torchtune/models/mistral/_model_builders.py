@@ -1,12 +1,8 @@
 """Mistral presets with the sizes of the published configs."""
 
-import logging
-
 from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
 from torchtune.models.mistral._component_builders import mistral, lora_mistral
-
-logger = logging.getLogger(__name__)
 
 
 _MISTRAL_7B = dict(

@@ -2,13 +2,9 @@
 optional sliding window on every layer. Hugging Face fuses ``qkv_proj`` and ``gate_up_proj``;
 here they are separate projections, split when converting checkpoints."""
 
-import logging
-
 from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._lora_settings import LoRASettings, lora_builder
 from torchtune.modules import TransformerDecoder
-
-logger = logging.getLogger(__name__)
 
 
 def phi3(

@@ -1,14 +1,12 @@
 """Phi-3 mini preset with the sizes of the published ``microsoft/Phi-3-mini-4k-instruct``
 ``config.json`` (sliding window 2047 on every layer, as Hugging Face applies it)."""
 
-import logging
 from typing import Any
 
 from torchtune.models._lora_settings import lora_preset
 from torchtune.models.phi3._component_builders import lora_phi3, phi3
 from torchtune.modules import TransformerDecoder
 
-logger = logging.getLogger(__name__)
 
 _PHI3_MINI: dict[str, Any] = dict(
     vocab_size=32_064, num_layers=32, num_heads=32, num_kv_heads=32, embed_dim=3072,

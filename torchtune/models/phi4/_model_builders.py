@@ -1,14 +1,12 @@
 """Phi-4 preset with the sizes of the published ``microsoft/phi-4`` ``config.json`` (Hugging Face
 ``model_type`` "phi3": the Phi-3 architecture with grouped-query attention, no sliding window)."""
 
-import logging
 from typing import Any
 
 from torchtune.models._lora_settings import lora_preset
 from torchtune.models.phi3 import lora_phi3, phi3
 from torchtune.modules import TransformerDecoder
 
-logger = logging.getLogger(__name__)
 
 _PHI4_14B: dict[str, Any] = dict(
     vocab_size=100_352, num_layers=40, num_heads=40, num_kv_heads=10, embed_dim=5120,

@@ -1,12 +1,8 @@
 """Qwen2.5 presets with the sizes of the published configs."""
 
-import logging
-
 from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
 from torchtune.models.qwen2_5._component_builders import qwen2_5, lora_qwen2_5
-
-logger = logging.getLogger(__name__)
 
 
 _QWEN2_5_0_5B = dict(

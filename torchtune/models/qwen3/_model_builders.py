@@ -1,12 +1,8 @@
 """Qwen3 presets with the sizes of the published configs."""
 
-import logging
-
 from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
 from torchtune.models.qwen3._component_builders import qwen3, lora_qwen3
-
-logger = logging.getLogger(__name__)
 
 
 _QWEN3_0_6B = dict(

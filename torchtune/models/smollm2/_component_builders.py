@@ -1,11 +1,8 @@
 """SmolLM2 builder: sizes -> modules (the Llama architecture with tied embeddings)."""
 
-import logging
-
 from torchtune.models._family import decoder_family
 from torchtune.models._lora_settings import lora_builder
 
-logger = logging.getLogger(__name__)
 
 smollm2 = decoder_family(
     "smollm2",

@@ -1,12 +1,9 @@
 """SmolLM2 presets with the sizes of the published ``HuggingFaceTB/SmolLM2-*`` ``config.json`` files."""
 
-import logging
-
 from torchtune.models._family import preset
 from torchtune.models._lora_settings import lora_preset
 from torchtune.models.smollm2._component_builders import lora_smollm2, smollm2
 
-logger = logging.getLogger(__name__)
 
 _SMOLLM2_135M = dict(
     vocab_size=49_152,

@@ -3,14 +3,11 @@
 Notation: in_dim / out_dim of the wrapped linear, r the adapter rank.
 """
 
-import logging
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-logger = logging.getLogger(__name__)
 
 
 def _check_lora_args(in_dim: int, out_dim: int, rank: int, dropout: float) -> None:

@@ -1,7 +1,6 @@
 """A model tokenizer built from a GGUF file's vocabulary and chat template."""
 
 import json
-import logging
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -10,8 +9,6 @@ from torchtune.data import Message, PromptTemplate
 from torchtune.gguf import space_prefix, tokenizer_from_gguf_metadata
 from torchtune.modules.tokenizers._chat_template import ChatTemplate
 from torchtune.modules.tokenizers._utils import ModelTokenizer
-
-logger = logging.getLogger(__name__)
 
 
 def _as_message(message: Message | Mapping[str, Any]) -> Message:

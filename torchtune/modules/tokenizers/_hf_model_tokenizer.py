@@ -1,6 +1,5 @@
 """A model tokenizer for any model: ``tokenizer.json`` + the Jinja chat template of its config."""
 
-import logging
 import os
 from typing import Any, Sequence
 
@@ -8,8 +7,6 @@ from torchtune.data import Message, PromptTemplate
 from torchtune.modules.tokenizers._chat_template import ChatTemplate
 from torchtune.modules.tokenizers._hf_tokenizer import HuggingFaceBaseTokenizer, _token_content
 from torchtune.modules.tokenizers._utils import ModelTokenizer
-
-logger = logging.getLogger(__name__)
 
 
 class HFModelTokenizer(ModelTokenizer):

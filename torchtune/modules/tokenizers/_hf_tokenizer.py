@@ -1,12 +1,9 @@
 """Base tokenizer reading a Hugging Face ``tokenizer.json`` through the ``tokenizers`` package."""
 
 import json
-import logging
 from typing import Any
 
 from tokenizers import Tokenizer
-
-logger = logging.getLogger(__name__)
 
 
 def _token_content(value: Any) -> str | None:

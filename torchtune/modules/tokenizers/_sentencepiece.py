@@ -1,11 +1,8 @@
 """SentencePiece base tokenizer (Llama 2, Mistral, Gemma)."""
 
-import logging
 import os
 
 import sentencepiece as spm
-
-logger = logging.getLogger(__name__)
 
 
 class SentencePieceBaseTokenizer:

@@ -1,12 +1,9 @@
 """tiktoken base tokenizer reading a BPE rank file (Llama 3 format)."""
 
 import base64
-import logging
 from typing import Mapping
 
 import tiktoken
-
-logger = logging.getLogger(__name__)
 
 
 def load_bpe_ranks(path: str) -> dict[bytes, int]:

@@ -1,12 +1,9 @@
 """Shared pieces of model tokenizers: special-token splitting, truncation, the base class."""
 
-import logging
 import re
 from typing import Any, Callable, Mapping, Sequence
 
 from torchtune.data import Message, PromptTemplate
-
-logger = logging.getLogger(__name__)
 
 
 def split_special_tokens(text: str, special_tokens: Mapping[str, int]) -> list[str | int]:

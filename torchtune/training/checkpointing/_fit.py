@@ -1,14 +1,11 @@
 """Check, before loading, that a checkpoint's tensors have the shapes of the model built for them."""
 
-import logging
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from torchtune.config import ConfigError
-
-logger = logging.getLogger(__name__)
 
 
 def check_weights_fit(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, builder: str | None = None) -> None:

@@ -1,6 +1,5 @@
 """Load GGUF model files into torchtune models and export fine-tuned weights back to GGUF."""
 
-import logging
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -14,7 +13,6 @@ from torchtune.modules.tokenizers import GGUFTokenizer
 from torchtune.training.checkpointing._atomic import save_with
 from torchtune.training.checkpointing._peft_adapter import adapter_dir_of, load_peft_adapter, write_adapter_and_merge
 
-logger = logging.getLogger(__name__)
 
 _TOKENIZER_PREFIX = "tokenizer."
 

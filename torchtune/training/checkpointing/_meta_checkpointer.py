@@ -6,7 +6,6 @@ head's dimensions; torchtune (like Hugging Face) rotates halves ``(i, i + h_d / 
 """
 
 import json
-import logging
 import re
 import shutil
 from pathlib import Path
@@ -19,7 +18,6 @@ from torchtune.modules.peft import AdapterSpec, is_adapter_key
 from torchtune.training.checkpointing._atomic import save_with
 from torchtune.training.checkpointing._peft_adapter import adapter_dir_of, load_peft_adapter, write_adapter_and_merge
 
-logger = logging.getLogger(__name__)
 
 PARAMS_FILE = "params.json"
 # Meta module name -> torchtune module name ("{}" is the layer index)

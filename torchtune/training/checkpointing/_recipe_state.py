@@ -7,7 +7,6 @@ unpickles.
 """
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from safetensors.torch import load_file, save_file
 
 from torchtune.training import get_rng_state, load_full_optimizer_state_dict, set_rng_state
 
-logger = logging.getLogger(__name__)
 
 _FORMAT_VERSION = 1
 _SCALARS = (str, int, float, bool, type(None))
