@@ -107,6 +107,26 @@ def test_preference_dataset_and_dpo_collate(tmp_path, tok):
     assert batch["tokens"].shape[0] == 4
 
 
+def test_preference_dataset_prompt_and_string_answers(tmp_path, tok):
+    rows = [{"q": "Pick a colour", "good": "Blue", "bad": "No"}]
+    ds = preference_dataset(tok, source="jsonl", data_files=_jsonl(tmp_path / "p.jsonl", rows),
+                            column_map={"prompt": "q", "chosen": "good", "rejected": "bad"})
+    for key, answer in (("chosen", "Blue"), ("rejected", "No")):
+        tokens, labels = _expected(tok, [Message("user", "Pick a colour", masked=True), Message("assistant", answer)])
+        assert ds[0][f"{key}_input_ids"].tolist() == tokens and ds[0][f"{key}_labels"].tolist() == labels
+
+
+def test_preference_dataset_bad_rows_name_file_row_and_field(tmp_path, tok, tok_path):
+    rows = [{"prompt": "a", "chosen": "b", "rejected": "c"}, {"prompt": "a", "chosen": "b"}]
+    with pytest.raises(ValueError, match=r"p.jsonl line 2: missing field 'rejected'"):
+        preference_dataset(tok, source="jsonl", data_files=_jsonl(tmp_path / "p.jsonl", rows))
+    # a prompt longer than max_seq_len leaves the answer nothing to score
+    short = Qwen2_5Tokenizer(tok_path, max_seq_len=4, default_system_prompt=None)
+    long_prompt = [{"prompt": "a b c d e f g h i j k l m n o p", "chosen": "b", "rejected": "c"}]
+    with pytest.raises(ValueError, match=r"q.jsonl line 1: the chosen answer has no tokens left to score .*max_seq_len=4"):
+        preference_dataset(short, source="jsonl", data_files=_jsonl(tmp_path / "q.jsonl", long_prompt))
+
+
 def test_alpaca_builtins_read_local_files(tmp_path, tok):
     rows = [{"instruction": "Add.", "input": "2 and 2", "output": "4"}, {"instruction": "Hi?", "input": "", "output": "Hi"}]
     path = tmp_path / "alpaca.json"
