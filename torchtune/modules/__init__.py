@@ -16,16 +16,31 @@ from torchtune.modules._loss import (
     chunked_cross_entropy,
     linear_cross_entropy,
 )
+from torchtune.modules._preference_loss import (
+    DPOLoss,
+    IPOLoss,
+    PreferenceLossOutput,
+    SequenceLogProbs,
+    SimPOLoss,
+    reward_metrics,
+    reward_sums,
+    sequence_log_probs,
+)
 
 __all__ = [
     "BlockCausalMask",
     "ChunkedCrossEntropyLoss",
+    "DPOLoss",
     "FeedForward",
+    "IPOLoss",
     "KVCache",
     "LinearCrossEntropyLoss",
     "MultiHeadAttention",
+    "PreferenceLossOutput",
     "RMSNorm",
     "RotaryPositionalEmbeddings",
+    "SequenceLogProbs",
+    "SimPOLoss",
     "TiedLinear",
     "TransformerDecoder",
     "TransformerSelfAttentionLayer",
@@ -33,6 +48,9 @@ __all__ = [
     "chunked_cross_entropy",
     "linear_cross_entropy",
     "llama3_scale_frequencies",
+    "reward_metrics",
+    "reward_sums",
+    "sequence_log_probs",
 ]
 
 # Renamed in 0.2: the loss module is private like its neighbours; import the names from here.
