@@ -135,6 +135,14 @@ RECIPES: list[Recipe] = [
         extras=("recipes",),
     ),
     Recipe(
+        name="lora_dpo_single_device",
+        file_name="lora_dpo_single_device.py",
+        configs=[_config("tiny/lora_dpo_single_device")],
+        supports_distributed=False,
+        bazel_name="lora_dpo",
+        extras=("recipes",),
+    ),
+    Recipe(
         name="generate",
         file_name="generate.py",
         configs=[_config("tiny/generate")],
