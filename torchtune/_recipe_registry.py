@@ -143,6 +143,14 @@ RECIPES: list[Recipe] = [
         extras=("recipes",),
     ),
     Recipe(
+        name="lora_dpo_distributed",
+        file_name="lora_dpo_distributed.py",
+        configs=[_config("tiny/lora_dpo_distributed")],
+        supports_distributed=True,
+        bazel_name="lora_dpo_distributed",
+        extras=("recipes",),
+    ),
+    Recipe(
         name="generate",
         file_name="generate.py",
         configs=[_config("tiny/generate")],
