@@ -147,3 +147,38 @@ def test_killed_distributed_dpo_run_resumes_to_the_same_weights(tt, tmp_path):
     tt.run("tune", *args, f"output_dir={broken}", "resume=auto", cwd=tmp_path)
     assert final_dir(whole).name == final_dir(broken).name == "step_6"
     _assert_same_weights(final_dir(whole), final_dir(broken))
+
+
+def test_full_dpo_distributed_loads_in_transformers_and_matches_one_process(tt, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    common = ("max_steps_per_epoch=4", "log_every_n_steps=1", "run_val_every_n_steps=2")
+    tt.run("tune", "run", "--nproc_per_node", "1", "full_dpo_distributed", "--config", "tiny/full_dpo_distributed",
+           f"output_dir={one}", "batch_size=8", *common, cwd=tmp_path)
+    tt.run("tune", "run", "--nproc_per_node", "2", "full_dpo_distributed", "--config", "tiny/full_dpo_distributed",
+           f"output_dir={two}", *common, cwd=tmp_path)
+    for key in ("loss", "val_loss"):
+        a, b = metrics(one, key), metrics(two, key)
+        assert len(a) == len(b) == (2 if key == "val_loss" else 4), key
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-5), key
+    assert metrics(two, "loss")[0] == pytest.approx(0.6931, abs=1e-3)  # the policy starts as the reference
+
+    trained = AutoModelForCausalLM.from_pretrained(final_dir(two), torch_dtype=torch.float32).eval()
+    source = AutoModelForCausalLM.from_pretrained(tt.run("python", "-c", "import torchtune; print(torchtune.recipes_root())",
+                                                         cwd=tmp_path).stdout.strip() + "/assets/tiny",
+                                                  torch_dtype=torch.float32).eval()
+    tokens = torch.randint(0, trained.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (trained(tokens).logits - source(tokens).logits).abs().max() > 1e-4  # every weight trained
+
+
+def test_killed_full_dpo_run_resumes_to_the_same_weights(tt, tmp_path):
+    args = ["run", "--nproc_per_node", "2", "full_dpo_distributed", "--config", "tiny/full_dpo_distributed",
+            "max_steps_per_epoch=6", "save_every_n_steps=3", "dataset_val=null"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    tt.run("tune", *args, f"output_dir={whole}", cwd=tmp_path)
+    _run_until_checkpoint(tt, tmp_path, broken, [*args, f"output_dir={broken}"])
+    tt.run("tune", *args, f"output_dir={broken}", "resume=auto", cwd=tmp_path)
+    assert final_dir(whole).name == final_dir(broken).name == "step_6"
+    _assert_same_weights(final_dir(whole), final_dir(broken))

@@ -151,6 +151,14 @@ RECIPES: list[Recipe] = [
         extras=("recipes",),
     ),
     Recipe(
+        name="full_dpo_distributed",
+        file_name="full_dpo_distributed.py",
+        configs=[_config("tiny/full_dpo_distributed")],
+        supports_distributed=True,
+        bazel_name="full_dpo_distributed",
+        extras=("recipes",),
+    ),
+    Recipe(
         name="generate",
         file_name="generate.py",
         configs=[_config("tiny/generate")],
