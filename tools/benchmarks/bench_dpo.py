@@ -145,10 +145,20 @@ def reference_step(model, batch: list[dict], pad_id: int):
     return loss.mean()
 
 
+def peak_rss_gib() -> float:
+    """This process's peak resident memory (``VmHWM``). Not ``getrusage``: on Linux its
+    ``ru_maxrss`` carries the parent's peak across fork and exec, so a small case would report
+    the benchmark driver's memory."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 1024**3
+    import resource  # not Linux: the best available
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1024**3
+
+
 def run_case(impl: str, size: str, data_path: Path, weights_path: Path) -> dict:
     """Time DPO steps over the saved batches (after the untimed warmup ones)."""
-    import resource
-
     data = torch.load(data_path, weights_only=True)
     model = build(impl, size)
     missing, unexpected = model.load_state_dict(torch.load(weights_path, weights_only=True), strict=False)
@@ -171,7 +181,7 @@ def run_case(impl: str, size: str, data_path: Path, weights_path: Path) -> dict:
     return {"impl": impl, "size": size, "params": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in trainable), "steps": steps, "pairs_per_step": len(data["batches"][0]),
             "tokens_per_second": data["timed_real"] / elapsed, "seconds_per_step": elapsed / steps,
-            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1024**3, "losses": losses}
+            "peak_rss_gib": peak_rss_gib(), "losses": losses}
 
 
 def save_initial_weights(size: str, path: Path) -> None:
@@ -218,7 +228,7 @@ answer positions (`output_index`, `output="hidden"`, `sequence_log_probs`). **to
 0.6.1**: its `padded_collate_dpo` (right-padded rows), full logits at every position,
 `get_batch_log_probs`; installed from PyPI in a scratch venv (never a dependency). Tokens/s counts
 the real tokens of the timed steps' chosen and rejected sequences (median of the runs listed,
-interleaved); peak memory is the process's max RSS (highest of the runs). The last column is
+interleaved); peak memory is the process's peak RSS (`VmHWM`, highest of the runs). The last column is
 each step's DPO loss (warmup step first): equal weights and pairs give equal losses.
 
 | library | model | params | trainable | timed steps | tokens/s (median) | runs | s/step | peak RSS (GiB) | losses |
@@ -255,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--reference-python", help="interpreter of a torchtune 0.6.1 venv to compare with")
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
-    parser.add_argument("--json", type=Path, help="also save the results to this file")
+    parser.add_argument("--json", type=Path, help="also save the results (and the command) to this file")
+    parser.add_argument("--from-json", type=Path, help="run nothing: report the results an earlier --json run saved")
     parser.add_argument("--one", nargs=4, metavar=("IMPL", "SIZE", "DATA", "WEIGHTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -263,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         impl, size, data, weights = args.one
         print(json.dumps(run_case(impl, size, Path(data), Path(weights))))
         return 0
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        return report(saved["results"], saved["command"], args.write_docs)
     runs = [("ours", sys.executable, size) for size in args.sizes]
     if args.reference_python:
         runs += [("0.6.1", args.reference_python, size) for size in args.sizes]
@@ -293,8 +307,16 @@ def main(argv: list[str] | None = None) -> int:
                f"--steps {args.steps} --warmup {args.warmup} --repeats {args.repeats} "
                "--reference-python /tmp/tt061/bin/python --write-docs")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    if args.write_docs:
+        args.json.write_text(json.dumps({"results": results, "command": command}, indent=1))
+    return report(results, command, args.write_docs)
+
+
+def report(results: list[dict], command: str, docs: bool) -> int:
+    """Print the medians (and write the docs section when ``docs``)."""
+    for r in results:
+        print(f"{r['impl']:>6} {r['size']:>5}: median {r['tokens_per_second']:.1f} tokens/s, peak RSS "
+              f"{r['peak_rss_gib']:.2f} GiB")
+    if docs:
         write_docs(results, f"Machine: {machine()}; torch {torch.__version__}; {datetime.date.today().isoformat()}.",
                    command)
         print(f"updated {DOCS}")
