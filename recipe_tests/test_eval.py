@@ -23,9 +23,10 @@ def tt(tmp_path_factory) -> InstalledTorchtune:
 
 
 def evaluate(tt, work: Path, out: Path, *args: str) -> dict:
+    # fp32: the log-likelihoods are compared with transformers' fp32 ones
     # the harness reads the task data through HF datasets: its cache in the test's own directory
     tt.run("tune", "run", "eleuther_eval", "--config", "tiny/eval", f"output_dir={out}", "limit=8",
-           "log_samples=true", *args, cwd=work, env={"HF_HOME": str(work / "hf_home"), "HF_HUB_OFFLINE": "1"})
+           "log_samples=true", "dtype=fp32", *args, cwd=work, env={"HF_HOME": str(work / "hf_home"), "HF_HUB_OFFLINE": "1"})
     return json.loads((out / "eval_results.json").read_text())
 
 
@@ -57,7 +58,7 @@ def test_eval_scores_a_fine_tuned_model_better_and_matches_transformers(tt, tmp_
 
     run = tmp_path / "lora"
     tt.run("tune", "run", "lora_finetune_single_device", "--config", "tiny/lora_single_device",
-           f"output_dir={run}", "dataset_val=null", cwd=tmp_path)
+           f"output_dir={run}", "dataset_val=null", "dtype=fp32", cwd=tmp_path)
     final = sorted(run.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
     tuned = evaluate(tt, tmp_path, tmp_path / "eval_tuned", f"checkpoint_dir={final}")
 

@@ -7,6 +7,7 @@ loader, the peft adapter in peft on the source GGUF. Needs TORCHTUNE_SMOLLM2_GGU
 ``SmolLM2-135M-Instruct.Q4_1.gguf`` (Bazel passes the hash-pinned @smollm2 file).
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from recipe_tests._installed import InstalledTorchtune
 GGUF_PATH = os.environ.get("TORCHTUNE_SMOLLM2_GGUF")
 pytestmark = pytest.mark.skipif(not GGUF_PATH, reason="set TORCHTUNE_SMOLLM2_GGUF to SmolLM2-135M-Instruct.Q4_1.gguf")
 CONFIG = ("lora_finetune_single_device", "--config", "smollm2/135M_lora_single_device")
-# A few short steps: 3 optimizer steps of 2 samples, short sample answers.
-FAST = ("max_steps_per_epoch=3", "batch_size=2", "log_every_n_steps=1", "sample_max_new_tokens=8")
+# A few short steps: 8 optimizer steps of 2 samples, short sample answers.
+FAST = ("max_steps_per_epoch=8", "batch_size=2", "log_every_n_steps=1", "sample_max_new_tokens=8")
 QUESTION = [{"role": "user", "content": "Write the text in capital letters: mango river. And what is the capital of France?"}]
 
 
@@ -33,14 +34,39 @@ def gguf() -> str:
     return str(Path(GGUF_PATH).absolute())
 
 
-@pytest.fixture(scope="module")
-def run(tt, gguf, tmp_path_factory):
-    """One short run of the main job; returns (stdout, final step directory)."""
-    work = tmp_path_factory.mktemp("work")
+def short_run(tt, gguf, tmp_path_factory, dtype: str) -> tuple[str, Path]:
+    work = tmp_path_factory.mktemp(f"work_{dtype}")
     out = work / "out"
     proc = tt.run("tune", "run", *CONFIG, f"checkpointer.checkpoint_path={gguf}", f"output_dir={out}", *FAST,
-                  cwd=work)
-    return proc.stdout, out / "step_3"
+                  f"dtype={dtype}", cwd=work)
+    return proc.stdout, out / "step_8"
+
+
+@pytest.fixture(scope="module")
+def run(tt, gguf, tmp_path_factory):
+    """One short fp32 run of the main job (exact output checks); returns (stdout, final step directory)."""
+    return short_run(tt, gguf, tmp_path_factory, "fp32")
+
+
+def final_losses(step_dir: Path) -> list[float]:
+    rows = [json.loads(line) for line in (step_dir.parent / "logs" / "metrics.jsonl").read_text().splitlines()]
+    return [row["loss"] for row in rows if "loss" in row]
+
+
+def test_bf16_learns_as_fp32_and_answers_alike(run, tt, gguf, tmp_path_factory):
+    """The main job in bf16 (the default on CPUs with bf16 units): losses within a few percent of fp32's."""
+    stdout16, final16 = short_run(tt, gguf, tmp_path_factory, "bf16")
+    stdout32, final32 = run
+    a, b = final_losses(final32), final_losses(final16)
+    assert len(a) == len(b) == 8
+    assert b[0] == pytest.approx(a[0], rel=0.01), (a, b)  # the same weights: only rounding differs
+    # then the runs part (batches of 2 at lr 2e-3 are noisy); on average they learn alike
+    # (the full main job's final losses in both dtypes are in docs/benchmarks.md)
+    assert sum(b) / 8 == pytest.approx(sum(a) / 8, rel=0.08), (a, b)
+    for stdout in (stdout16, stdout32):
+        block = stdout[stdout.index("Prompt: What is the capital of France?"):]
+        assert "Paris" in block.splitlines()[1], block  # the untrained model's greedy answer
+    assert (final16 / "model.safetensors").exists() and (final16 / "adapter" / "adapter_model.safetensors").exists()
 
 
 def logits(model, tokens: torch.Tensor) -> torch.Tensor:

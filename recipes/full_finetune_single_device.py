@@ -27,15 +27,22 @@ from torchtune import config, training
 from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, epoch_sample_order
 from torchtune.datasets import build_sft_data, build_validation_loader, check_local_data_files
 from torchtune.models import model_from_hf_config
-from torchtune.modules import TransformerSelfAttentionLayer, bind_loss
-from torchtune.training.checkpointing import CheckpointManager, Checkpointer, restore_training_state, save_recipe_state
+from torchtune.modules import TransformerSelfAttentionLayer, bind_loss, load_balancing_loss
+from torchtune.training.checkpointing import (
+    CheckpointManager,
+    Checkpointer,
+    check_save_mappings,
+    check_weights_fit,
+    restore_training_state,
+    save_recipe_state,
+)
 
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
 KNOWN_KEYS = (
     "model_dir", "output_dir", "model", "tokenizer", "checkpointer", "dataset", "dataset_val",
     "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
     "gradient_accumulation_steps",
-    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "device", "dtype", "num_threads",
+    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
     "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "resume",
@@ -46,7 +53,8 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
-    check_local_data_files(cfg)
+    check_local_data_files(cfg)  # and the datasets extra for Hub data
+    training.check_metric_loggers(cfg.get("metric_logger"))
 
 
 def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torch.device, dtype: torch.dtype,
@@ -62,7 +70,9 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
         model = config.instantiate(node)
     else:
         model = model_from_hf_config(checkpointer.config)
-    model.load_state_dict(checkpointer.load_checkpoint(resume_dir))  # resume_dir None: the source weights
+    state_dict = checkpointer.load_checkpoint(resume_dir)  # resume_dir None: the source weights
+    check_weights_fit(model, state_dict, builder=node.get("_component_") if node is not None else None)
+    model.load_state_dict(state_dict)
     model.to(device=device, dtype=dtype)
     if cfg.enable_activation_checkpointing:
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
@@ -82,19 +92,31 @@ def epoch_batches(ds: Any, collate: Any, cfg: config.DictConfig, epoch: int, ski
 
 
 def forward_loss(model: torch.nn.Module, loss_fn: Any, output: str, batch: dict[str, torch.Tensor],
-                 device: torch.device) -> tuple[torch.Tensor, int]:
+                 device: torch.device, router_aux_loss_coef: float = 0.0) -> tuple[torch.Tensor, int]:
     """Summed token loss of a batch and the number of tokens it covers.
 
     Only the positions that carry a label come out of the model (``output_index``): its last
     layer and the output projection skip the others, whose outputs no loss would use. ``output``
-    is what the loss takes: logits, or hidden states it projects itself.
+    is what the loss takes: logits, or hidden states it projects itself. A mixture-of-experts
+    model adds ``router_aux_loss_coef`` times its router load-balancing loss (per token).
     """
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch["labels"].reshape(1, -1)  # [1, b * s], already shifted
     keep = torch.nonzero(labels[0] != CROSS_ENTROPY_IGNORE_IDX).squeeze(1)  # [n]
     out = model(batch["tokens"], mask=batch.get("mask"), input_pos=batch.get("input_pos"), output_index=keep,
                 output=output)  # [1, n, ...]
-    return loss_fn(out, labels[:, keep]) * keep.numel(), keep.numel()
+    loss = loss_fn(out, labels[:, keep]) * keep.numel()
+    aux = load_balancing_loss(model) if router_aux_loss_coef else None  # None without MoE layers
+    if aux is not None:
+        loss = loss + router_aux_loss_coef * aux * keep.numel()
+    return loss, keep.numel()
+
+
+def router_metrics(model: torch.nn.Module) -> dict[str, float]:
+    """``router_aux_loss`` of the latest micro-batch for a mixture-of-experts model, else nothing."""
+    with torch.no_grad():
+        aux = load_balancing_loss(model)
+    return {} if aux is None else {"router_aux_loss": float(aux)}
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -120,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     val_loader = build_validation_loader(cfg.get("dataset_val"), tokenizer, padding_free=padding_free,
                                          batch_size=cfg.batch_size)
     model = build_model(cfg, checkpointer, device, dtype, resume_dir)
+    check_save_mappings(model.state_dict(), checkpointer.config)  # fail now, not at the first save
     trainable = [p for p in model.parameters() if p.requires_grad]
     print(f"Model: {sum(p.numel() for p in trainable):,} parameters, all trainable")
     loss_fn = config.instantiate(cfg.loss)
@@ -152,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         return manager.save(at, write)
 
     # ----- train ------------------------------------------------------------------------------------
+    aux_coef = float(cfg.get("router_aux_loss_coef") or 0.0)  # mixture-of-experts models only
     model.train()
     meter = training.TokensPerSecond(pad_id=tokenizer.pad_id)
     last_saved = resume_dir if resume_dir is not None and step == total_steps else None
@@ -163,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 meter.update(batch["tokens"])
-                micro_loss, n = forward_loss(model, loss_fn, output, batch, device)
+                micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
                 micro_loss.backward()
                 loss_sum, num_tokens = loss_sum + micro_loss.detach(), num_tokens + n
                 samples_seen += cfg.batch_size
@@ -178,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             run_log.step(loss.item())
             if step % cfg.log_every_n_steps == 0 or step == total_steps:
                 run_log.log({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm),
-                             "tokens_per_second": meter.rate(), **training.peak_memory_stats(device)}, step)
+                             "tokens_per_second": meter.rate(), **training.peak_memory_stats(device),
+                             **router_metrics(model)}, step)
                 meter.reset()
             if val_loader is not None and cfg.run_val_every_n_steps and step % cfg.run_val_every_n_steps == 0:
                 val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),

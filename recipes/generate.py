@@ -46,6 +46,21 @@ def check_config(cfg: config.DictConfig) -> None:
         raise config.ConfigError("nothing to generate from: set prompt=<text>, instruction=<text> or messages")
 
 
+PROMPT_SOURCES = ("messages", "instruction", "prompt")  # the first one set is used
+
+
+def prefer_command_line_prompt(cfg: config.DictConfig, argv: Sequence[str]) -> None:
+    """A prompt source set on the command line replaces the config's: ``prompt="..."`` then
+    answers that prompt even though the config presets an ``instruction``."""
+    given = [arg.split("=", 1)[0] for arg in argv if "=" in arg and arg.split("=", 1)[0] in PROMPT_SOURCES]
+    if given:
+        for key in PROMPT_SOURCES:
+            if key not in given:
+                cfg[key] = None
+        if "instruction" not in given and not any(arg.startswith("input=") for arg in argv):
+            cfg["input"] = None
+
+
 def prompt_messages(cfg: config.DictConfig) -> list[Message]:
     """The conversation to continue, from ``messages``, ``instruction``/``input`` or ``prompt``."""
     if cfg.get("messages"):
@@ -67,7 +82,9 @@ def prompt_tokens(tokenizer: object, messages: list[Message], chat: bool) -> lis
 
 def main(argv: Sequence[str] | None = None) -> str:
     """Parse ``--config PATH key=value ...``, generate, print and return the answer."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     cfg = config.parse_args(argv, variables={"recipes_root": str(torchtune.recipes_root())})
+    prefer_command_line_prompt(cfg, argv)
     check_config(cfg)
     training.set_seed(cfg.seed)
     if cfg.get("num_threads"):

@@ -31,22 +31,30 @@ from torchtune import config, training
 from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, epoch_sample_order
 from torchtune.datasets import build_sft_data, build_validation_loader, check_local_data_files
 from torchtune.models import model_from_hf_config
-from torchtune.modules import TransformerSelfAttentionLayer, bind_loss
+from torchtune.modules import TransformerSelfAttentionLayer, bind_loss, load_balancing_loss
 from torchtune.modules.peft import (
     get_adapter_params,
     get_adapter_specs,
     initialize_dora_magnitudes,
+    set_adapter_dtype,
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
-from torchtune.training.checkpointing import CheckpointManager, Checkpointer, restore_training_state, save_recipe_state
+from torchtune.training.checkpointing import (
+    CheckpointManager,
+    Checkpointer,
+    check_save_mappings,
+    check_weights_fit,
+    restore_training_state,
+    save_recipe_state,
+)
 
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
 KNOWN_KEYS = (
     "model_dir", "output_dir", "model", "tokenizer", "checkpointer", "dataset", "dataset_val",
     "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
     "gradient_accumulation_steps",
-    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "device", "dtype", "num_threads",
+    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
     "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "save_adapter_weights_only", "resume", "backend",
@@ -57,7 +65,8 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
-    check_local_data_files(cfg)
+    check_local_data_files(cfg)  # and the datasets extra for Hub data
+    training.check_metric_loggers(cfg.get("metric_logger"))
 
 
 def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torch.device, dtype: torch.dtype,
@@ -74,12 +83,15 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
     else:
         model = model_from_hf_config(checkpointer.config, **cfg.model.to_dict())
     # every process reads the files, then keeps its shard
-    missing, unexpected = model.load_state_dict(checkpointer.load_checkpoint(), strict=False)
+    state_dict = checkpointer.load_checkpoint()
+    check_weights_fit(model, state_dict, builder=cfg.model.get("_component_"))
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
+    set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
     initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
     if resume_dir is not None:
-        adapter = {k: v.to(dtype) for k, v in checkpointer.load_adapter(resume_dir).items()}
+        adapter = checkpointer.load_adapter(resume_dir)
         missing, unexpected = model.load_state_dict(adapter, strict=False)
         validate_missing_and_unexpected_for_lora(model, lora_missing=missing, lora_unexpected=unexpected)
     set_trainable_params(model, get_adapter_params(model))
@@ -106,19 +118,31 @@ def epoch_batches(ds: Any, collate: Any, cfg: config.DictConfig, epoch: int, ski
 
 
 def forward_loss(model: torch.nn.Module, loss_fn: Any, output: str, batch: dict[str, torch.Tensor],
-                 device: torch.device) -> tuple[torch.Tensor, int]:
+                 device: torch.device, router_aux_loss_coef: float = 0.0) -> tuple[torch.Tensor, int]:
     """Summed token loss of a batch and the number of tokens it covers.
 
     Only the positions that carry a label come out of the model (``output_index``): its last
     layer and the output projection skip the others, whose outputs no loss would use. ``output``
-    is what the loss takes: logits, or hidden states it projects itself.
+    is what the loss takes: logits, or hidden states it projects itself. A mixture-of-experts
+    model adds ``router_aux_loss_coef`` times its router load-balancing loss (per token).
     """
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch["labels"].reshape(1, -1)  # [1, b * s], already shifted
     keep = torch.nonzero(labels[0] != CROSS_ENTROPY_IGNORE_IDX).squeeze(1)  # [n]
     out = model(batch["tokens"], mask=batch.get("mask"), input_pos=batch.get("input_pos"), output_index=keep,
                 output=output)  # [1, n, ...]
-    return loss_fn(out, labels[:, keep]) * keep.numel(), keep.numel()
+    loss = loss_fn(out, labels[:, keep]) * keep.numel()
+    aux = load_balancing_loss(model) if router_aux_loss_coef else None  # None without MoE layers
+    if aux is not None:
+        loss = loss + router_aux_loss_coef * aux * keep.numel()
+    return loss, keep.numel()
+
+
+def router_metrics(model: torch.nn.Module) -> dict[str, float]:
+    """``router_aux_loss`` of the latest micro-batch for a mixture-of-experts model, else nothing."""
+    with torch.no_grad():
+        aux = load_balancing_loss(model)
+    return {} if aux is None else {"router_aux_loss": float(aux)}
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -148,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
                                          batch_size=cfg.batch_size, world_size=world_size, rank=rank)  # a share each
     training.set_seed(cfg.seed)  # the same adapter initialisation on every process ...
     model = build_model(cfg, checkpointer, device, dtype, resume_dir)
+    # every tensor a save writes must have a name in the checkpoint's layout: fail now, not at the final save
+    check_save_mappings(model.state_dict(), checkpointer.config, adapter_specs=get_adapter_specs(model))
     seed = training.set_seed(cfg.seed, rank)  # ... then one random stream per process (dropout)
     trainable = [p for p in model.parameters() if p.requires_grad]
     say(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} "
@@ -194,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         return manager.step_dir(at)
 
     # ----- train ------------------------------------------------------------------------------------
+    aux_coef = float(cfg.get("router_aux_loss_coef") or 0.0)  # mixture-of-experts models only
     model.train()
     meter = training.TokensPerSecond(pad_id=tokenizer.pad_id)
     last_saved = resume_dir if resume_dir is not None and step == total_steps else None
@@ -205,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 real = training.count_tokens(batch["tokens"], tokenizer.pad_id)
-                micro_loss, n = forward_loss(model, loss_fn, output, batch, device)
+                micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
                 micro_loss.backward()
                 totals += torch.stack([micro_loss.detach(), torch.tensor(float(n), device=device),
                                        torch.tensor(float(real), device=device)])
@@ -226,7 +253,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             run_log.step(loss.item())
             if step % cfg.log_every_n_steps == 0 or step == total_steps:
                 run_log.log({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm),
-                             "tokens_per_second": meter.rate(), **training.peak_memory_stats(device)}, step)
+                             "tokens_per_second": meter.rate(), **training.peak_memory_stats(device),
+                             **router_metrics(model)}, step)
                 meter.reset()
             if val_loader is not None and cfg.run_val_every_n_steps and step % cfg.run_val_every_n_steps == 0:
                 val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),

@@ -35,18 +35,21 @@ from torchtune.datasets import build_sft_data, build_validation_loader, check_lo
 from torchtune.generation import generate_text
 from torchtune.gguf import gguf_tokenizer_metadata_from_hf
 from torchtune.models import model_from_hf_config, tune_to_hf
-from torchtune.modules import TransformerSelfAttentionLayer, bind_loss
+from torchtune.modules import TransformerSelfAttentionLayer, bind_loss, load_balancing_loss
 from torchtune.modules.peft import (
     get_adapter_params,
     get_adapter_specs,
     get_merged_lora_ckpt,
     initialize_dora_magnitudes,
+    set_adapter_dtype,
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
 from torchtune.training.checkpointing import (
     CheckpointManager,
     Checkpointer,
+    check_save_mappings,
+    check_weights_fit,
     export_gguf,
     restore_training_state,
     save_recipe_state,
@@ -57,7 +60,7 @@ KNOWN_KEYS = (
     "model_dir", "output_dir", "model", "tokenizer", "checkpointer", "dataset", "dataset_val",
     "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
     "gradient_accumulation_steps",
-    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "device", "dtype", "num_threads",
+    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
     "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "save_adapter_weights_only", "resume", "output_formats", "sample_prompts", "sample_max_new_tokens",
@@ -71,7 +74,8 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files, unknown output formats."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
-    check_local_data_files(cfg)
+    check_local_data_files(cfg)  # and the datasets extra for Hub data
+    training.check_metric_loggers(cfg.get("metric_logger"))
     for fmt in cfg.get("output_formats") or []:
         if fmt not in OUTPUT_FORMATS:
             raise config.ConfigError(f"output_formats holds {fmt!r}; each entry must be one of {list(OUTPUT_FORMATS)}")
@@ -88,9 +92,12 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
         model = config.instantiate(cfg.model)
     else:
         model = model_from_hf_config(checkpointer.config, **cfg.model.to_dict())
-    missing, unexpected = model.load_state_dict(checkpointer.load_checkpoint(), strict=False)
+    state_dict = checkpointer.load_checkpoint()
+    check_weights_fit(model, state_dict, builder=cfg.model.get("_component_"))
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
+    set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
     initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
     set_trainable_params(model, get_adapter_params(model))
     if cfg.enable_activation_checkpointing:
@@ -111,19 +118,24 @@ def epoch_batches(ds: Any, collate: Any, cfg: config.DictConfig, epoch: int, ski
 
 
 def forward_loss(model: torch.nn.Module, loss_fn: Any, output: str, batch: dict[str, torch.Tensor],
-                 device: torch.device) -> tuple[torch.Tensor, int]:
+                 device: torch.device, router_aux_loss_coef: float = 0.0) -> tuple[torch.Tensor, int]:
     """Summed token loss of a batch and the number of tokens it covers.
 
     Only the positions that carry a label come out of the model (``output_index``): its last
     layer and the output projection skip the others, whose outputs no loss would use. ``output``
-    is what the loss takes: logits, or hidden states it projects itself.
+    is what the loss takes: logits, or hidden states it projects itself. A mixture-of-experts
+    model adds ``router_aux_loss_coef`` times its router load-balancing loss (per token).
     """
     batch = {k: v.to(device) for k, v in batch.items()}
     labels = batch["labels"].reshape(1, -1)  # [1, b * s], already shifted
     keep = torch.nonzero(labels[0] != CROSS_ENTROPY_IGNORE_IDX).squeeze(1)  # [n]
     out = model(batch["tokens"], mask=batch.get("mask"), input_pos=batch.get("input_pos"), output_index=keep,
                 output=output)  # [1, n, ...]
-    return loss_fn(out, labels[:, keep]) * keep.numel(), keep.numel()
+    loss = loss_fn(out, labels[:, keep]) * keep.numel()
+    aux = load_balancing_loss(model) if router_aux_loss_coef else None  # None without MoE layers
+    if aux is not None:
+        loss = loss + router_aux_loss_coef * aux * keep.numel()
+    return loss, keep.numel()
 
 
 @torch.no_grad()
@@ -174,6 +186,13 @@ def write_output_formats(directory: Path, state_dict: dict[str, torch.Tensor], a
         export_gguf(base, checkpointer.config, directory / "model-F16.gguf", tokenizer_metadata=metadata)
 
 
+def router_metrics(model: torch.nn.Module) -> dict[str, float]:
+    """``router_aux_loss`` of the latest micro-batch for a mixture-of-experts model, else nothing."""
+    with torch.no_grad():
+        aux = load_balancing_loss(model)
+    return {} if aux is None else {"router_aux_loss": float(aux)}
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     """Parse ``--config PATH key=value ...``, train, and return the final checkpoint directory."""
     cfg = config.parse_args(argv, variables={"recipes_root": str(torchtune.recipes_root())})
@@ -194,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     val_loader = build_validation_loader(cfg.get("dataset_val"), tokenizer, padding_free=padding_free,
                                          batch_size=cfg.batch_size)
     model = build_model(cfg, checkpointer, device, dtype)
+    # every tensor a save writes must have a name in the checkpoint's layout: fail now, not at the final save
+    check_save_mappings(model.state_dict(), checkpointer.config, adapter_specs=get_adapter_specs(model))
     trainable = [p for p in model.parameters() if p.requires_grad]
     print(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} trainable (adapters)")
     loss_fn = config.instantiate(cfg.loss)
@@ -219,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     resume_dir = manager.resolve_resume(cfg.resume)
     if resume_dir is not None:
         adapter = checkpointer.load_adapter(resume_dir)
-        missing, unexpected = model.load_state_dict({k: v.to(dtype) for k, v in adapter.items()}, strict=False)
+        missing, unexpected = model.load_state_dict(adapter, strict=False)
         validate_missing_and_unexpected_for_lora(model, lora_missing=missing, lora_unexpected=unexpected)
         step, epoch, samples_seen = restore_training_state(resume_dir, optimizer, lr_scheduler)
         print(f"Resumed from {resume_dir} at step {step} (epoch {epoch})")
@@ -229,18 +250,28 @@ def main(argv: Sequence[str] | None = None) -> Path:
     def save(at: int) -> Path:
         state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
-        def write(directory: Path) -> None:
-            adapter_only = bool(cfg.save_adapter_weights_only) and at < total_steps
+        def write(directory: Path, adapter_only: bool) -> None:
+            # training state first: what resumes the run is written before the merged model
+            save_recipe_state(directory, step=at, epoch=epoch, seed=seed, samples_seen=samples_seen,
+                              optimizer=optimizer, lr_scheduler=lr_scheduler)
             checkpointer.write_checkpoint(directory, state_dict, adapter_specs=adapter_specs, adapter_only=adapter_only)
             if not adapter_only:
                 write_output_formats(directory, state_dict, adapter_specs, cfg.get("output_formats") or [],
                                      checkpointer, tokenizer)
-            save_recipe_state(directory, step=at, epoch=epoch, seed=seed, samples_seen=samples_seen,
-                              optimizer=optimizer, lr_scheduler=lr_scheduler)
 
-        return manager.save(at, write)
+        adapter_only = bool(cfg.save_adapter_weights_only) and at < total_steps
+        try:
+            return manager.save(at, lambda directory: write(directory, adapter_only))
+        except Exception as e:
+            if adapter_only:
+                raise
+            # the merged model could not be written: keep the adapter and the training state
+            kept = manager.save(at, lambda directory: write(directory, True))
+            raise config.ConfigError(f"writing the merged model of step {at} failed ({type(e).__name__}: {e}); the "
+                                     f"adapter and training state are saved in {kept} (resume=auto continues)") from e
 
     # ----- train ------------------------------------------------------------------------------------
+    aux_coef = float(cfg.get("router_aux_loss_coef") or 0.0)  # mixture-of-experts models only
     model.train()
     meter = training.TokensPerSecond(pad_id=tokenizer.pad_id)
     last_saved = resume_dir if resume_dir is not None and step == total_steps else None
@@ -252,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 meter.update(batch["tokens"])
-                micro_loss, n = forward_loss(model, loss_fn, output, batch, device)
+                micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
                 micro_loss.backward()
                 loss_sum, num_tokens = loss_sum + micro_loss.detach(), num_tokens + n
                 samples_seen += cfg.batch_size
@@ -267,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             run_log.step(loss.item())
             if step % cfg.log_every_n_steps == 0 or step == total_steps:
                 run_log.log({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm),
-                             "tokens_per_second": meter.rate(), **training.peak_memory_stats(device)}, step)
+                             "tokens_per_second": meter.rate(), **training.peak_memory_stats(device),
+                             **router_metrics(model)}, step)
                 meter.reset()
             if val_loader is not None and cfg.run_val_every_n_steps and step % cfg.run_val_every_n_steps == 0:
                 val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),

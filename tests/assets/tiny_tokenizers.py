@@ -159,3 +159,32 @@ def read_chat_template(name):
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "chat_templates", f"{name}.jinja"), encoding="utf-8") as f:
         return f.read()
+
+
+# Special-token spellings in chat templates: <|...|>, DeepSeek's <｜...｜>, <tag>, [TAG].
+CHAT_SPECIAL_TOKEN_RE = (
+    r"<\|[^|<>'\"\s]{1,40}\|>|<｜[^｜'\"]{1,40}｜>|<[A-Za-z_/][A-Za-z0-9_/]{1,30}>|\[/?[A-Z_]{3,20}\]"
+)
+
+
+def read_corpus_chat_templates():
+    """Read ``tests/assets/chat_templates/corpus/*.jinja`` (real templates; see its README).
+
+    Returns:
+        dict[str, str]: file name without ``.jinja`` -> template source.
+    """
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chat_templates", "corpus")
+    names = sorted(f for f in os.listdir(folder) if f.endswith(".jinja"))
+    out = {}
+    for name in names:
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+            out[name[: -len(".jinja")]] = f.read()
+    return out
+
+
+def chat_special_tokens(sources):
+    """The special-token strings the given chat templates write (sorted, deduplicated)."""
+    import re
+
+    pattern = re.compile(CHAT_SPECIAL_TOKEN_RE)
+    return sorted({m for source in sources for m in pattern.findall(source)})

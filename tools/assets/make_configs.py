@@ -90,9 +90,9 @@ loss:
   _component_: {loss}
 num_output_chunks: 8
 clip_grad_norm: 1.0
-
+{moe}
 device: {device}
-dtype: bf16
+dtype: auto  # bf16 on CUDA with bf16 and on AMX or AVX512-BF16 CPUs, else fp32; or fp32 / bf16
 num_threads: null
 {backend}enable_activation_checkpointing: true
 compile: false
@@ -118,9 +118,15 @@ RECIPES = {
 }
 
 
+# Mixture-of-experts families: no adapters on the routed experts, and the router's load-balancing
+# loss (coefficient of the published config.json) added to the training loss.
+MOE_FAMILIES = {"qwen3_moe": 0.001}
+
+
 def builder_name(family: str, size: str) -> str:
-    """The preset function for a family and size, e.g. ``qwen2_5`` + ``0.5B`` -> ``qwen2_5_0_5b``."""
-    return f"{family}_{size.lower().replace('.', '_')}"
+    """The preset function for a family and size, e.g. ``qwen2_5`` + ``0.5B`` -> ``qwen2_5_0_5b``,
+    ``qwen3_moe`` + ``30B-A3B`` -> ``qwen3_moe_30b_a3b``."""
+    return f"{family}_{size.lower().replace('.', '_').replace('-', '_')}"
 
 
 def render(family: str, size: str, suffix: str) -> str:
@@ -135,7 +141,10 @@ def render(family: str, size: str, suffix: str) -> str:
     launch = "tune run --nproc_per_node 8 " if distributed else "tune run "
     command = f"{launch}{recipe} --config {family}/{name} model_dir=<dir> output_dir=<dir>"
     text = HEADER.format(what=what, family=family, size=size, command=command, name=name)
-    text += (LORA_MODEL if lora else FULL_MODEL).format(family=family, builder=builder)
+    model = (LORA_MODEL if lora else FULL_MODEL).format(family=family, builder=builder)
+    if family in MOE_FAMILIES:
+        model = model.replace("apply_lora_to_mlp: true", "apply_lora_to_mlp: false  # the routed experts take no adapters")
+    text += model
     text += BODY.format(
         batch_size=2 if distributed else 4,
         accum=8 if lora else 16,
@@ -146,6 +155,8 @@ def render(family: str, size: str, suffix: str) -> str:
         # single device: project only the positions that carry a label (the model returns hidden states)
         loss="torchtune.modules.ChunkedCrossEntropyLoss" if distributed else "torchtune.modules.LinearCrossEntropyLoss",
         adapter_only="save_adapter_weights_only: false\n" if lora else "",
+        moe=(f"router_aux_loss_coef: {MOE_FAMILIES[family]}  # router load-balancing loss (logged as router_aux_loss)\n"
+             if family in MOE_FAMILIES else ""),
     )
     return text
 

@@ -1,4 +1,4 @@
-"""Benchmark LoRA and full fine-tuning steps on CPU in fp32: tokens/s, MFU and peak memory.
+"""Benchmark LoRA and full fine-tuning steps on CPU in fp32 and bf16: tokens/s, MFU and peak memory.
 
 Each run (model size x LoRA/full x implementation) is its own subprocess so that its peak
 resident memory is its own. The shipped tiny instruction data (variable-length samples) is
@@ -6,8 +6,12 @@ tokenized once and saved both as right-padded batches and, for ``--impls ours-pa
 same samples packed; every implementation then trains on the same records: ``--warmup``
 untimed batches, then the samples of ``--steps`` batches, timed. Throughput counts real
 (non-padding) tokens; each case runs ``--repeats`` times (interleaved) and the median counts.
-Model FLOPs utilisation (MFU) is model FLOPs per second over the machine's dense fp32 matmul
-peak, measured here (the best of several large square matmuls, same thread count).
+Model FLOPs utilisation (MFU) is model FLOPs per second over the machine's dense matmul peak in
+the row's dtype, measured here (the best of several large square matmuls, same thread count).
+Each case runs in every ``--dtypes`` entry: bf16 keeps the weights (and for full fine-tuning
+the optimizer state) in bf16 as the recipes do with ``dtype: bf16``; LoRA adapters stay fp32
+master weights (``set_adapter_dtype``). torchtune 0.6.1 runs everything in the row's dtype. The
+CPU's model name and its bf16-related ISA flags are recorded beside the table.
 
 Model FLOPs of the records: per real token ``2 * N_matmul + 4 * n_layers * s * d`` (weights
 with the output projection, plus attention products at the padded batch's mean sample length
@@ -59,9 +63,12 @@ LORA = {"lora_attn_modules": ["q_proj", "k_proj", "v_proj", "output_proj"], "app
         "lora_rank": 16, "lora_alpha": 32}
 
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 16) -> float:
-    """Best observed dense fp32 matmul rate (GFLOP/s) for ``[n, n] @ [n, n]``."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def matmul_peak_gflops(dtype: str = "fp32", n: int = 2048, repeats: int = 16) -> float:
+    """Best observed dense matmul rate (GFLOP/s) for ``[n, n] @ [n, n]`` in ``dtype``."""
+    a, b = torch.randn(n, n, dtype=DTYPES[dtype]), torch.randn(n, n, dtype=DTYPES[dtype])
     a @ b  # warm up
     best = float("inf")
     for _ in range(repeats):
@@ -107,7 +114,7 @@ def make_batches(path: Path, batch_size: int, warmup: int, steps: int, pack_len:
     torch.save(data, path)
 
 
-def build(impl: str, size: str, method: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch.nn.Module, torch.nn.Module]:
     """The model (adapters trainable for LoRA) and its loss, from our library or from
     torchtune 0.6.1 (``impl="0.6.1"``, run with that version's interpreter). ``ours-baseline``
     is our model with full logits in 4 chunks and :class:`ChunkedCrossEntropyLoss` (the path
@@ -117,10 +124,11 @@ def build(impl: str, size: str, method: str) -> tuple[torch.nn.Module, torch.nn.
     if impl.startswith("ours"):
         from torchtune.models import model_from_hf_config
         from torchtune.modules import ChunkedCrossEntropyLoss, LinearCrossEntropyLoss, bind_loss
-        from torchtune.modules.peft import get_adapter_params, set_trainable_params
+        from torchtune.modules.peft import get_adapter_params, set_adapter_dtype, set_trainable_params
 
-        model = model_from_hf_config(cfg, **(LORA if method == "lora" else {}))
+        model = model_from_hf_config(cfg, **(LORA if method == "lora" else {})).to(DTYPES[dtype])
         if method == "lora":
+            set_adapter_dtype(model, torch.float32)  # as the recipes: fp32 master weights for adapters
             set_trainable_params(model, get_adapter_params(model))
         if impl == "ours-baseline":
             model.set_num_output_chunks(4)
@@ -142,6 +150,7 @@ def build(impl: str, size: str, method: str) -> tuple[torch.nn.Module, torch.nn.
         else:
             model = llama3_2(**sizes)
         loss_fn = CEWithChunkedOutputLoss(num_output_chunks=4)
+        model = model.to(DTYPES[dtype])
     from torchtune.modules.peft import get_adapter_params, set_trainable_params  # same names in both
 
     if method == "lora":
@@ -183,7 +192,7 @@ def train_step(model, loss_fn, optimizer, trainable: list, batch: dict, output_i
     optimizer.zero_grad(set_to_none=True)
 
 
-def run_case(impl: str, size: str, method: str, batches_path: Path) -> dict:
+def run_case(impl: str, size: str, method: str, batches_path: Path, dtype: str = "fp32") -> dict:
     """Time training steps over the saved timed batches (after the untimed warmup ones)."""
     import resource
 
@@ -195,7 +204,7 @@ def run_case(impl: str, size: str, method: str, batches_path: Path) -> dict:
 
         for batch in data["warmup"][kind] + data["timed"][kind]:
             batch["mask"] = BlockCausalMask(batch.pop("seq_lens"))
-    model, loss_fn = build(impl, size, method)
+    model, loss_fn = build(impl, size, method, dtype)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=True) if fused else torch.optim.AdamW(trainable, lr=1e-4)
     cfg = SIZES[size]
@@ -223,7 +232,7 @@ def run_case(impl: str, size: str, method: str, batches_path: Path) -> dict:
     flops = forward * (2 if method == "lora" else 3)
     steps = len(data["timed"][kind])
     warmup_batches = len(data["warmup"]["padded"])
-    return {"impl": impl, "size": size, "method": method, "params": sum(p.numel() for p in model.parameters()),
+    return {"impl": impl, "size": size, "method": method, "dtype": dtype, "params": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in trainable), "batches": kind,
             "batch_shape": list(data["timed"][kind][0]["tokens"].shape),
             "steps": steps, "tokens_per_second": data["timed_real"] / elapsed, "gflops": flops / elapsed / 1e9,
@@ -231,6 +240,18 @@ def run_case(impl: str, size: str, method: str, batches_path: Path) -> dict:
             "peak_rss_gib": peak_rss,
             "seconds_per_step": elapsed / steps, "warmup_batches": warmup_batches,
             "timed_batches": len(data["timed"]["padded"]), "batch_size": int(data["timed"]["padded"][0]["tokens"].shape[0])}
+
+
+def cpu_flags() -> str:
+    """The CPU's matrix-relevant ISA flags (from /proc/cpuinfo) and torch's CPU capability."""
+    wanted = ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
+    try:
+        flags = next(line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("flags"))
+    except (OSError, StopIteration):
+        flags = []
+    have = [f for f in wanted if f in flags]
+    return f"ISA flags: {', '.join(have) or 'none of ' + ', '.join(wanted)}; torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
 
 
 def machine() -> str:
@@ -247,19 +268,26 @@ IMPL_NAMES = {"ours": "this torchtune", "ours-padded": "this torchtune, padded",
               "ours-baseline": "this torchtune, before (full logits, for-loop AdamW)", "0.6.1": "torchtune 0.6.1"}
 
 
-def targets(results: list[dict], peak: float) -> str:
-    """Markdown bullets: each of our rows against torchtune 0.6.1 (tokens/s ratio, peak memory)
-    and its MFU, next to the targets (1.5x at no more memory; 80% MFU for the 100M model)."""
-    ref = {(r["size"], r["method"]): r for r in results if r["impl"] == "0.6.1"}
+def targets(results: list[dict], peaks: dict[str, float]) -> str:
+    """Markdown bullets: each of our rows against torchtune 0.6.1 in the same dtype (tokens/s
+    ratio, peak memory) and its MFU, next to the targets (1.5x at no more memory; 80% MFU for the
+    100M model), and our bf16 rows against our fp32 rows (target 3x on CPUs with AMX)."""
+    ref = {(r["size"], r["method"], r.get("dtype", "fp32")): r for r in results if r["impl"] == "0.6.1"}
+    ours32 = {(r["impl"], r["size"], r["method"]): r for r in results if r.get("dtype", "fp32") == "fp32"}
     lines = []
     for r in results:
-        other = ref.get((r["size"], r["method"]))
+        dtype = r.get("dtype", "fp32")
+        fp32 = ours32.get((r["impl"], r["size"], r["method"]))
+        if r["impl"] != "0.6.1" and dtype == "bf16" and fp32 is not None:
+            lines.append(f"- {r['size']} {r['method']}, {IMPL_NAMES[r['impl']]}: bf16 **{r['tokens_per_second'] / fp32['tokens_per_second']:.2f}x** "
+                         f"fp32's tokens/s (target 3x on AMX CPUs), peak RSS {r['peak_rss_gib']:.2f} vs {fp32['peak_rss_gib']:.2f} GiB")
+        other = ref.get((r["size"], r["method"], dtype))
         if r["impl"] == "0.6.1" or other is None:
             continue
         ratio = r["tokens_per_second"] / other["tokens_per_second"]
-        mfu = 100 * r["gflops"] / peak
+        mfu = 100 * r["gflops"] / peaks[dtype]
         lines.append(
-            f"- {r['size']} {r['method']}, {IMPL_NAMES[r['impl']]}: **{ratio:.2f}x** torchtune 0.6.1's tokens/s "
+            f"- {r['size']} {r['method']} {dtype}, {IMPL_NAMES[r['impl']]}: **{ratio:.2f}x** torchtune 0.6.1's tokens/s "
             f"(target 1.5x: {'met' if ratio >= 1.5 else 'not met'}), peak RSS {r['peak_rss_gib']:.2f} vs "
             f"{other['peak_rss_gib']:.2f} GiB ({'no more' if r['peak_rss_gib'] <= other['peak_rss_gib'] else 'more'}), "
             f"MFU {mfu:.0f}%" + (f" (target 80%: {'met' if mfu >= 80 else 'not met'})" if r["size"] == "100M" else "")
@@ -272,22 +300,26 @@ def _rate(tokens_per_second: float) -> str:
     return f"{tokens_per_second:.1f}" if tokens_per_second < 100 else f"{tokens_per_second:.0f}"
 
 
-def write_docs(results: list[dict], peak: float, header: str, commands: list[str]) -> None:
+def write_docs(results: list[dict], peaks: dict[str, float], header: str, commands: list[str]) -> None:
     """Replace this benchmark's section of docs/benchmarks.md (other sections are kept)."""
+    def peak(r: dict) -> float:
+        return peaks[r.get("dtype", "fp32")]
+
     rows = "\n".join(
-        f"| {IMPL_NAMES[r['impl']]} | {r['size']} | {r['method']} | {r['params'] / 1e6:.1f}M | {r['trainable'] / 1e6:.2f}M "
+        f"| {IMPL_NAMES[r['impl']]} | {r['size']} | {r['method']} | {r.get('dtype', 'fp32')} | {r['params'] / 1e6:.1f}M | {r['trainable'] / 1e6:.2f}M "
         f"| {r['steps']} x {r['batch_shape']} | {_rate(r['tokens_per_second'])} | {', '.join(_rate(t) for t in r['tokens_per_second_all'])} "
-        f"| {r['gflops']:.1f} | {100 * r['gflops'] / peak:.1f}% | {r['executed_gflops']:.1f} "
-        f"| {100 * r['executed_gflops'] / peak:.1f}% | {r['peak_rss_gib']:.2f} |"
+        f"| {r['gflops']:.1f} | {100 * r['gflops'] / peak(r):.1f}% | {r['executed_gflops']:.1f} "
+        f"| {100 * r['executed_gflops'] / peak(r):.1f}% | {r['peak_rss_gib']:.2f} |"
         for r in results
     )
+    peak_text = ", ".join(f"{d} **{p:.1f} GFLOP/s**" for d, p in peaks.items())
     reproduce = "\n".join(f"{c} --json <file>" for c in commands)
     if len(commands) > 1:
         reproduce += "\npython tools/benchmarks/bench_finetune.py --from-json <files> --write-docs"
     else:
         reproduce = reproduce.replace(" --json <file>", " --write-docs")
     section = f"""{START}
-## Fine-tuning on CPU, fp32 (`tools/benchmarks/bench_finetune.py`)
+## Fine-tuning on CPU, fp32 and bf16 (`tools/benchmarks/bench_finetune.py`)
 
 {header}
 
@@ -311,7 +343,9 @@ runs its own default path:
 
 Tokens/s counts real (non-padding) tokens of the timed records (the same count for every row),
 median of the runs listed (interleaved with the other rows of the same command). MFU = model FLOPs/s over the measured
-dense fp32 matmul peak of **{peak:.1f} GFLOP/s** (best of a measurement before and after). Model
+dense matmul peak of the row's dtype ({peak_text}; best of a measurement before and after). bf16
+rows keep weights (and full fine-tuning's optimizer state) in bf16; LoRA adapters are fp32 master
+weights in ours, bf16 in torchtune 0.6.1. Model
 FLOPs are the same for every row: per real token 2 x matmul parameters (output projection
 included) + attention products at the padded batch's mean sample length, times 3 (full) or
 2 (LoRA). Our rows skip part of that work (padding, and the last layer and output projection at
@@ -320,13 +354,13 @@ what the hardware really did: the FLOPs each implementation executes on the time
 (forward and backward, counted by `torch.utils.flop_counter.FlopCounterMode` in an extra
 untimed pass) per timed second, over the same peak. Peak memory is the process's max RSS (highest of the runs).
 
-| library | model | method | params | trainable | timed steps x [b, s] | tokens/s (median) | runs | model GFLOP/s | MFU | executed GFLOP/s | HFU | peak RSS (GiB) |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| library | model | method | dtype | params | trainable | timed steps x [b, s] | tokens/s (median) | runs | model GFLOP/s | MFU | executed GFLOP/s | HFU | peak RSS (GiB) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 Against the targets (medians above):
 
-{targets(results, peak)}
+{targets(results, peaks)}
 
 Where the time goes: see "Fine-tuning: where the time goes" below.
 
@@ -361,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="timed padded batches (their samples are the timed records)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed padded batches before")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each case; the median tokens/s is reported")
+    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=sorted(DTYPES),
+                        help="dtypes every case runs in (both libraries)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (peak and cases alike)")
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also save the results (and the peak) to this file")
@@ -370,24 +406,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-python", help="interpreter of a torchtune 0.6.1 venv to compare with")
     parser.add_argument("--reference-cases", nargs="+", metavar="SIZE:METHOD",
                         help="cases also run with --reference-python (default: all cases)")
-    parser.add_argument("--one", nargs=4, metavar=("IMPL", "SIZE", "METHOD", "BATCHES"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=5, metavar=("IMPL", "SIZE", "METHOD", "BATCHES", "DTYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.one:
-        impl, size, method, batches = args.one
-        print(json.dumps(run_case(impl, size, method, Path(batches))))
+        impl, size, method, batches, dtype = args.one
+        print(json.dumps(run_case(impl, size, method, Path(batches), dtype)))
         return 0
     if args.from_json:
         saved = [json.loads(path.read_text()) for path in args.from_json]
-        peak = max(s["peak"] for s in saved)
-        return report([r for s in saved for r in s["results"]], peak, args, [c for s in saved for c in s["commands"]])
-    peak = matmul_peak_gflops()  # measured again at the end; the best of both counts
+        peaks = {}
+        for s in saved:  # older files hold one fp32 "peak"
+            for d, p in s.get("peaks", {"fp32": s.get("peak", 0.0)}).items():
+                peaks[d] = max(peaks.get(d, 0.0), p)
+        return report([r for s in saved for r in s["results"]], peaks, args, [c for s in saved for c in s["commands"]])
+    peaks = {d: matmul_peak_gflops(d) for d in args.dtypes}  # measured again at the end; the best counts
     cases = [tuple(c.split(":")) for c in args.cases] if args.cases else [
         (size, method) for size in args.sizes for method in args.methods]
     reference = [tuple(c.split(":")) for c in args.reference_cases] if args.reference_cases else cases
-    runs = [(impl, sys.executable, c) for c in cases for impl in args.impls]
+    runs = [(impl, sys.executable, c, d) for d in args.dtypes for c in cases for impl in args.impls]
     if args.reference_python:
-        runs += [("0.6.1", args.reference_python, c) for c in reference]
+        runs += [("0.6.1", args.reference_python, c, d) for d in args.dtypes for c in reference]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         batches = Path(tmp) / "batches.pt"
@@ -395,40 +434,43 @@ def main(argv: list[str] | None = None) -> int:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # each interpreter its own torchtune
         samples: dict = {}
         for _ in range(args.repeats):  # interleaved, so that load changes hit every case alike
-            for impl, python, (size, method) in runs:
-                cmd = [python, __file__, "--one", impl, size, method, str(batches), "--threads", str(args.threads)]
+            for impl, python, (size, method), dtype in runs:
+                cmd = [python, __file__, "--one", impl, size, method, str(batches), dtype, "--threads", str(args.threads)]
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
                 result = json.loads(out.strip().splitlines()[-1])
-                print(f"{impl:>13} {size:>5} {method:>4}: {result['tokens_per_second']:8.0f} tokens/s  "
+                print(f"{impl:>13} {size:>5} {method:>4} {dtype}: {result['tokens_per_second']:8.0f} tokens/s  "
                       f"{result['gflops']:6.1f} GFLOP/s  peak RSS {result['peak_rss_gib']:.2f} GiB", flush=True)
-                samples.setdefault((impl, size, method), []).append(result)
+                samples.setdefault((impl, size, method, dtype), []).append(result)
     for runs_of_case in samples.values():
         ranked = sorted(runs_of_case, key=lambda r: r["tokens_per_second"])
         median = dict(ranked[len(ranked) // 2])
         median["tokens_per_second_all"] = [round(r["tokens_per_second"], 1) for r in runs_of_case]
         median["peak_rss_gib"] = max(r["peak_rss_gib"] for r in runs_of_case)
         results.append(median)
-    peak = max(peak, matmul_peak_gflops())
+    peaks = {d: max(p, matmul_peak_gflops(d)) for d, p in peaks.items()}
     command = (f"python tools/benchmarks/bench_finetune.py --cases {' '.join(f'{s}:{m}' for s, m in cases)} "
-               f"--impls {' '.join(args.impls)} --reference-python /tmp/tt061/bin/python --reference-cases "
+               f"--dtypes {' '.join(args.dtypes)} --impls {' '.join(args.impls)} --reference-python /tmp/tt061/bin/python --reference-cases "
                f"{' '.join(f'{s}:{m}' for s, m in reference)} --steps {args.steps} --warmup {args.warmup} "
                f"--repeats {args.repeats}")
     if args.json:
-        args.json.write_text(json.dumps({"peak": peak, "results": results, "commands": [command]}, indent=1))
-    return report(results, peak, args, [command])
+        args.json.write_text(json.dumps({"peaks": peaks, "results": results, "commands": [command],
+                                         "machine": f"{machine()}; {cpu_flags()}"}, indent=1))
+    return report(results, peaks, args, [command])
 
 
-def report(results: list[dict], peak: float, args: argparse.Namespace, commands: list[str]) -> int:
+def report(results: list[dict], peaks: dict[str, float], args: argparse.Namespace, commands: list[str]) -> int:
     """Print the results (and write the docs with ``--write-docs``)."""
-    print(f"dense fp32 matmul peak (best of start and end): {peak:.1f} GFLOP/s")
+    for dtype, peak in peaks.items():
+        print(f"dense {dtype} matmul peak (best of start and end): {peak:.1f} GFLOP/s")
     for r in results:
-        print(f"{r['impl']:>13} {r['size']:>5} {r['method']:>4}: median {r['tokens_per_second']:.0f} tokens/s "
+        peak = peaks[r.get("dtype", "fp32")]
+        print(f"{r['impl']:>13} {r['size']:>5} {r['method']:>4} {r.get('dtype', 'fp32')}: median {r['tokens_per_second']:.0f} tokens/s "
               f"(runs {r['tokens_per_second_all']}), MFU {100 * r['gflops'] / peak:5.1f}%, "
               f"HFU {100 * r['executed_gflops'] / peak:5.1f}%, "
               f"peak RSS {r['peak_rss_gib']:.2f} GiB")
     if args.write_docs:
-        header = f"Machine: {machine()}; torch {torch.__version__}; {datetime.date.today().isoformat()}."
-        write_docs(results, peak, header, commands)
+        header = f"Machine: {machine()}; {cpu_flags()}; torch {torch.__version__}; {datetime.date.today().isoformat()}."
+        write_docs(results, peaks, header, commands)
         print(f"updated {DOCS}")
     return 0
 

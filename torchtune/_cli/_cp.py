@@ -1,9 +1,10 @@
 """``tune cp``: copy an installed recipe or config so that a user can edit it."""
 
 import argparse
-import shutil
+import re
 from pathlib import Path
 
+import torchtune
 from torchtune._cli._errors import CLIError
 from torchtune._cli._resolve import resolve_any
 
@@ -16,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Copy the installed version of a recipe (.py) or config (.yaml) to a local path. "
             "When <dest> is an existing directory the file keeps its name; otherwise <dest> is "
-            "the new file's path, and the .py/.yaml suffix is added when it has none."
+            "the new file's path, and the .py/.yaml suffix is added when it has none. The copy's "
+            "first line is a comment naming what it was copied from, so `tune diff <copy>` works."
         ),
     )
     parser.add_argument("name", help="recipe or config name (see `tune ls`)")
@@ -32,6 +34,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--make-parents", action="store_true", help="create missing parent directories of dest"
     )
     parser.set_defaults(func=run_cp)
+
+
+HEADER_PREFIX = "# Copied by `tune cp` from torchtune "
+_HEADER = re.compile(r"^# Copied by `tune cp` from torchtune (?P<version>\S+): (?P<name>\S+)\.")
+
+
+def header(name: str) -> str:
+    """The first line ``tune cp`` writes into a copy: where it came from, so ``tune diff`` finds it.
+
+    Args:
+        name (str): the recipe or config name that was copied.
+
+    Returns:
+        str: a comment line (valid in Python and YAML) ending with a newline.
+    """
+    return f"{HEADER_PREFIX}{torchtune.__version__}: {name}. `tune diff <this file>` shows your changes.\n"
+
+
+def copied_from(text: str) -> tuple[str | None, str]:
+    """The recipe or config a copy came from (None when it has no ``tune cp`` header) and the
+    text without that header.
+
+    Args:
+        text (str): the copy's contents.
+
+    Returns:
+        tuple[str | None, str]: the name and the remaining text.
+    """
+    first, _, rest = text.partition("\n")
+    match = _HEADER.match(first)
+    return (match["name"], rest) if match else (None, text)
 
 
 def destination(dest: str, source: Path) -> Path:
@@ -70,6 +103,6 @@ def run_cp(args: argparse.Namespace) -> int:
                 f"directory {target.parent} does not exist; pass --make-parents to create it"
             )
         target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
+    target.write_text(header(name) + source.read_text(encoding="utf-8"), encoding="utf-8")
     print(f"Copied {name} to {target}")
     return 0

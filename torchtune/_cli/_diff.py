@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torchtune
 from torchtune import _recipe_registry as registry
+from torchtune._cli._cp import copied_from
 from torchtune._cli._errors import CLIError
 from torchtune._cli._resolve import resolve_any
 
@@ -17,8 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Show how a copied recipe or config differs from the installed version.",
         description=(
             "Print a unified diff from the installed recipe/config to your copy, e.g. to merge "
-            "an upgrade. The installed file is found by your file's name (as `tune cp` writes "
-            "it); pass --against when you renamed it or the name is ambiguous."
+            "an upgrade. The installed file is the one named in the header line `tune cp` "
+            "writes, else the one with your file's name; --against names it explicitly."
         ),
     )
     parser.add_argument("file", help="your copy of a recipe (.py) or config (.yaml)")
@@ -55,9 +56,10 @@ def run_diff(args: argparse.Namespace) -> int:
     mine = Path(args.file)
     if not mine.is_file():
         raise CLIError(f"{mine} does not exist")
-    name, installed = resolve_any(args.against or match_by_file_name(mine.name))
+    source, text = copied_from(mine.read_text(encoding="utf-8"))  # the `tune cp` header is not a change
+    name, installed = resolve_any(args.against or source or match_by_file_name(mine.name))
     ours = installed.read_text(encoding="utf-8").splitlines(keepends=True)
-    theirs = mine.read_text(encoding="utf-8").splitlines(keepends=True)
+    theirs = text.splitlines(keepends=True)
     label = f"torchtune {torchtune.__version__}: {name}"
     diff = list(difflib.unified_diff(ours, theirs, fromfile=label, tofile=str(mine)))
     if not diff:

@@ -5,6 +5,8 @@ Every source yields ``Rows``: indexable dict rows plus ``where(i)``, a human-rea
 """
 
 import csv
+import importlib
+import inspect
 import json
 import logging
 import os
@@ -239,18 +241,43 @@ def local_data_files(node: Any) -> list[str]:
     return files
 
 
+def _default_source(component: str) -> Any:
+    """The default ``source`` of a dataset builder named by its import path (None if unknown)."""
+    module, _, name = component.rpartition(".")
+    try:
+        builder = getattr(importlib.import_module(module), name)
+        return inspect.signature(builder).parameters["source"].default
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError):
+        return None  # config validation reports a bad component
+
+
 def check_local_data_files(cfg: Any, keys: Sequence[str] = ("dataset", "dataset_val")) -> None:
-    """Stop before any work when a dataset node of ``cfg`` names a local file that does not exist.
+    """Stop before any work when a dataset node of ``cfg`` names a local file that does not exist,
+    or a Hugging Face Hub dataset (or parquet files) without the ``datasets`` extra installed.
 
     Args:
         cfg (Any): the recipe config.
         keys (Sequence[str]): the dataset nodes to check. Default ``("dataset", "dataset_val")``.
 
     Raises:
-        ConfigError: naming the key, the missing file and the override that fixes it.
+        ConfigError: naming the key, the missing file (or package) and the fix.
     """
     for key in keys:
-        for path in local_data_files(cfg.get(key)):
+        node = cfg.get(key)
+        source = node.get("source") if hasattr(node, "get") else None
+        if source is None and hasattr(node, "get") and isinstance(node.get("_component_"), str):
+            source = _default_source(node["_component_"])  # e.g. alpaca_cleaned_dataset's Hub id
+        needs = None
+        if isinstance(source, str) and source not in LOCAL_FORMATS and os.path.splitext(source)[1].lower() not in _EXTENSIONS:
+            needs = ("datasets", f"{key}.source={source!r} is a Hugging Face Hub dataset")
+        elif source == "parquet" or any(str(f).endswith(".parquet") for f in local_data_files(node)):
+            needs = ("pyarrow.parquet", f"{key} reads parquet files")
+        if needs is not None:
+            try:
+                require(needs[0], extra="datasets")
+            except ModuleNotFoundError as e:
+                raise ConfigError(f"{needs[1]}, but {e}") from None
+        for path in local_data_files(node):
             if not os.path.exists(path):
                 raise ConfigError(
                     f"{key} file {path!r} does not exist; fix the path with {key}.data_files=<file> "

@@ -5,9 +5,18 @@ A GGUF file names its architecture in ``general.architecture`` and keeps the siz
 dictionary, maps GGUF tensor names to Hugging Face parameter names (and back), and applies
 the value changes llama.cpp's converter makes:
 
-- ``llama``: the q/k projection rows (weights and biases) are permuted per head from the
-  "rotate half" layout to interleaved pairs (``permute_qk``); import undoes it (``unpermute_qk``).
-  qwen2, qwen3 and gemma2 are stored unpermuted.
+- ``llama`` and ``smollm3``: the q/k projection rows (weights and biases) are permuted per head
+  from the "rotate half" layout to interleaved pairs (``permute_qk``); import undoes it
+  (``unpermute_qk``). qwen2, qwen3 and gemma2 are stored unpermuted.
+- ``qwen3moe``: the router is ``ffn_gate_inp``; the experts are three stacked tensors
+  ``ffn_gate_exps`` / ``ffn_up_exps`` ``[E, h, d]`` and ``ffn_down_exps`` ``[E, d, h]`` (Hugging
+  Face's in-memory ``mlp.experts.gate_up_proj`` is gate and up concatenated). llama.cpp always
+  renormalises the chosen experts' weights (``norm_topk_prob``).
+- ``smollm3``: llama.cpp fixes the NoPE layers at every 4th (``n_no_rope_layer_step = 4``, no
+  GGUF key), so only that layout can be read or written.
+- ``gemma3`` (Hugging Face ``gemma3_text``): Gemma 2's tensor names plus q/k norms, every norm
+  stored as ``w + 1``; llama.cpp fixes one global layer in 6 and the local layers' RoPE theta
+  at 10000, and reads linear RoPE scaling of the global layers from ``rope.scaling.*``.
 - ``gemma2``: every RMSNorm weight is stored as ``w + 1`` because llama.cpp's RMSNorm
   multiplies by the weight where Gemma's multiplies by ``1 + w``.
 """
@@ -22,15 +31,24 @@ from torchtune.gguf._rope import rope_scaling_from_divisors
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2")
-_PERMUTED_ARCHITECTURES = frozenset({"llama"})
-_NORM_PLUS_ONE_ARCHITECTURES = frozenset({"gemma2"})
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "smollm3", "qwen3moe")
+# GGUF architecture -> Hugging Face model_type, where they differ
+_MODEL_TYPES = {"qwen3moe": "qwen3_moe", "gemma3": "gemma3_text"}
+GEMMA3_SLIDING_WINDOW_PATTERN = 6  # llama.cpp's constants for gemma3
+GEMMA3_LOCAL_ROPE_BASE = 10_000.0
+_GGUF_ARCHITECTURES = {v: k for k, v in _MODEL_TYPES.items()}
+_PERMUTED_ARCHITECTURES = frozenset({"llama", "smollm3"})
+SMOLLM3_NO_ROPE_LAYER_STEP = 4  # llama.cpp's constant
+_NORM_PLUS_ONE_ARCHITECTURES = frozenset({"gemma2", "gemma3"})
 
 _HF_MODEL_CLASSES = {
     "llama": "LlamaForCausalLM",
     "qwen2": "Qwen2ForCausalLM",
     "qwen3": "Qwen3ForCausalLM",
     "gemma2": "Gemma2ForCausalLM",
+    "smollm3": "SmolLM3ForCausalLM",
+    "qwen3moe": "Qwen3MoeForCausalLM",
+    "gemma3": "Gemma3ForCausalLM",
 }
 
 # GGUF block tensor stem -> Hugging Face module path inside model.layers.{i}
@@ -54,6 +72,14 @@ _GEMMA2_BLOCK_NAMES = {
     "post_attention_norm": "post_attention_layernorm",
     "post_ffw_norm": "post_feedforward_layernorm",
 }
+# qwen3moe: router and stacked experts; gate/up are halves of HF's gate_up_proj (joined on read)
+_MOE_BLOCK_NAMES = {
+    **_BLOCK_NAMES,
+    "ffn_gate_inp": "mlp.gate",
+    "ffn_gate_exps": "mlp.experts.gate_proj",
+    "ffn_up_exps": "mlp.experts.up_proj",
+    "ffn_down_exps": "mlp.experts.down_proj",
+}
 _GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _BLOCK_RE = re.compile(r"^blk\.(\d+)\.([a-z_0-9]+)\.(weight|bias)$")
 _GLOBAL_RE = re.compile(r"^([a-z_0-9]+)\.(weight|bias)$")
@@ -72,8 +98,15 @@ def check_architecture(arch: str) -> None:
         )
 
 
+def gguf_architecture(model_type: str) -> str:
+    """The GGUF ``general.architecture`` of a Hugging Face ``model_type`` (``qwen3_moe`` -> ``qwen3moe``)."""
+    return _GGUF_ARCHITECTURES.get(model_type, model_type)
+
+
 def _block_names(arch: str) -> dict[str, str]:
-    return _GEMMA2_BLOCK_NAMES if arch == "gemma2" else _BLOCK_NAMES
+    arch = gguf_architecture(arch)
+    return {"gemma2": _GEMMA2_BLOCK_NAMES, "gemma3": _GEMMA2_BLOCK_NAMES, "qwen3moe": _MOE_BLOCK_NAMES}.get(
+        arch, _BLOCK_NAMES)
 
 
 def gguf_to_hf_name(name: str, arch: str) -> str:
@@ -139,7 +172,7 @@ def _is_norm(hf_name: str) -> bool:
 
 def gguf_value_to_hf(hf_name: str, w: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
     """Undo llama.cpp's converter changes to one tensor (see module docstring)."""
-    arch = config["model_type"]
+    arch = gguf_architecture(config["model_type"])
     if arch in _PERMUTED_ARCHITECTURES:
         if ".q_proj." in hf_name:
             return unpermute_qk(w, config["num_attention_heads"])
@@ -152,7 +185,7 @@ def gguf_value_to_hf(hf_name: str, w: torch.Tensor, config: dict[str, Any]) -> t
 
 def hf_value_to_gguf(hf_name: str, w: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
     """Apply llama.cpp's converter changes to one tensor (inverse of :func:`gguf_value_to_hf`)."""
-    arch = config["model_type"]
+    arch = gguf_architecture(config["model_type"])
     if arch in _PERMUTED_ARCHITECTURES:
         if ".q_proj." in hf_name:
             return permute_qk(w, config["num_attention_heads"])
@@ -194,7 +227,7 @@ def hf_config_from_metadata(
     arch = _require(metadata, "general.architecture")
     check_architecture(arch)
     scaling = metadata.get(f"{arch}.rope.scaling.type", "none")
-    if scaling != "none" or ("rope_freqs.weight" in tensor_shapes and rope_freqs is None):
+    if (scaling != "none" and not (arch == "gemma3" and scaling == "linear")) or ("rope_freqs.weight" in tensor_shapes and rope_freqs is None):
         raise ValueError(f"GGUF rope scaling '{scaling}' (or a rope_freqs tensor not passed in) is not supported")
 
     def key(name: str) -> Any:
@@ -209,7 +242,7 @@ def hf_config_from_metadata(
     )
     rope_theta = float(metadata.get(f"{arch}.rope.freq_base", 10000.0))
     config = {
-        "model_type": arch,
+        "model_type": _MODEL_TYPES.get(arch, arch),
         "architectures": [_HF_MODEL_CLASSES[arch]],
         "vocab_size": int(vocab),
         "hidden_size": d,
@@ -237,7 +270,93 @@ def hf_config_from_metadata(
             )
     if arch == "gemma2":
         config.update(_gemma2_extras(metadata, config))
+    if arch == "gemma3":
+        config.update(_gemma3_extras(metadata, config, scaling))
+    if arch == "qwen3moe":
+        config.update(
+            num_experts=int(key("expert_count")), num_experts_per_tok=int(key("expert_used_count")),
+            moe_intermediate_size=int(key("expert_feed_forward_length")), norm_topk_prob=True,
+        )
+    if arch == "smollm3":
+        step = SMOLLM3_NO_ROPE_LAYER_STEP
+        config["no_rope_layer_interval"] = step
+        config["no_rope_layers"] = [int((i + 1) % step != 0) for i in range(config["num_hidden_layers"])]
     return config
+
+
+def _gemma3_extras(metadata: dict[str, Any], config: dict[str, Any], scaling: str) -> dict[str, Any]:
+    """Gemma 3's window, layer pattern, per-layer-type RoPE and query scaling as llama.cpp runs it."""
+    n, theta = config["num_hidden_layers"], config["rope_theta"]
+    full = {"rope_type": "default", "rope_theta": theta}
+    if scaling == "linear":
+        full = {"rope_type": "linear", "factor": float(_require(metadata, "gemma3.rope.scaling.factor")), "rope_theta": theta}
+    # llama.cpp scales queries by 1/sqrt(d / n_h) for the 27B model (62 blocks), else 1/sqrt(h_d)
+    scalar = config["hidden_size"] // config["num_attention_heads"] if n == 62 else config["head_dim"]
+    pattern = GEMMA3_SLIDING_WINDOW_PATTERN
+    return {
+        "hidden_act": "gelu_pytorch_tanh",
+        "hidden_activation": "gelu_pytorch_tanh",
+        "sliding_window": int(_require(metadata, "gemma3.attention.sliding_window")),
+        "layer_types": ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)],
+        "rope_parameters": {"full_attention": full,
+                            "sliding_attention": {"rope_type": "default", "rope_theta": GEMMA3_LOCAL_ROPE_BASE}},
+        "query_pre_attn_scalar": scalar,
+    }
+
+
+def gemma3_gguf_rope(config: dict[str, Any]) -> tuple[float, float | None]:
+    """Global RoPE theta and linear scaling factor of a Gemma 3 config, checked against what
+    llama.cpp's gemma3 can run.
+
+    Raises:
+        ValueError: naming the setting that a GGUF file cannot hold.
+    """
+    n = config["num_hidden_layers"]
+    pattern = config.get("sliding_window_pattern", GEMMA3_SLIDING_WINDOW_PATTERN)
+    types = config.get("layer_types") or ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
+    expected = ["sliding_attention" if (i + 1) % GEMMA3_SLIDING_WINDOW_PATTERN else "full_attention" for i in range(n)]
+    if list(types) != expected:
+        raise ValueError(f"layer_types={list(types)} cannot be written to GGUF: llama.cpp's gemma3 makes every "
+                         f"{GEMMA3_SLIDING_WINDOW_PATTERN}th layer global")
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    scalar = config["hidden_size"] // config["num_attention_heads"] if n == 62 else head_dim
+    if config.get("query_pre_attn_scalar", scalar) != scalar:
+        raise ValueError(f"query_pre_attn_scalar={config['query_pre_attn_scalar']} cannot be written to GGUF: "
+                         f"llama.cpp's gemma3 uses {scalar} for this model")
+    if config.get("final_logit_softcapping") or config.get("use_bidirectional_attention"):
+        raise ValueError("final_logit_softcapping / use_bidirectional_attention cannot be written to a gemma3 GGUF")
+    params = config.get("rope_parameters") or {}
+    if "full_attention" in params:
+        full, local = params["full_attention"], params.get("sliding_attention") or {}
+        local_theta = float(local.get("rope_theta", GEMMA3_LOCAL_ROPE_BASE))
+    else:
+        full = {"rope_theta": config.get("rope_theta", 1e6), **(config.get("rope_scaling") or {})}
+        local_theta = float(config.get("rope_local_base_freq", GEMMA3_LOCAL_ROPE_BASE))
+    if local_theta != GEMMA3_LOCAL_ROPE_BASE:
+        raise ValueError(f"local RoPE theta {local_theta} cannot be written to GGUF: llama.cpp's gemma3 uses "
+                         f"{GEMMA3_LOCAL_ROPE_BASE}")
+    kind = full.get("rope_type", full.get("type", "default"))
+    if kind not in ("default", "linear"):
+        raise ValueError(f"rope_type={kind!r} cannot be written to a gemma3 GGUF; supported: default, linear")
+    return float(full.get("rope_theta", 1e6)), float(full["factor"]) if kind == "linear" else None
+
+
+def check_smollm3_layout(config: dict[str, Any]) -> None:
+    """Raise unless a SmolLM3 config has llama.cpp's NoPE layout (every 4th layer).
+
+    Raises:
+        ValueError: naming the config's ``no_rope_layers`` and the layout GGUF can hold.
+    """
+    n = config["num_hidden_layers"]
+    step = SMOLLM3_NO_ROPE_LAYER_STEP
+    expected = [int((i + 1) % step != 0) for i in range(n)]
+    interval = config.get("no_rope_layer_interval", step)
+    flags = list(config.get("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(n)])[:n]
+    if flags != expected:
+        raise ValueError(
+            f"no_rope_layers={flags} cannot be written to GGUF: llama.cpp's smollm3 puts NoPE on every "
+            f"{step}th layer ({expected})"
+        )
 
 
 def _gemma2_extras(metadata: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
@@ -253,3 +372,47 @@ def _gemma2_extras(metadata: dict[str, Any], config: dict[str, Any]) -> dict[str
         "sliding_window": int(metadata.get("gemma2.attention.sliding_window", 4096)),
         "query_pre_attn_scalar": scalar,
     }
+
+
+def join_gguf_experts(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Join GGUF's stacked gate and up experts into Hugging Face's ``mlp.experts.gate_up_proj [E, 2h, d]``."""
+    out = {}
+    for name, value in state_dict.items():
+        if name.endswith(".mlp.experts.gate_proj.weight"):
+            prefix = name[: -len("gate_proj.weight")]
+            out[f"{prefix}gate_up_proj"] = torch.cat([value, state_dict[f"{prefix}up_proj.weight"]], dim=1)
+        elif name.endswith(".mlp.experts.down_proj.weight"):
+            out[name[: -len(".weight")]] = value
+        elif not name.endswith(".mlp.experts.up_proj.weight"):
+            out[name] = value
+    return out
+
+
+def split_hf_experts(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Hugging Face expert tensors (one per expert, or stacked ``gate_up_proj`` / ``down_proj``) as
+    GGUF's three stacked tensors per layer, named ``mlp.experts.{gate,up,down}_proj.weight``.
+
+    Raises:
+        ValueError: when a layer's experts are incomplete.
+    """
+    n = config["num_experts"]
+    out: dict[str, torch.Tensor] = {}
+    per: dict[str, dict[str, dict[int, torch.Tensor]]] = {}
+    for name, value in state_dict.items():
+        if match := re.match(r"^(.*\.mlp\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$", name):
+            per.setdefault(match.group(1), {}).setdefault(match.group(3), {})[int(match.group(2))] = value
+        elif name.endswith(".mlp.experts.gate_up_proj"):
+            gate, up = value.chunk(2, dim=1)  # [E, h, d] each
+            out[name.replace("gate_up_proj", "gate_proj.weight")] = gate
+            out[name.replace("gate_up_proj", "up_proj.weight")] = up
+        elif name.endswith(".mlp.experts.down_proj"):
+            out[f"{name}.weight"] = value
+        else:
+            out[name] = value
+    for prefix, projs in per.items():
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            got = projs.get(proj, {})
+            if sorted(got) != list(range(n)):
+                raise ValueError(f"{prefix}.*.{proj}.weight: has experts {sorted(got)}, expected 0..{n - 1}")
+            out[f"{prefix}.{proj}.weight"] = torch.stack([got[i] for i in range(n)])
+    return out

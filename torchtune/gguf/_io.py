@@ -11,6 +11,11 @@ import torch
 
 from torchtune.gguf._arch import (
     check_architecture,
+    check_smollm3_layout,
+    gemma3_gguf_rope,
+    gguf_architecture,
+    join_gguf_experts,
+    split_hf_experts,
     gguf_to_hf_name,
     gguf_value_to_hf,
     hf_config_from_metadata,
@@ -106,6 +111,8 @@ def read_hf_state_dict(
             work = torch.float32 if len(info.shape) == 1 else dtype
             value = dequantize(raw, info.type_name, info.shape, dtype=work, tensor_name=info.name)
             state_dict[hf_name] = gguf_value_to_hf(hf_name, value, config).to(dtype)
+    if config["model_type"] == "qwen3_moe":
+        state_dict = join_gguf_experts(state_dict)
     return state_dict
 
 
@@ -182,7 +189,7 @@ def _add_value(writer: Any, key: str, value: Any) -> None:
 
 
 def _add_architecture(writer: Any, config: dict[str, Any]) -> None:
-    arch = config["model_type"]
+    arch = gguf_architecture(config["model_type"])
     writer.add_block_count(config["num_hidden_layers"])
     writer.add_context_length(config["max_position_embeddings"])
     writer.add_embedding_length(config["hidden_size"])
@@ -190,18 +197,28 @@ def _add_architecture(writer: Any, config: dict[str, Any]) -> None:
     writer.add_head_count(config["num_attention_heads"])
     writer.add_head_count_kv(config["num_key_value_heads"])
     writer.add_layer_norm_rms_eps(float(config["rms_norm_eps"]))
-    writer.add_rope_freq_base(_rope_theta(config))
+    gemma3_rope = gemma3_gguf_rope(config) if arch == "gemma3" else None
+    writer.add_rope_freq_base(gemma3_rope[0] if gemma3_rope else _rope_theta(config))
     writer.add_vocab_size(config["vocab_size"])
     head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     if head_dim * config["num_attention_heads"] != config["hidden_size"] or arch != "llama":
         writer.add_key_length(head_dim)
         writer.add_value_length(head_dim)
-    if arch == "llama":
+    if arch in ("llama", "smollm3"):
         writer.add_rope_dimension_count(head_dim)
     if arch == "gemma2":
         writer.add_attn_logit_softcapping(float(config["attn_logit_softcapping"]))
         writer.add_final_logit_softcapping(float(config["final_logit_softcapping"]))
         writer.add_sliding_window(int(config["sliding_window"]))
+    if arch == "gemma3":
+        writer.add_sliding_window(int(config["sliding_window"]))
+        if gemma3_rope[1] is not None:
+            writer.add_rope_scaling_type(_gguf().RopeScalingType.LINEAR)
+            writer.add_rope_scaling_factor(gemma3_rope[1])
+    if arch == "qwen3moe":
+        writer.add_expert_count(int(config.get("num_experts", config.get("num_local_experts"))))
+        writer.add_expert_used_count(int(config["num_experts_per_tok"]))
+        writer.add_expert_feed_forward_length(int(config["moe_intermediate_size"]))
 
 
 def _encode_tensor(name: str, w: torch.Tensor, out_type: str) -> tuple[np.ndarray, Any]:
@@ -277,8 +294,16 @@ def write_gguf(
     """
     if out_type not in OUT_TYPES:
         raise ValueError(f"out_type={out_type!r} is not supported; choose one of {', '.join(OUT_TYPES)}")
-    arch = config.get("model_type", "<missing>")
+    arch = gguf_architecture(config.get("model_type", "<missing>"))
     check_architecture(arch)
+    if arch == "smollm3":
+        check_smollm3_layout(config)
+    if arch == "qwen3moe":
+        if not config.get("norm_topk_prob", False):
+            raise ValueError("norm_topk_prob=False cannot be written to GGUF: llama.cpp's qwen3moe always "
+                             "renormalises the chosen experts' weights")
+        config = {**config, "num_experts": config.get("num_experts", config.get("num_local_experts"))}
+        hf_state_dict = split_hf_experts(hf_state_dict, config)
     gguf = _gguf()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -293,7 +318,7 @@ def write_gguf(
         _add_architecture(writer, config)
         for key, value in (tokenizer_metadata or {}).items():
             _add_value(writer, key, value)
-        scaling = _llama3_scaling(config)
+        scaling = _llama3_scaling(config) if arch != "gemma3" else None
         if scaling is not None:
             head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
             writer.add_tensor(ROPE_FREQS, llama3_rope_divisors(_rope_theta(config), head_dim, scaling).numpy())

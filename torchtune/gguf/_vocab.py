@@ -6,6 +6,10 @@ Two GGUF tokenizer models are supported:
   text is first split with the regular expressions llama.cpp uses for ``tokenizer.ggml.pre``.
 - ``tokenizer.ggml.model == "llama"``: SentencePiece-style BPE from ``tokens`` and ``scores``
   with byte fallback; a merge's rank is the score of the piece it produces (higher first).
+  With ``add_space_prefix`` (the default) the dummy-prefix space goes before the text and after
+  every control token, as llama.cpp and transformers' GGUF tokenizer do: ``"<s><|user|>\nhi"``
+  is ``<s>``, ``<|user|>``, then ``"\u2581\nhi"``. A user-defined token does not start a new
+  prefix (SentencePiece's ``user_defined_symbols``). See :func:`space_prefix`.
 
 Token types (``tokenizer.ggml.token_type``) follow llama.cpp: 1 normal, 2 unknown, 3 control,
 4 user-defined, 5 unused, 6 byte. Control tokens become special added tokens, user-defined
@@ -35,7 +39,7 @@ _QWEN2_SPLIT = (
 )
 # pre name -> ordered list of split expressions applied one after another
 PRE_TOKENIZER_SPLITS: dict[str, list[str]] = {
-    **{name: [_GPT2_SPLIT] for name in ("default", "gpt2", "mpt", "olmo", "jais")},
+    **{name: [_GPT2_SPLIT] for name in ("default", "gpt2", "gpt-2", "mpt", "olmo", "jais")},
     **{name: [r"\p{N}", _GPT2_SPLIT] for name in
        ("smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva")},
     **{name: [_LLAMA3_SPLIT] for name in ("llama-bpe", "llama3", "llama-v3", "falcon3", "dbrx", "smaug-bpe")},
@@ -83,7 +87,8 @@ def _spm_merges(tokens: list[str], scores: list[float], types: list[int]) -> lis
 
 
 def space_prefix(metadata: dict[str, Any]) -> bool:
-    """Whether text must be encoded with a leading space (SentencePiece's dummy prefix)."""
+    """Whether each stretch of text that starts the input or follows a control token must be
+    encoded with a leading space (SentencePiece's dummy prefix)."""
     return metadata.get("tokenizer.ggml.model") == "llama" and bool(
         metadata.get("tokenizer.ggml.add_space_prefix", True)
     )
@@ -104,9 +109,9 @@ def _spm_tokenizer(tokens: list[str], metadata: dict[str, Any], types: list[int]
         fuse_unk=True,
     )
     tokenizer = Tokenizer(bpe)
-    # Spaces become U+2581. The dummy prefix (add_space_prefix) belongs before the start of the
-    # whole text only, so the caller prepends it (see space_prefix); a normalizer would add it
-    # after every added token too.
+    # Spaces become U+2581. The dummy prefix (add_space_prefix) starts the text and follows every
+    # control token but not a user-defined one, so the caller adds it (see space_prefix); a
+    # Prepend normalizer would also add it after user-defined tokens.
     tokenizer.normalizer = normalizers.Replace(" ", "\u2581")
     strip_prefix = [decoders.Strip(" ", 1, 0)] if space_prefix(metadata) else []
     tokenizer.decoder = decoders.Sequence(
@@ -124,16 +129,25 @@ def tokenizer_from_gguf_metadata(metadata: dict[str, Any]) -> Tokenizer:
 
     Returns:
         tokenizers.Tokenizer: encodes text to the file's token ids (no BOS/EOS added). When
-        :func:`space_prefix` is True, encode ``" " + text`` to get the file's tokenization.
+        :func:`space_prefix` is True, encode each stretch between control tokens as
+        ``" " + stretch`` (``GGUFTokenizer`` does) to get the file's tokenization.
 
     Raises:
-        ValueError: for a missing vocabulary, an unsupported tokenizer model or pre-tokenizer.
+        ValueError: for a missing vocabulary, ``token_type`` or ``scores`` arrays whose length is
+            not the number of tokens, an unsupported tokenizer model or pre-tokenizer.
     """
     kind = metadata.get("tokenizer.ggml.model")
     tokens = metadata.get("tokenizer.ggml.tokens")
     if kind is None or tokens is None:
         raise ValueError("GGUF metadata has no tokenizer (tokenizer.ggml.model / tokenizer.ggml.tokens)")
     types = [int(t) for t in metadata.get("tokenizer.ggml.token_type", [NORMAL] * len(tokens))]
+    for key, values in (("token_type", types), ("scores", metadata.get("tokenizer.ggml.scores", tokens))):
+        if len(values) != len(tokens):
+            raise ValueError(
+                f"GGUF vocabulary is inconsistent: tokenizer.ggml.{key} has {len(values)} entries but "
+                f"tokenizer.ggml.tokens has {len(tokens)}; convert the model again (llama.cpp's "
+                "convert_hf_to_gguf.py writes one entry per token)"
+            )
     if kind == "gpt2":
         tokenizer = _bpe_tokenizer(tokens, metadata)
     elif kind == "llama":

@@ -36,6 +36,19 @@ _GEMMA2 = {
     "layers.{}.mlp_norm": "model.layers.{}.pre_feedforward_layernorm",
     "layers.{}.mlp_scale": "model.layers.{}.post_feedforward_layernorm",
 }
+# Qwen3-MoE: the router, and the experts stacked [E, ...] as transformers 5 holds them in memory
+# (``experts.gate_up_proj [E, 2h, d]``, ``experts.down_proj [E, d, h]``). Checkpoint files (the
+# Hub's and transformers' save_pretrained) hold one tensor per expert instead: they are stacked
+# on the way in and split on the way out.
+_QWEN3_MOE = {
+    **_LLAMA,
+    "layers.{}.mlp.router.gate": "model.layers.{}.mlp.gate",
+    "layers.{}.mlp.experts": "model.layers.{}.mlp.experts",
+}
+_PER_EXPERT = re.compile(r"^(model\.layers\.\d+\.mlp\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
+_MOE_TYPES = ("qwen3_moe",)
+# Gemma 3 adds per-head q/k norms, already in the Llama table (as for Qwen3)
+_GEMMA3 = _GEMMA2
 # fused Hugging Face module -> torchtune modules in concatenation order (sizes from the config)
 _PHI3_FUSED = {
     "model.layers.{}.self_attn.qkv_proj": ("layers.{}.attn.q_proj", "layers.{}.attn.k_proj", "layers.{}.attn.v_proj"),
@@ -49,10 +62,39 @@ MODULE_TABLES: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
     "mistral": (_LLAMA, {}),
     "qwen2": (_LLAMA, {}),
     "qwen3": (_LLAMA, {}),
+    "qwen3_moe": (_QWEN3_MOE, {}),
     "gemma": (_LLAMA, {}),
     "gemma2": (_GEMMA2, {}),
+    "gemma3_text": (_GEMMA3, {}),
+    "gemma3": (_GEMMA3, {}),
     "phi3": (_PHI3, _PHI3_FUSED),
+    "smollm3": (_LLAMA, {}),
 }
+# model_type -> tie_word_embeddings when config.json does not say
+_TIED_BY_DEFAULT = {"gemma": True, "gemma2": True, "gemma3_text": True, "gemma3": True, "smollm3": True}
+# A multimodal Gemma 3 checkpoint nests the language model: transformers 4.x wrote
+# ``language_model.model.*``, 5.x writes ``model.language_model.*``. Its vision tower and
+# projector are skipped (the text decoder is all that is built from it).
+_GEMMA3_TEXT_PREFIXES = (("language_model.model.", "model."), ("model.language_model.", "model."),
+                         ("language_model.lm_head.", "lm_head."))
+_GEMMA3_VISION = re.compile(r"^(model\.)?(vision_tower|multi_modal_projector)\.")
+
+
+def _gemma3_text_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The language model's weights of a multimodal Gemma 3 checkpoint, named as in Gemma3ForCausalLM."""
+    out, skipped = {}, 0
+    for key, value in state_dict.items():
+        if _GEMMA3_VISION.match(key):
+            skipped += 1
+            continue
+        for old, new in _GEMMA3_TEXT_PREFIXES:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    if skipped:
+        logger.info("model_type='gemma3': skipped %d vision-tower/projector tensors (text decoder only)", skipped)
+    return out
 _NORM_SUFFIXES = ("norm", "_scale")
 _IGNORED_HF = re.compile(r".*rotary_emb\.inv_freq$")
 _LAYER = re.compile(r"\.(\d+)\.")
@@ -96,6 +138,78 @@ def tune_to_hf_module_name(name: str, config: dict[str, Any]) -> str:
     return _map_module(name, _tables(config)[0])
 
 
+def _expert_shapes(config: dict[str, Any]) -> tuple[int, int, int]:
+    # the Hub's config.json says num_experts; transformers 5 writes num_local_experts
+    num_experts = config.get("num_experts", config.get("num_local_experts"))
+    return num_experts, config["moe_intermediate_size"], config["hidden_size"]
+
+
+def _check_shape(key: str, got: tuple[int, ...], expected: tuple[int, ...], config: dict[str, Any]) -> None:
+    if tuple(got) != tuple(expected):
+        e, h, d = _expert_shapes(config)
+        raise ValueError(
+            f"{key} has shape {list(got)} but config.json (num_experts={e}, moe_intermediate_size={h}, "
+            f"hidden_size={d}) implies {list(expected)}"
+        )
+
+
+def _stack_experts(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Stack per-expert tensors into ``experts.gate_up_proj`` / ``experts.down_proj`` and check
+    every expert tensor's shape against config.json."""
+    e, h, d = _expert_shapes(config)
+    out: dict[str, torch.Tensor] = {}
+    per: dict[str, dict[str, dict[int, torch.Tensor]]] = {}
+    for key, value in state_dict.items():
+        match = _PER_EXPERT.match(key)
+        if match is None:
+            if key.endswith(".mlp.experts.gate_up_proj"):
+                _check_shape(key, value.shape, (e, 2 * h, d), config)
+            elif key.endswith(".mlp.experts.down_proj"):
+                _check_shape(key, value.shape, (e, d, h), config)
+            out[key] = value
+            continue
+        prefix, index, proj = match.group(1), int(match.group(2)), match.group(3)
+        _check_shape(key, value.shape, (d, h) if proj == "down_proj" else (h, d), config)
+        if index >= e:
+            raise ValueError(f"{key}: expert index {index} but config.json has num_experts={e}")
+        per.setdefault(prefix, {}).setdefault(proj, {})[index] = value
+    for prefix, projs in per.items():
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            missing = sorted(set(range(e)) - set(projs.get(proj, {})))
+            if missing:
+                raise ValueError(f"{prefix}.*.{proj}.weight: experts {missing} missing (config.json has num_experts={e})")
+        gate = torch.stack([projs["gate_proj"][i] for i in range(e)])  # [E, h, d]
+        up = torch.stack([projs["up_proj"][i] for i in range(e)])  # [E, h, d]
+        out[f"{prefix}.gate_up_proj"] = torch.cat([gate, up], dim=1)  # [E, 2h, d]
+        out[f"{prefix}.down_proj"] = torch.stack([projs["down_proj"][i] for i in range(e)])  # [E, d, h]
+    return out
+
+
+def _split_experts(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The checkpoint-file layout: one ``gate_proj``/``up_proj``/``down_proj`` per expert."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.endswith(".mlp.experts.gate_up_proj"):
+            prefix = key[: -len("gate_up_proj")]
+            for i, (gate, up) in enumerate(zip(*value.chunk(2, dim=1))):
+                out[f"{prefix}{i}.gate_proj.weight"] = gate
+                out[f"{prefix}{i}.up_proj.weight"] = up
+        elif key.endswith(".mlp.experts.down_proj"):
+            prefix = key[: -len("down_proj")]
+            for i, down in enumerate(value.unbind(0)):
+                out[f"{prefix}{i}.down_proj.weight"] = down
+        else:
+            out[key] = value
+    return out
+
+
+def _tied(config: dict[str, Any]) -> bool:
+    model_type = config.get("model_type")
+    if model_type == "gemma3" and "tie_word_embeddings" in (config.get("text_config") or {}):
+        return bool(config["text_config"]["tie_word_embeddings"])
+    return bool(config.get("tie_word_embeddings", _TIED_BY_DEFAULT.get(model_type, False)))
+
+
 def _split_param(name: str) -> tuple[str, str]:
     module, _, leaf = name.rpartition(".")
     return module, leaf
@@ -126,7 +240,11 @@ def hf_to_tune(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
     """
     table, fused = _tables(config)
     reverse = {v: k for k, v in table.items()}
-    tied = config.get("tie_word_embeddings", config.get("model_type") in ("gemma", "gemma2"))
+    tied = _tied(config)
+    if config.get("model_type") == "gemma3":
+        state_dict = _gemma3_text_keys(state_dict)
+    if config.get("model_type") in _MOE_TYPES:
+        state_dict = _stack_experts(state_dict, config)
     out = {}
     for key, value in state_dict.items():
         if _IGNORED_HF.match(key) or (tied and key == "lm_head.weight"):
@@ -174,4 +292,8 @@ def tune_to_hf(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
         if len(parts) != len(fused[hf_template]):
             raise ValueError(f"cannot fuse {hf_module}.{leaf}: got parts {sorted(parts)} of {fused[hf_template]}")
         out[f"{hf_module}.{leaf}"] = torch.cat([parts[i] for i in range(len(parts))], dim=0)
+    if config.get("model_type") in _MOE_TYPES:
+        out = _split_experts(out)
+    if config.get("model_type") == "gemma3":  # transformers 5.x's multimodal layout
+        out = {("model.language_model." + k[len("model."):] if k.startswith("model.") else k): v for k, v in out.items()}
     return out

@@ -1,13 +1,16 @@
-"""One builder for every Llama-shaped decoder (Llama, Mistral, Qwen, Gemma, Phi-3)."""
+"""One builder for every Llama-shaped decoder (Llama, Mistral, Qwen, Gemma, Phi-3, SmolLM3)."""
 
 import logging
 from typing import Any
 
 from torch import nn
 
-from torchtune.models._lora_settings import LoRASettings, make_linear
+from torchtune.models._lora_settings import LoRASettings, MoESettings, make_linear
 from torchtune.modules import (
     FeedForward,
+    GroupedExperts,
+    MoE,
+    TopKRouter,
     MultiHeadAttention,
     RMSNorm,
     RotaryPositionalEmbeddings,
@@ -53,6 +56,8 @@ def build_decoder(
     qk_norm: bool = False,
     tie_word_embeddings: bool = False,
     sliding_window: int | list[int | None] | None = None,
+    rope_layers: list[bool] | None = None,
+    local_rope_base: float | None = None,
     norm_offset: float = 0.0,
     mlp_activation: nn.Module | None = None,
     embed_scale: float | None = None,
@@ -60,6 +65,7 @@ def build_decoder(
     attn_softcapping: float | None = None,
     final_logit_softcapping: float | None = None,
     post_norms: bool = False,
+    moe: MoESettings | None = None,
     lora: LoRASettings | None = None,
 ) -> TransformerDecoder:
     """Build a pre-norm decoder with RoPE, grouped-query attention and a gated MLP.
@@ -93,30 +99,67 @@ def build_decoder(
         final_logit_softcapping (float | None): output-logit soft-cap. Default: None.
         post_norms (bool): add post-attention / post-MLP norms as ``sa_scale`` / ``mlp_scale``
             (Gemma 2). Default: False.
+        moe (MoESettings | None): mixture-of-experts feed-forward layers (stored as ``mlp.router``
+            and ``mlp.experts``, see :class:`~torchtune.modules.MoE`). Default: None.
         lora (LoRASettings | None): adapters to add. Default: None.
 
     Returns:
         TransformerDecoder: the model.
 
     Raises:
-        ValueError: on head counts that do not divide, a per-layer window list of the wrong
-            length, or LoRA on a tied output.
+        ValueError: on head counts that do not divide, a per-layer window or ``rope_layers``
+            list of the wrong length, LoRA on a tied output, or ``apply_lora_to_mlp`` with MoE
+            layers (the routed experts take no adapters).
     """
     head_dim = _check_sizes(embed_dim, num_heads, num_kv_heads, head_dim)
     windows = sliding_window if isinstance(sliding_window, list) else [sliding_window] * num_layers
     if len(windows) != num_layers:
         raise ValueError(f"sliding_window has {len(windows)} entries but num_layers={num_layers}")
+    use_rope = [True] * num_layers if rope_layers is None else [bool(r) for r in rope_layers]
+    if len(use_rope) != num_layers:
+        raise ValueError(f"rope_layers has {len(use_rope)} entries but num_layers={num_layers}")
     if lora is not None and lora.apply_to_output and tie_word_embeddings:
         raise ValueError("apply_lora_to_output=True is not supported with tie_word_embeddings=True")
+    sparse = [False] * num_layers if moe is None else list(moe.layers or [True] * num_layers)
+    if len(sparse) != num_layers:
+        raise ValueError(f"moe.layers has {len(sparse)} entries but num_layers={num_layers}")
+    if lora is not None and lora.apply_to_mlp and any(sparse):
+        raise ValueError(
+            "apply_lora_to_mlp=True is not supported for mixture-of-experts layers (per-expert adapters are not "
+            "implemented); set apply_lora_to_mlp=false: the attention adapters still apply"
+        )
     attn_lora = set(lora.attn_modules) if lora else set()
     mlp_lora = bool(lora and lora.apply_to_mlp)
     rope = RotaryPositionalEmbeddings(rotary_dim or head_dim, max_seq_len=max_seq_len, base=rope_base, scaling=rope_scaling)
+    local_rope = rope
+    if local_rope_base is not None:
+        local_rope = RotaryPositionalEmbeddings(rotary_dim or head_dim, max_seq_len=max_seq_len, base=local_rope_base)
+
+    def positions(window: int | None, layer_uses_rope: bool) -> nn.Module | None:
+        if not layer_uses_rope:
+            return None
+        return local_rope if window is not None else rope
 
     def norm(dim: int = embed_dim) -> RMSNorm:
         return RMSNorm(dim, eps=norm_eps, offset=norm_offset)
 
     layers = []
-    for window in windows:
+    def feed_forward(is_sparse: bool) -> nn.Module:
+        if is_sparse:
+            return MoE(
+                router=TopKRouter(dim=embed_dim, num_experts=moe.num_experts, top_k=moe.top_k,
+                                  norm_topk_prob=moe.norm_topk_prob),
+                experts=GroupedExperts(dim=embed_dim, hidden_dim=moe.hidden_dim, num_experts=moe.num_experts,
+                                       activation=mlp_activation),
+            )
+        return FeedForward(
+            gate_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
+            down_proj=make_linear(intermediate_dim, embed_dim, mlp_bias, lora, mlp_lora),
+            up_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
+            activation=mlp_activation,
+        )
+
+    for window, layer_uses_rope, is_sparse in zip(windows, use_rope, sparse):
         q_out, kv_out = num_heads * head_dim, num_kv_heads * head_dim
         attn = MultiHeadAttention(
             embed_dim=embed_dim, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
@@ -124,18 +167,12 @@ def build_decoder(
             k_proj=make_linear(embed_dim, kv_out, qkv_bias, lora, "k_proj" in attn_lora),
             v_proj=make_linear(embed_dim, kv_out, qkv_bias, lora, "v_proj" in attn_lora),
             output_proj=make_linear(q_out, embed_dim, output_proj_bias, lora, "output_proj" in attn_lora),
-            pos_embeddings=rope, q_norm=norm(head_dim) if qk_norm else None,
+            pos_embeddings=positions(window, layer_uses_rope), q_norm=norm(head_dim) if qk_norm else None,
             k_norm=norm(head_dim) if qk_norm else None, max_seq_len=max_seq_len,
             attn_dropout=attn_dropout, sliding_window=window, softcapping=attn_softcapping, scale=attn_scale,
         )
-        mlp = FeedForward(
-            gate_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
-            down_proj=make_linear(intermediate_dim, embed_dim, mlp_bias, lora, mlp_lora),
-            up_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
-            activation=mlp_activation,
-        )
         layers.append(TransformerSelfAttentionLayer(
-            attn=attn, mlp=mlp, sa_norm=norm(), mlp_norm=norm(),
+            attn=attn, mlp=feed_forward(is_sparse), sa_norm=norm(), mlp_norm=norm(),
             sa_scale=norm() if post_norms else None, mlp_scale=norm() if post_norms else None,
         ))
     tok_embeddings = nn.Embedding(vocab_size, embed_dim)

@@ -7,7 +7,7 @@ from typing import Any
 from torch import nn
 
 from torchtune.models._decoder_builder import build_decoder
-from torchtune.models._lora_settings import LoRASettings
+from torchtune.models._lora_settings import LoRASettings, MoESettings
 from torchtune.modules import TransformerDecoder
 
 logger = logging.getLogger(__name__)
@@ -22,8 +22,10 @@ def _rope(config: dict[str, Any]) -> tuple[float, dict[str, Any] | None]:
     rope_type = scaling.get("rope_type", scaling.get("type", "default")) if scaling else "default"
     if rope_type == "default":
         return float(theta), None
+    if rope_type == "linear":
+        return float(theta), {"rope_type": "linear", "factor": float(scaling["factor"])}
     if rope_type != "llama3":
-        raise ValueError(f"rope_type={rope_type!r} is not supported; supported: ['default', 'llama3']")
+        raise ValueError(f"rope_type={rope_type!r} is not supported; supported: ['default', 'linear', 'llama3']")
     keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
     return float(theta), {k: scaling[k] for k in keys}
 
@@ -75,6 +77,22 @@ def _qwen3(config: dict[str, Any]) -> dict[str, Any]:
             "sliding_window": _qwen_window(config)}
 
 
+def _qwen3_moe(config: dict[str, Any]) -> dict[str, Any]:
+    """Qwen3-MoE: Qwen3 attention; layer i is sparse unless listed in ``mlp_only_layers`` or
+    ``(i + 1) % decoder_sparse_step != 0`` (dense layers use ``intermediate_size``)."""
+    n = config["num_hidden_layers"]
+    num_experts = config.get("num_experts", config.get("num_local_experts", 0))  # 5.x writes the latter
+    step = config.get("decoder_sparse_step", 1)
+    dense = set(config.get("mlp_only_layers") or [])
+    layers = tuple(i not in dense and num_experts > 0 and (i + 1) % step == 0 for i in range(n))
+    kwargs = _qwen3(config)
+    if any(layers):
+        kwargs["moe"] = MoESettings(num_experts=num_experts, top_k=config["num_experts_per_tok"],
+                                    hidden_dim=config["moe_intermediate_size"],
+                                    norm_topk_prob=bool(config.get("norm_topk_prob", False)), layers=layers)
+    return kwargs
+
+
 _GELU_TANH = ("gelu_pytorch_tanh", "gelu")  # Gemma's legacy "gelu" means the tanh approximation
 
 
@@ -102,6 +120,82 @@ def _gemma2(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _smollm3(config: dict[str, Any]) -> dict[str, Any]:
+    """SmolLM3: Llama with no RoPE on the layers whose ``no_rope_layers`` entry is 0 (every
+    ``no_rope_layer_interval``-th layer when the list is absent)."""
+    n = config["num_hidden_layers"]
+    interval = config.get("no_rope_layer_interval", 4)
+    flags = config.get("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(n)]
+    if len(flags) < n:
+        raise ValueError(f"no_rope_layers has {len(flags)} entries but num_hidden_layers={n}")
+    types = config.get("layer_types") or ["full_attention"] * n
+    window = config.get("sliding_window") if config.get("use_sliding_window", False) else None
+    return {
+        **_llama(config),
+        "rope_layers": [bool(f) for f in flags[:n]],
+        "sliding_window": [window if t == "sliding_attention" else None for t in types],
+    }
+
+
+# Gemma3TextConfig's defaults: a multimodal config.json stores only the text_config entries
+# that differ from them.
+_GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 262_208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "max_position_embeddings": 131_072,
+    "rms_norm_eps": 1e-6, "query_pre_attn_scalar": 256, "sliding_window": 4096,
+    "hidden_activation": "gelu_pytorch_tanh", "tie_word_embeddings": True,
+}
+GEMMA3_SLIDING_WINDOW_PATTERN = 6  # 5 local layers, then 1 global
+
+
+def _gemma3_rope(config: dict[str, Any]) -> tuple[float, dict[str, Any] | None, float]:
+    """Global theta and scaling, and local theta, from the v5 per-layer-type ``rope_parameters``
+    or the v4 ``rope_theta`` / ``rope_scaling`` / ``rope_local_base_freq`` keys."""
+    params = config.get("rope_parameters") or {}
+    if "full_attention" in params or "sliding_attention" in params:
+        local = dict(params.get("sliding_attention") or {})
+        if local.get("rope_type", "default") != "default":
+            raise ValueError(f"rope_parameters.sliding_attention={local} is not supported; local layers use default RoPE")
+        theta, scaling = _rope({"rope_parameters": params.get("full_attention") or {"rope_theta": 1e6}})
+        return theta, scaling, float(local.get("rope_theta", 10_000.0))
+    theta, scaling = _rope({"rope_theta": config.get("rope_theta", 1e6), "rope_scaling": config.get("rope_scaling")})
+    return theta, scaling, float(config.get("rope_local_base_freq", 10_000.0))
+
+
+def _gemma3_text(config: dict[str, Any]) -> dict[str, Any]:
+    """Gemma 3's text decoder: Gemma 2's four norms without its attention soft-cap (transformers
+    ignores ``attn_logit_softcapping`` for Gemma 3), plus q/k norms, 5:1 local:global layers and a
+    separate RoPE theta for the local layers."""
+    config = {**_GEMMA3_TEXT_DEFAULTS, **config}
+    if config.get("use_bidirectional_attention"):
+        raise ValueError("use_bidirectional_attention=True (an encoder variant) is not supported; only causal Gemma 3")
+    n = config["num_hidden_layers"]
+    pattern = config.get("sliding_window_pattern", GEMMA3_SLIDING_WINDOW_PATTERN)
+    types = config.get("layer_types") or [
+        "sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)
+    ]
+    theta, scaling, local_theta = _gemma3_rope(config)
+    window = config.get("sliding_window")
+    return {
+        **_gemma(config, "hidden_activation"),
+        "rope_base": theta,
+        "rope_scaling": scaling,
+        "local_rope_base": local_theta,
+        "qk_norm": True,
+        "attn_scale": config["query_pre_attn_scalar"] ** -0.5,
+        "final_logit_softcapping": config.get("final_logit_softcapping"),
+        "post_norms": True,
+        "sliding_window": [window if t == "sliding_attention" else None for t in types],
+    }
+
+
+def _gemma3(config: dict[str, Any]) -> dict[str, Any]:
+    """A multimodal Gemma 3 ``config.json``: its ``text_config`` describes the language model."""
+    logger.info("model_type='gemma3' (multimodal): building the text decoder from text_config; the "
+                "vision tower is not supported and its weights are skipped")
+    return _gemma3_text(dict(config.get("text_config") or {}, model_type="gemma3_text"))
+
+
 def _phi3(config: dict[str, Any]) -> dict[str, Any]:
     kwargs = {**_common(config), "sliding_window": config.get("sliding_window")}
     params = config.get("rope_parameters") or {}
@@ -118,9 +212,13 @@ CONFIG_READERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "mistral": _mistral,
     "qwen2": _qwen2,
     "qwen3": _qwen3,
+    "qwen3_moe": _qwen3_moe,
     "gemma": _gemma,
     "gemma2": _gemma2,
+    "gemma3": _gemma3,
+    "gemma3_text": _gemma3_text,
     "phi3": _phi3,
+    "smollm3": _smollm3,
 }
 
 

@@ -55,6 +55,37 @@ class LoRASettings:
         return cls(in_dim, out_dim, rank=self.rank, alpha=self.alpha, dropout=self.dropout, use_bias=bias)
 
 
+@dataclass(frozen=True)
+class MoESettings:
+    """Mixture-of-experts feed-forward layers of a decoder (Qwen3-MoE style).
+
+    Args:
+        num_experts (int): routed experts per MoE layer E.
+        top_k (int): experts per token k.
+        hidden_dim (int): each expert's hidden dim (``moe_intermediate_size``).
+        norm_topk_prob (bool): renormalise the chosen experts' weights. Default: True.
+        layers (tuple[bool, ...] | None): one entry per layer, True for an MoE layer (the others
+            keep the dense feed-forward of ``intermediate_dim``); None means every layer.
+            Default: None.
+
+    Raises:
+        ValueError: on a non-positive size or ``top_k`` outside ``[1, num_experts]``.
+    """
+
+    num_experts: int
+    top_k: int
+    hidden_dim: int
+    norm_topk_prob: bool = True
+    layers: tuple[bool, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("num_experts", "hidden_dim"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
+        if not 1 <= self.top_k <= self.num_experts:
+            raise ValueError(f"num_experts_per_tok={self.top_k} must be between 1 and num_experts={self.num_experts}")
+
+
 def make_linear(in_dim: int, out_dim: int, bias: bool, lora: LoRASettings | None, adapt: bool) -> nn.Module:
     """``nn.Linear`` or, when ``adapt`` and ``lora`` is set, an adapter linear layer."""
     if lora is not None and adapt:

@@ -5,6 +5,7 @@ from torchtune.modules._block_causal_mask import BlockCausalMask
 from torchtune.modules._decoder import TransformerDecoder
 from torchtune.modules._feed_forward import FeedForward
 from torchtune.modules._kv_cache import KVCache
+from torchtune.modules._moe import MoE, GroupedExperts, TopKRouter, load_balancing_loss
 from torchtune.modules._rms_norm import RMSNorm
 from torchtune.modules._rope import RotaryPositionalEmbeddings, llama3_scale_frequencies
 from torchtune.modules._transformer import TiedLinear, TransformerSelfAttentionLayer
@@ -32,9 +33,11 @@ __all__ = [
     "ChunkedCrossEntropyLoss",
     "DPOLoss",
     "FeedForward",
+    "GroupedExperts",
     "IPOLoss",
     "KVCache",
     "LinearCrossEntropyLoss",
+    "MoE",
     "MultiHeadAttention",
     "PreferenceLossOutput",
     "RMSNorm",
@@ -42,11 +45,13 @@ __all__ = [
     "SequenceLogProbs",
     "SimPOLoss",
     "TiedLinear",
+    "TopKRouter",
     "TransformerDecoder",
     "TransformerSelfAttentionLayer",
     "bind_loss",
     "chunked_cross_entropy",
     "linear_cross_entropy",
+    "load_balancing_loss",
     "llama3_scale_frequencies",
     "reward_metrics",
     "reward_sums",

@@ -54,11 +54,14 @@ class RotaryPositionalEmbeddings(nn.Module):
         dim (int): number of rotated features per head (even).
         max_seq_len (int): largest position cached. Default: 4096.
         base (float): the RoPE theta. Default: 10000.
-        scaling (dict[str, Any] | None): Llama 3.1 scaling parameters (see
-            :func:`llama3_scale_frequencies`), or None for plain RoPE. Default: None.
+        scaling (dict[str, Any] | None): frequency scaling, or None for plain RoPE. Either Llama
+            3.1's parameters (see :func:`llama3_scale_frequencies`; ``rope_type`` absent or
+            ``"llama3"``) or ``{"rope_type": "linear", "factor": f}``, which divides every
+            frequency by ``f`` (positions interpolated, as Gemma 3's global layers). Default: None.
 
     Raises:
-        ValueError: when ``dim`` is not a positive even number.
+        ValueError: when ``dim`` is not a positive even number, or ``scaling`` names an unknown
+            ``rope_type`` or a non-positive linear ``factor``.
     """
 
     def __init__(
@@ -75,13 +78,20 @@ class RotaryPositionalEmbeddings(nn.Module):
         self.max_seq_len = max_seq_len
         self.base = base
         self.scaling = scaling
+        rope_type = (scaling or {}).get("rope_type", "llama3")
+        if scaling is not None and rope_type not in ("llama3", "linear"):
+            raise ValueError(f"scaling rope_type={rope_type!r} is not supported; supported: ['linear', 'llama3']")
+        if rope_type == "linear" and not float(scaling.get("factor", 0)) > 0:
+            raise ValueError(f"linear RoPE scaling needs a positive 'factor'; got scaling={scaling}")
         self.rope_init()
 
     def rope_init(self) -> None:
         """(Re)compute the cos/sin cache; call after materialising a meta-device model."""
         exponent = torch.arange(0, self.dim, 2, dtype=torch.int64).float() / self.dim
         inv_freq = 1.0 / (self.base**exponent)  # [dim // 2]
-        if self.scaling is not None:
+        if self.scaling is not None and self.scaling.get("rope_type") == "linear":
+            inv_freq = inv_freq / float(self.scaling["factor"])  # position t acts as t / factor
+        elif self.scaling is not None:
             inv_freq = llama3_scale_frequencies(inv_freq, self.scaling)
         pos = torch.arange(self.max_seq_len, dtype=torch.float32)
         freqs = torch.outer(pos, inv_freq)  # [max_seq_len, dim // 2]

@@ -38,6 +38,7 @@ from torchtune.training._metric_logging import (
     TensorBoardLogger,
     WandBLogger,
     build_metric_loggers,
+    check_metric_loggers,
     trim_metric_log,
 )
 from torchtune.training._nan_guard import TrainingDivergedError, check_finite
@@ -62,6 +63,7 @@ __all__ = [
     "apply_activation_checkpointing",
     "bf16_supported",
     "build_metric_loggers",
+    "check_metric_loggers",
     "check_finite",
     "clip_grad_norm",
     "count_tokens",

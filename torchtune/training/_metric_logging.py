@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import torch
 
-from torchtune.config import instantiate
+from torchtune.config import ConfigError, instantiate
 from torchtune.utils import require
 
 logger = logging.getLogger(__name__)
@@ -185,6 +185,31 @@ class MLFlowLogger(MetricLogger):
 
     def close(self) -> None:
         self._mlflow.end_run()
+
+
+# logger class -> (module it needs, torchtune extra that installs it)
+_LOGGER_EXTRAS = {"TensorBoardLogger": ("tensorboard", "tensorboard"), "WandBLogger": ("wandb", "wandb"),
+                  "MLFlowLogger": ("mlflow", "mlflow")}
+
+
+def check_metric_loggers(node: Any) -> None:
+    """Stop before any work when a ``metric_logger`` entry needs a package that is not installed.
+
+    Args:
+        node (Any): the config's ``metric_logger`` (a node, a list of them, or None).
+
+    Raises:
+        ConfigError: naming the logger and the ``pip install 'torchtune[<extra>]'`` that fixes it.
+    """
+    for n in (node if isinstance(node, list) else [node] if node is not None else []):
+        component = str(n.get("_component_", "")) if hasattr(n, "get") else ""
+        needs = _LOGGER_EXTRAS.get(component.rpartition(".")[2])
+        if needs is None:
+            continue
+        try:
+            require(needs[0], extra=needs[1])
+        except ModuleNotFoundError as e:
+            raise ConfigError(f"metric_logger {component}: {e}") from None
 
 
 def build_metric_loggers(node: Any) -> list[MetricLogger]:

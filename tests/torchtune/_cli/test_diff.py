@@ -66,3 +66,16 @@ def test_against_unknown_name_lists_close_matches(recipes_root, tmp_path, tune):
 def test_missing_copy(recipes_root, tmp_path, tune):
     code, _, err = tune(["diff", str(tmp_path / "nope.yaml")])
     assert (code, err) == (1, f"tune: error: {tmp_path / 'nope.yaml'} does not exist\n")
+
+
+def test_renamed_copy_is_found_from_its_cp_header(recipes_root, tmp_path, tune):
+    """The user guide's sequence: `tune cp lora_finetune_single_device my_lora.py`, edit, `tune diff my_lora.py`."""
+    mine = tmp_path / "my_lora.py"
+    assert tune(["cp", "lora_finetune_single_device", str(mine)])[0] == 0
+    code, out, _ = tune(["diff", str(mine)])
+    assert (code, out) == (0, f"{mine} is identical to {LABEL}: lora_finetune_single_device\n")
+    mine.write_text(mine.read_text() + "# my change\n")
+    code, out, err = tune(["diff", str(mine)])
+    assert (code, err) == (0, "")
+    assert out.startswith(f"--- {LABEL}: lora_finetune_single_device\n+++ {mine}\n")
+    assert out.splitlines()[-1] == "+# my change"

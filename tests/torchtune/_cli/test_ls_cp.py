@@ -47,12 +47,15 @@ def test_cp_to_directory_keeps_name_and_bytes(recipes_root, tmp_path, tune):
     copied = dest / "lora_single_device.yaml"
     assert out == f"Copied tiny/lora_single_device to {copied}\n"
     shipped = recipes_root / "configs/tiny/lora_single_device.yaml"
-    assert copied.read_bytes() == shipped.read_bytes()
+    first, rest = copied.read_bytes().split(b"\n", 1)
+    assert first.decode() == (f"# Copied by `tune cp` from torchtune {torchtune.__version__}: tiny/lora_single_device. "
+                              "`tune diff <this file>` shows your changes.")
+    assert rest == shipped.read_bytes()
 
 
 def test_cp_adds_missing_suffix(recipes_root, tmp_path, tune):
     assert tune(["cp", "generate", str(tmp_path / "my_gen")])[0] == 0
-    assert (tmp_path / "my_gen.py").read_bytes() == (recipes_root / "generate.py").read_bytes()
+    assert (tmp_path / "my_gen.py").read_bytes().split(b"\n", 1)[1] == (recipes_root / "generate.py").read_bytes()
     assert tune(["cp", "tiny/eval", str(tmp_path / "e.yml")])[0] == 0
     assert (tmp_path / "e.yml").is_file()
 
@@ -80,7 +83,7 @@ def test_cp_force_overwrites(recipes_root, tmp_path, tune):
     target = tmp_path / "generate.py"
     target.write_text("mine")
     assert tune(["cp", "-f", "generate", str(target)])[0] == 0
-    assert target.read_bytes() == (recipes_root / "generate.py").read_bytes()
+    assert target.read_bytes().split(b"\n", 1)[1] == (recipes_root / "generate.py").read_bytes()
 
 
 def test_cp_force_and_no_clobber_conflict(recipes_root, tmp_path, tune):

@@ -145,3 +145,20 @@ def test_hub_dataset_without_datasets_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'torchtune\[datasets\]'"):
         load_rows("tatsu-lab/alpaca")
+
+
+def test_hub_dataset_without_the_datasets_extra_is_one_config_error(monkeypatch):
+    import sys
+
+    from torchtune.config import ConfigError
+    from torchtune.datasets import check_local_data_files
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed
+    cfg = {"dataset": {"_component_": "torchtune.datasets.alpaca_dataset", "source": "tatsu-lab/alpaca"}}
+    with pytest.raises(ConfigError) as info:
+        check_local_data_files(cfg)
+    assert str(info.value) == ("dataset.source='tatsu-lab/alpaca' is a Hugging Face Hub dataset, but 'datasets' is "
+                               "not installed; it comes with the 'datasets' extra: pip install 'torchtune[datasets]'")
+    with pytest.raises(ConfigError, match=r"^dataset.source='yahma/alpaca-cleaned' is a Hugging Face Hub dataset"):
+        check_local_data_files({"dataset": {"_component_": "torchtune.datasets.alpaca_cleaned_dataset"}})  # its default
+    check_local_data_files({"dataset": {"source": "json", "data_files": __file__}})  # local: no extra needed

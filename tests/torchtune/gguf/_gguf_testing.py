@@ -73,6 +73,13 @@ def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False, rope_s
         kwargs["rope_scaling"] = dict(rope_scaling)  # transformers adds keys to the dict it gets
     if model_type in ("qwen3", "gemma2"):
         kwargs["head_dim"] = 32  # differs from hidden_size // heads
+    if model_type == "qwen3_moe":
+        # moe_intermediate_size: transformers' GGUF loader ignores expert_feed_forward_length and keeps its 768
+        kwargs.update(head_dim=32, moe_intermediate_size=768, num_experts=4, num_experts_per_tok=2, norm_topk_prob=True)
+    if model_type == "gemma3_text":  # layer 5 global; windows of 4 inside the 8-token test rows
+        kwargs.update(num_hidden_layers=6, head_dim=32, query_pre_attn_scalar=32, sliding_window=4)
+    if model_type == "smollm3":
+        kwargs["num_hidden_layers"] = 4  # layer 3 is llama.cpp's (and the default) NoPE layer
     if model_type == "gemma2":
         kwargs.update(query_pre_attn_scalar=32, sliding_window=64, attn_logit_softcapping=50.0,
                       final_logit_softcapping=30.0)
@@ -125,19 +132,30 @@ def gguf_tensors_like_llama_cpp(model) -> dict[str, np.ndarray]:
     """GGUF name -> float32 array, with the converter's per-architecture changes."""
     cfg = model.config
     arch = cfg.model_type
-    layer_names = _GEMMA2_LAYER_NAMES if arch == "gemma2" else _LAYER_NAMES
+    layer_names = _GEMMA2_LAYER_NAMES if arch in ("gemma2", "gemma3_text") else _LAYER_NAMES
     out = {}
     for name, p in model.state_dict().items():
         w = p.detach().float().numpy().copy()
         if name == "lm_head.weight" and cfg.tie_word_embeddings:
             continue
-        if arch == "llama" and ".q_proj." in name:
+        if arch in ("llama", "smollm3") and ".q_proj." in name:  # SmolLM3Model(LlamaModel) in the converter
             w = _permute(w, cfg.num_attention_heads)
-        if arch == "llama" and ".k_proj." in name:
+        if arch in ("llama", "smollm3") and ".k_proj." in name:
             w = _permute(w, cfg.num_key_value_heads)
-        if arch == "gemma2" and name.endswith("norm.weight"):
+        if arch in ("gemma2", "gemma3_text") and name.endswith("norm.weight"):  # q/k norms too
             w = w + 1
         parts = name.split(".")
+        if arch == "qwen3_moe" and ".mlp." in name and "experts" in name or name.endswith("mlp.gate.weight"):
+            # the converter writes the router as ffn_gate_inp and each projection's experts stacked
+            block = f"blk.{parts[2]}"
+            if name.endswith("mlp.gate.weight"):
+                out[f"{block}.ffn_gate_inp.weight"] = w
+            elif name.endswith("gate_up_proj"):
+                gate, up = np.split(w, 2, axis=1)
+                out[f"{block}.ffn_gate_exps.weight"], out[f"{block}.ffn_up_exps.weight"] = gate.copy(), up.copy()
+            else:
+                out[f"{block}.ffn_down_exps.weight"] = w
+            continue
         if name.startswith("model.layers."):
             stem = layer_names[".".join(parts[3:-1])]
             gguf_name = f"blk.{parts[2]}.{stem}.{parts[-1]}"
@@ -154,7 +172,7 @@ def write_tiny_gguf(model, path, out_type: str = "F32", tokenizer_kv: dict | Non
     from gguf.quants import quantize
 
     cfg = model.config
-    arch = arch or cfg.model_type
+    arch = arch or {"qwen3_moe": "qwen3moe", "gemma3_text": "gemma3"}.get(cfg.model_type, cfg.model_type)
     w = gguf.GGUFWriter(str(path), arch)
     w.add_name("tiny")
     w.add_block_count(cfg.num_hidden_layers)
@@ -164,7 +182,8 @@ def write_tiny_gguf(model, path, out_type: str = "F32", tokenizer_kv: dict | Non
     w.add_head_count(cfg.num_attention_heads)
     w.add_head_count_kv(cfg.num_key_value_heads)
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
-    w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
+    rope = cfg.rope_parameters.get("full_attention", cfg.rope_parameters)  # gemma3: per layer type
+    w.add_rope_freq_base(rope["rope_theta"])
     w.add_vocab_size(cfg.vocab_size)
     if getattr(cfg, "head_dim", None) and cfg.head_dim * cfg.num_attention_heads != cfg.hidden_size:
         w.add_key_length(cfg.head_dim)
@@ -173,9 +192,18 @@ def write_tiny_gguf(model, path, out_type: str = "F32", tokenizer_kv: dict | Non
         w.add_attn_logit_softcapping(cfg.attn_logit_softcapping)
         w.add_final_logit_softcapping(cfg.final_logit_softcapping)
         w.add_sliding_window(cfg.sliding_window)
+    if cfg.model_type == "gemma3_text":
+        w.add_sliding_window(cfg.sliding_window)
+        if rope.get("rope_type") == "linear":
+            w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+            w.add_rope_scaling_factor(rope["factor"])
+    if cfg.model_type == "qwen3_moe":
+        w.add_expert_count(cfg.num_experts)
+        w.add_expert_used_count(cfg.num_experts_per_tok)
+        w.add_expert_feed_forward_length(cfg.moe_intermediate_size)
     for key, (value, vtype, sub) in (tokenizer_kv or {}).items():
         w.add_key_value(key, value, vtype, sub_type=sub)
-    if cfg.rope_parameters.get("rope_type", "default") == "llama3":
+    if rope.get("rope_type", "default") == "llama3":
         w.add_tensor("rope_freqs.weight", llama_cpp_rope_factors(cfg))
     for name, arr in gguf_tensors_like_llama_cpp(model).items():
         if arr.ndim == 1 or out_type == "F32":

@@ -28,7 +28,7 @@ def _gguf_round(x: torch.Tensor, out_type: str) -> torch.Tensor:
     return torch.from_numpy(dequantize(quantize(x.numpy(), qtype), qtype).astype(np.float32))
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2", "gemma3_text", "smollm3", "qwen3_moe"])
 @pytest.mark.parametrize("out_type", ["F16", "Q8_0"])
 def test_round_trip_is_exact_to_the_type(tmp_path, arch, out_type):
     _, hf_sd, config, _ = _hf_state_and_config(tmp_path, arch)
@@ -37,7 +37,7 @@ def test_round_trip_is_exact_to_the_type(tmp_path, arch, out_type):
     assert back_config == config
     for name, value in hf_sd.items():
         if value.dim() == 1:  # norms and biases stay F32
-            expected = value if arch != "gemma2" else (value + 1) - 1
+            expected = value if arch not in ("gemma2", "gemma3_text") else (value + 1) - 1
         else:
             expected = _gguf_round(value, out_type)
         assert torch.equal(back[name], expected), name
@@ -52,7 +52,9 @@ def test_round_trip_is_exact_to_the_type(tmp_path, arch, out_type):
 
 # qwen3 is left out: transformers' GGUF config reading ignores qwen3.attention.key_length.
 # gemma2 is tied, as every Gemma 2 is: transformers' GGUF reading ties it regardless.
-@pytest.mark.parametrize("arch,tie", [("llama", False), ("qwen2", True), ("gemma2", True)])
+# qwen3_moe: from the checkpoint-file layout (one tensor per expert), as the checkpointer passes it.
+@pytest.mark.parametrize("arch,tie", [("llama", False), ("qwen2", True), ("gemma2", True), ("gemma3_text", True),
+                                      ("qwen3_moe", False)])
 def test_export_reads_back_in_transformers_gguf_loader(tmp_path, arch, tie):
     """transformers applies llama.cpp's conventions (q/k permutation, gemma's norm offset)
     independently of us."""
@@ -62,6 +64,11 @@ def test_export_reads_back_in_transformers_gguf_loader(tmp_path, arch, tie):
     tok = train_byte_level_bpe("gpt2", vocab_size=config["vocab_size"] + 200)
     kv = bpe_tokenizer_kv(tok, "gpt2")
     metadata = {k: v for k, (v, _, _) in kv.items()}
+    if arch == "qwen3_moe":
+        from torchtune.models import hf_to_tune, tune_to_hf
+
+        hf_sd = tune_to_hf(hf_to_tune(hf_sd, config), config)
+        assert "model.layers.0.mlp.experts.3.down_proj.weight" in hf_sd
     write_gguf(hf_sd, config, tmp_path / "hf" / "m.gguf", tokenizer_metadata=metadata, out_type="F32")
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", gguf_file="m.gguf").eval()
     for name, value in source.state_dict().items():
@@ -112,3 +119,19 @@ def test_metadata_value_types_round_trip(tmp_path):
     assert back["general.quantization_version"] == gguf.GGML_QUANT_VERSION
     with pytest.raises(ValueError, match="metadata key 'tokenizer.bad' has a value of type dict, which GGUF cannot store"):
         write_gguf(hf_sd, config, tmp_path / "bad.gguf", tokenizer_metadata={"tokenizer.bad": {"a": 1}})
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"query_pre_attn_scalar": 24}, r"query_pre_attn_scalar=24 cannot be written to GGUF: llama\.cpp's gemma3 uses 32"),
+        ({"layer_types": ["full_attention"] * 6}, r"cannot be written to GGUF: llama\.cpp's gemma3 makes every 6th layer global"),
+        ({"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 5000.0},
+                              "sliding_attention": {"rope_type": "default", "rope_theta": 50.0}}},
+         r"local RoPE theta 50\.0 cannot be written to GGUF"),
+    ],
+)
+def test_gemma3_settings_llama_cpp_cannot_run_are_refused(tmp_path, change, message):
+    _, hf_sd, config, _ = _hf_state_and_config(tmp_path, "gemma3_text", tie=True)
+    with pytest.raises(ValueError, match=message):
+        write_gguf(hf_sd, {**config, **change}, tmp_path / "out.gguf")

@@ -23,6 +23,11 @@ CASES = [
     ("qwen2", "F32", 0.0),
     ("qwen3", "F32", 0.0),
     ("gemma2", "F32", 1e-5),  # the +1 norm offset is undone in float32
+    ("smollm3", "F32", 0.0),
+    ("smollm3", "Q8_0", 0.0),
+    ("gemma3_text", "F32", 1e-5),  # the +1 norm offset (q/k norms too) is undone in float32
+    ("qwen3_moe", "F32", 0.0),
+    ("qwen3_moe", "Q8_0", 0.0),
 ]
 
 
@@ -35,7 +40,7 @@ def _rounded_like_gguf(model, out_type: str) -> None:
     qtype = gguf.GGMLQuantizationType[out_type]
     with torch.no_grad():
         for p in model.parameters():
-            if p.dim() == 2:
+            if p.dim() >= 2:  # matrices and stacked experts
                 rounded = dequantize(quantize(p.numpy(), qtype), qtype)
                 p.copy_(torch.from_numpy(rounded.astype(np.float32)))
 
@@ -57,7 +62,10 @@ def test_import_matches_transformers(tmp_path, arch, out_type, tol):
     hf_sd, config, _ = load_gguf(path)
 
     assert set(hf_sd) == set(source.state_dict())
-    rebuilt_config = type(source.config)(**{k: v for k, v in config.items() if k != "architectures"})
+    # token ids the file lacks stay unset (SmolLM3Config's defaults lie outside the tiny vocabulary)
+    ids = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
+    rebuilt_config = type(source.config)(**ids, **{k: v for k, v in config.items() if k not in ("architectures", *ids)},
+                                         **{k: config[k] for k in ids if k in config})
     rebuilt_config._attn_implementation = "eager"
     rebuilt = AutoModelForCausalLM.from_config(rebuilt_config).eval()
     _rounded_like_gguf(source, out_type)
@@ -179,7 +187,10 @@ def test_llama3_rope_scaling_from_rope_freqs(tmp_path):
     scaling = dict(config["rope_scaling"])
     assert scaling.pop("rope_type") == "llama3"
     assert scaling == pytest.approx({k: v for k, v in LLAMA3_ROPE.items() if k != "rope_type"}, rel=1e-5)
-    rebuilt_config = type(source.config)(**{k: v for k, v in config.items() if k != "architectures"})
+    # token ids the file lacks stay unset (SmolLM3Config's defaults lie outside the tiny vocabulary)
+    ids = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
+    rebuilt_config = type(source.config)(**ids, **{k: v for k, v in config.items() if k not in ("architectures", *ids)},
+                                         **{k: config[k] for k in ids if k in config})
     rebuilt = AutoModelForCausalLM.from_config(rebuilt_config).eval()
     tokens = torch.arange(3, 67).reshape(1, 64) % 96  # long enough for the scaled frequencies to matter
     rebuilt.load_state_dict(hf_sd)
@@ -206,3 +217,69 @@ def test_rope_freqs_that_are_not_llama3():
         rope_scaling_from_divisors(torch.tensor([1.0, 3.0, 1.5, 4.0]), 5000.0, 8)
     with pytest.raises(ValueError, match=r"rope_freqs has shape \(3,\), expected \(4,\)"):
         rope_scaling_from_divisors(torch.ones(3), 5000.0, 8)
+
+
+def test_smollm3_nope_layers_and_our_model(tmp_path):
+    """The GGUF's SmolLM3 builds our model with NoPE on layer 3, whose logits equal transformers'."""
+    from torchtune.models import hf_to_tune, model_from_hf_config
+
+    source = tiny_model("smollm3", seed=2)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "s.gguf"))
+    assert config["no_rope_layers"] == [1, 1, 1, 0]
+    ours = model_from_hf_config(config).eval()
+    ours.load_state_dict(hf_to_tune(hf_sd, config))
+    assert [layer.attn.pos_embeddings is None for layer in ours.layers] == [False, False, False, True]
+    tokens = torch.arange(3, 19).reshape(2, 8) % config["vocab_size"]
+    with torch.no_grad():
+        torch.testing.assert_close(ours(tokens), source(tokens).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_smollm3_other_nope_layout_is_not_written(tmp_path):
+    from torchtune.gguf import write_gguf
+
+    source = tiny_model("smollm3", seed=2)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "s.gguf"))
+    config = dict(config, no_rope_layers=[1, 0, 1, 0])
+    with pytest.raises(ValueError, match=r"no_rope_layers=\[1, 0, 1, 0\] cannot be written to GGUF: llama\.cpp's "
+                                         r"smollm3 puts NoPE on every 4th layer \(\[1, 1, 1, 0\]\)"):
+        write_gguf(hf_sd, config, tmp_path / "out.gguf")
+
+
+def test_qwen3_moe_experts_build_our_model(tmp_path):
+    """qwen3moe's stacked expert tensors become our MoE layers; logits equal transformers'."""
+    from torchtune.models import hf_to_tune, model_from_hf_config
+
+    source = tiny_model("qwen3_moe", seed=3)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "m.gguf"))
+    assert (config["model_type"], config["num_experts"], config["moe_intermediate_size"]) == ("qwen3_moe", 4, 768)
+    ours = model_from_hf_config(config).eval()
+    ours.load_state_dict(hf_to_tune(hf_sd, config))
+    tokens = torch.arange(3, 19).reshape(2, 8) % config["vocab_size"]
+    with torch.no_grad():
+        torch.testing.assert_close(ours(tokens), source(tokens).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_qwen3_moe_export_needs_renormalised_routing(tmp_path):
+    from torchtune.gguf import write_gguf
+
+    source = tiny_model("qwen3_moe", seed=3)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "m.gguf"))
+    with pytest.raises(ValueError, match="norm_topk_prob=False cannot be written to GGUF"):
+        write_gguf(hf_sd, dict(config, norm_topk_prob=False), tmp_path / "out.gguf")
+
+
+@pytest.mark.parametrize("rope_scaling", [None, {"rope_type": "linear", "factor": 4.0}])
+def test_gemma3_builds_our_model(tmp_path, rope_scaling):
+    """llama.cpp's gemma3 layout (global layer 5, local theta 10000, linear scaling of the global
+    layers) builds our Gemma 3, whose logits equal transformers'."""
+    from torchtune.models import hf_to_tune, model_from_hf_config
+
+    source = tiny_model("gemma3_text", seed=4, tie=True, rope_scaling=rope_scaling)
+    hf_sd, config, _ = load_gguf(write_tiny_gguf(source, tmp_path / "g.gguf"))
+    ours = model_from_hf_config(config).eval()
+    ours.load_state_dict(hf_to_tune(hf_sd, config))
+    assert [layer.attn.sliding_window for layer in ours.layers] == [4, 4, 4, 4, 4, None]
+    assert ours.layers[5].attn.pos_embeddings.scaling == rope_scaling and ours.layers[0].attn.pos_embeddings.base == 1e4
+    tokens = torch.arange(3, 19).reshape(2, 8) % config["vocab_size"]
+    with torch.no_grad():  # 2e-5: the norms went through w + 1 - 1 in float32
+        torch.testing.assert_close(ours(tokens), source(tokens).logits, atol=2e-5, rtol=1e-5)

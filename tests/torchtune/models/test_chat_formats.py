@@ -168,3 +168,72 @@ def test_generation_prompt_matches_add_generation_prompt(tmp):
     ref = _fast_ref(path, read_chat_template("qwen2_5"), eos_token="<|im_end|>")
     dicts = [SYSTEM] + TURNS[:3]
     _check_generation_prompt(qwen2_5_tokenizer(path), ref, dicts)
+
+
+def _hf_model_tokenizer(tmp, family, specials, template_kwargs=None, mask_template=None, **tokens):
+    """Our HFModelTokenizer on the family's published template, transformers' on the same files,
+    and the transformers tokenizer whose ``return_assistant_tokens_mask`` is the mask reference:
+    the template itself when it has ``{% generation %}`` blocks, else ``mask_template`` (TRL's
+    training variant of it)."""
+    from tests.assets.tiny_tokenizers import write_tokenizer_config
+    from torchtune.modules.tokenizers import HFModelTokenizer
+
+    path = train_byte_level_tokenizer_json(tmp, specials, name=f"{family}.json")
+    config = write_tokenizer_config(tmp, read_chat_template(family), name=f"{family}_config.json", **tokens)
+    ours = HFModelTokenizer(path, config, template_kwargs=template_kwargs)
+    ref = _fast_ref(path, read_chat_template(family), **tokens)
+    return ours, ref, _fast_ref(path, mask_template or read_chat_template(family), **tokens)
+
+
+def _check_with_kwargs(ours, ref, mask_ref, dicts, **kwargs):
+    messages = _messages(dicts)
+    tokens, mask = ours.tokenize_messages(messages)
+    assert tokens == _ids(ref.apply_chat_template(dicts, tokenize=True, **kwargs))
+    out = mask_ref.apply_chat_template(dicts, tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
+                                       **kwargs)
+    assert list(out["input_ids"]) == tokens
+    assert [not m for m in mask] == [bool(x) for x in out["assistant_masks"]]  # mask: True = not trained
+    assert not all(mask) and any(mask)
+    if dicts[-1]["role"] == "assistant":
+        gen, _ = ours.tokenize_messages(_messages(dicts[:-1]), add_end_tokens=False)
+        assert gen == _ids(ref.apply_chat_template(dicts[:-1], tokenize=True, add_generation_prompt=True, **kwargs))
+
+
+SMOLLM3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+
+
+@pytest.mark.parametrize(
+    "system,template_kwargs",
+    [
+        (None, None),  # reasoning on by default, SmolLM's long default instructions
+        (None, {"enable_thinking": False}),  # empty <think> blocks before every answer
+        ("Be brief. /no_think", None),  # the flag in the system message wins, and is removed
+        ("Be brief. /think", {"enable_thinking": False}),
+        ("You are a pirate.", None),  # custom instructions replace the default ones
+    ],
+    ids=["default", "enable_thinking_false", "system_no_think", "system_think_overrides", "custom"],
+)
+def test_smollm3_thinking_flags(tmp, system, template_kwargs):
+    ours, ref, mask_ref = _hf_model_tokenizer(tmp, "smollm3", SMOLLM3_SPECIALS, template_kwargs,
+                                              bos_token="<|begin_of_text|>", eos_token="<|im_end|>")
+    dicts = ([{"role": "system", "content": system}] if system else []) + TURNS
+    _check_with_kwargs(ours, ref, mask_ref, dicts, **(template_kwargs or {}))
+    text = ours.render(_messages(dicts), add_generation_prompt=True)
+    thinking = "/no_think" not in (system or "") and (template_kwargs or {}).get("enable_thinking", True)
+    if system and "/think" in system:
+        thinking = True
+    assert f"Reasoning Mode: {'/think' if thinking else '/no_think'}" in text
+    assert text.endswith("<|im_start|>assistant\n" if thinking else "<think>\n\n</think>\n")
+
+
+GEMMA3_SPECIALS = ["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"]
+
+
+def test_gemma3(tmp):
+    from tests.assets.tiny_tokenizers import read_corpus_chat_templates
+
+    training = read_corpus_chat_templates()["trl-gemma3_training"]  # TRL's copy with generation blocks
+    ours, ref, mask_ref = _hf_model_tokenizer(tmp, "gemma3", GEMMA3_SPECIALS, mask_template=training,
+                                              bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+    _check_with_kwargs(ours, ref, mask_ref, [SYSTEM] + TURNS)  # the system text opens the first user turn
+    _check_with_kwargs(ours, ref, mask_ref, TURNS)

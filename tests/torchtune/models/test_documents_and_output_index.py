@@ -23,6 +23,12 @@ CONFIGS = {
     "gemma2_softcap_window": dict(_TINY, model_type="gemma2", num_hidden_layers=3, head_dim=16,
                                   query_pre_attn_scalar=24, sliding_window=3, attn_logit_softcapping=2.0,
                                   final_logit_softcapping=3.0),
+    "gemma3_local_global": dict(_TINY, model_type="gemma3_text", num_hidden_layers=3, head_dim=16,
+                                query_pre_attn_scalar=24, sliding_window=3, sliding_window_pattern=2),
+    "smollm3_nope": dict(_TINY, model_type="smollm3", no_rope_layer_interval=2, pad_token_id=0, bos_token_id=1,
+                         eos_token_id=2),
+    "qwen3_moe": dict(_TINY, model_type="qwen3_moe", head_dim=16, moe_intermediate_size=16, num_experts=4,
+                      num_experts_per_tok=2, norm_topk_prob=True),
 }
 
 

@@ -132,10 +132,10 @@ def test_hidden_states_match_transformers():
 @pytest.mark.parametrize(
     "config,message",
     [
-        ({"model_type": "gpt2"}, r"model_type='gpt2' is not supported; supported: \[.*'llama', 'mistral'.*'qwen2', 'qwen3'\]"),
+        ({"model_type": "gpt2"}, r"model_type='gpt2' is not supported; supported: \[.*'llama', 'mistral'.*'qwen2', 'qwen3', 'qwen3_moe', 'smollm3'\]"),
         (dict(CONFIGS["llama2_mha_bias"], hidden_act="gelu"), r"hidden_act='gelu' is not supported"),
         (dict(CONFIGS["llama2_mha_bias"], rope_scaling={"rope_type": "yarn", "factor": 2.0}),
-         r"rope_type='yarn' is not supported; supported: \['default', 'llama3'\]"),
+         r"rope_type='yarn' is not supported; supported: \['default', 'linear', 'llama3'\]"),
     ],
 )
 def test_unsupported_configs(config, message):

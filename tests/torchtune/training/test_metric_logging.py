@@ -114,3 +114,18 @@ def test_tensorboard_calls(monkeypatch, tmp_path):
         ("scalar", "lr", 0.1, 4),
         "close",
     ]
+
+
+@pytest.mark.parametrize("logger,module,extra", [("WandBLogger", "wandb", "wandb"), ("MLFlowLogger", "mlflow", "mlflow"),
+                                                 ("TensorBoardLogger", "tensorboard", "tensorboard")])
+def test_missing_logger_extra_is_one_config_error(monkeypatch, logger, module, extra):
+    import sys
+
+    from torchtune.config import ConfigError
+    from torchtune.training import check_metric_loggers
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    node = [{"_component_": "torchtune.training.JsonlLogger", "log_dir": "x"}, {"_component_": f"torchtune.training.{logger}"}]
+    with pytest.raises(ConfigError, match=rf"^metric_logger torchtune\.training\.{logger}: .*pip install 'torchtune\[{extra}\]'$"):
+        check_metric_loggers(node)
+    check_metric_loggers(node[:1])

@@ -10,6 +10,7 @@ from torchtune.modules.peft._utils import (
     get_merged_lora_ckpt,
     initialize_dora_magnitudes,
     is_adapter_key,
+    set_adapter_dtype,
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "get_merged_lora_ckpt",
     "initialize_dora_magnitudes",
     "is_adapter_key",
+    "set_adapter_dtype",
     "set_trainable_params",
     "validate_missing_and_unexpected_for_lora",
 ]

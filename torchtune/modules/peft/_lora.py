@@ -94,11 +94,13 @@ class LoRALinear(nn.Module):
         out = F.linear(x, self.weight, self.bias)  # [..., out_dim]
         if self.disabled:
             return out
-        low_rank = self.lora_a(self.dropout(x))  # [..., r]
+        # adapters may be stored in fp32 under a bf16 model (master weights); they compute in x's dtype
+        low_rank = F.linear(self.dropout(x), self.lora_a.weight.to(x.dtype))  # [..., r]
         # out + scaling * low_rank @ B^T in one GEMM that accumulates into out (no [..., out_dim]
         # temporaries for the product and its scaling)
         update = torch.addmm(
-            out.reshape(-1, self.out_dim), low_rank.reshape(-1, self.rank), self.lora_b.weight.t(), alpha=self.scaling
+            out.reshape(-1, self.out_dim), low_rank.reshape(-1, self.rank), self.lora_b.weight.to(x.dtype).t(),
+            alpha=self.scaling,
         )  # [n, out_dim]
         return update.view(out.shape)
 
@@ -158,7 +160,8 @@ class DoRALinear(LoRALinear):
             base_drop = F.linear(x_drop, self.weight)
         else:
             x_drop, base_drop = x, base
-        ratio = self.magnitude / self._weight_norm().detach()  # [out_dim]
-        update = self.scaling * self.lora_b(self.lora_a(x_drop))
+        ratio = (self.magnitude / self._weight_norm().detach()).to(x.dtype)  # [out_dim]
+        low_rank = F.linear(x_drop, self.lora_a.weight.to(x.dtype))  # [..., r]
+        update = self.scaling * F.linear(low_rank, self.lora_b.weight.to(x.dtype))  # [..., out_dim]
         out = base + (ratio - 1) * base_drop + ratio * update
         return out if self.bias is None else out + self.bias

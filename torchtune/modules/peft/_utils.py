@@ -77,6 +77,21 @@ def get_adapter_params(model: nn.Module) -> dict[str, nn.Parameter]:
     return params
 
 
+def set_adapter_dtype(model: nn.Module, dtype: torch.dtype) -> None:
+    """Store every adapter parameter of ``model`` in ``dtype``; the other parameters keep theirs.
+
+    Under a bf16 model, fp32 adapters are the master weights: the adapter layers compute in the
+    input's dtype and the optimizer updates (and keeps its state) in fp32, so small updates are not
+    rounded away. Call it after ``model.to(dtype)`` and before building the optimizer.
+
+    Args:
+        model (nn.Module): a model containing adapter layers.
+        dtype (torch.dtype): the adapters' storage dtype, e.g. ``torch.float32``.
+    """
+    for param in get_adapter_params(model).values():
+        param.data = param.data.to(dtype)
+
+
 def set_trainable_params(model: nn.Module, adapter_params: dict[str, nn.Parameter]) -> None:
     """Make exactly the given parameters trainable and freeze every other one.
 

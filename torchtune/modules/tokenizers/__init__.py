@@ -2,7 +2,8 @@
 (from a Hugging Face model directory or a GGUF file)."""
 
 from torchtune.modules.tokenizers._turn_format import TurnFormatTokenizer
-from torchtune.modules.tokenizers._hf_model_tokenizer import HFModelTokenizer, compile_chat_template
+from torchtune.modules.tokenizers._chat_template import ChatTemplate, compile_chat_template
+from torchtune.modules.tokenizers._hf_model_tokenizer import HFModelTokenizer
 from torchtune.modules.tokenizers._gguf_tokenizer import GGUFTokenizer
 from torchtune.modules.tokenizers._hf_tokenizer import HuggingFaceBaseTokenizer
 from torchtune.modules.tokenizers._sentencepiece import SentencePieceBaseTokenizer
@@ -16,6 +17,7 @@ from torchtune.modules.tokenizers._utils import (
 )
 
 __all__ = [
+    "ChatTemplate",
     "GGUFTokenizer",
     "HFModelTokenizer",
     "HuggingFaceBaseTokenizer",

@@ -2,12 +2,13 @@
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from torchtune.data import Message, PromptTemplate
 from torchtune.gguf import space_prefix, tokenizer_from_gguf_metadata
-from torchtune.modules.tokenizers._hf_model_tokenizer import compile_chat_template
+from torchtune.modules.tokenizers._chat_template import ChatTemplate
 from torchtune.modules.tokenizers._utils import ModelTokenizer
 
 logger = logging.getLogger(__name__)
@@ -27,9 +28,11 @@ class GGUFTokenizer(ModelTokenizer):
     Text is encoded with the vocabulary stored in the file (see
     :func:`tokenizer_from_gguf_metadata`). Conversations are rendered with the file's Jinja chat
     template (``tokenizer.chat_template``) in jinja2's sandbox and tokenized in one pass, so
-    :meth:`tokenize_messages` gives exactly the tokens of the template's text. Each token takes
-    the ``masked`` flag of the message whose text holds its first character; for an assistant
-    message that is trained on, the template's header before the content stays masked.
+    :meth:`tokenize_messages` gives exactly the tokens of the template's text. Loss masks are
+    derived as :class:`ChatTemplate` does (an assistant message trains on its content and
+    closing, never on its header; ``{% generation %}`` blocks where the template has them).
+    ``chat_template`` is the template's source, ``template`` its :class:`ChatTemplate` (None
+    when the file has none).
 
     Args:
         metadata (dict[str, Any]): GGUF key -> value (the ``tokenizer.*`` keys are used).
@@ -49,8 +52,12 @@ class GGUFTokenizer(ModelTokenizer):
     ) -> None:
         super().__init__(max_seq_len=max_seq_len, prompt_template=prompt_template)
         self._tokenizer = tokenizer_from_gguf_metadata(metadata)
-        self._prefix = " " if space_prefix(metadata) else ""
         self._tokens: list[str] = list(metadata["tokenizer.ggml.tokens"])
+        self._space_prefix = space_prefix(metadata)
+        # control tokens (the special added tokens), longest first, as tokenizers matches them
+        added = self._tokenizer.get_added_tokens_decoder().values()
+        controls = sorted({t.content for t in added if t.special}, key=len, reverse=True)
+        self._controls = re.compile("|".join(map(re.escape, controls))) if controls else None
         self._vocab_model: str = metadata["tokenizer.ggml.model"]
         get = metadata.get
         self.bos_id: int | None = get("tokenizer.ggml.bos_token_id")
@@ -60,7 +67,13 @@ class GGUFTokenizer(ModelTokenizer):
         stops = [self.eos_id, get("tokenizer.ggml.eot_token_id"), get("tokenizer.ggml.eom_token_id")]
         self.stop_tokens: list[int] = sorted({int(t) for t in stops if t is not None})
         self.chat_template: str | None = get("tokenizer.chat_template")
-        self._template = compile_chat_template(self.chat_template) if self.chat_template else None
+        variables = {
+            "bos_token": self._tokens[self.bos_id] if self.bos_id is not None else "",
+            "eos_token": self._tokens[self.eos_id] if self.eos_id is not None else "",
+            "tools": None,
+            "documents": None,
+        }
+        self.template = ChatTemplate(self.chat_template, variables) if self.chat_template else None
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> "GGUFTokenizer":
@@ -99,13 +112,26 @@ class GGUFTokenizer(ModelTokenizer):
         """Number of tokens in the vocabulary."""
         return len(self._tokens)
 
-    def _encode_with_offsets(self, text: str) -> tuple[list[int], list[int]]:
-        """Token ids of ``text`` and the character offset in ``text`` where each starts."""
-        if not text:
-            return [], []
-        encoding = self._tokenizer.encode(self._prefix + text, add_special_tokens=False)
-        shift = len(self._prefix)
-        return list(encoding.ids), [max(start - shift, 0) for start, _ in encoding.offsets]
+    def _encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids of ``text`` and the ``(start, end)`` character span of each in ``text``."""
+        if not self._space_prefix:
+            encoding = self._tokenizer.encode(text, add_special_tokens=False)
+            return list(encoding.ids), list(encoding.offsets)
+        # the dummy-prefix space starts the text and follows every control token
+        ids: list[int] = []
+        spans: list[tuple[int, int]] = []
+        pieces = [(m.start(), m.end()) for m in self._controls.finditer(text)] if self._controls else []
+        at = 0
+        for start, end in [*pieces, (len(text), len(text))]:
+            if start > at:
+                encoding = self._tokenizer.encode(" " + text[at:start], add_special_tokens=False)
+                ids.extend(encoding.ids)
+                spans.extend((at + max(s - 1, 0), at + max(e - 1, 0)) for s, e in encoding.offsets)
+            if end > start:
+                ids.append(self._tokenizer.token_to_id(text[start:end]))
+                spans.append((start, end))
+            at = end
+        return ids, spans
 
     def encode(self, text: str, add_bos: bool = True, add_eos: bool = True) -> list[int]:
         """Token ids of ``text``; BOS/EOS are added only where requested and defined.
@@ -135,58 +161,40 @@ class GGUFTokenizer(ModelTokenizer):
         Raises:
             ValueError: when the file has no chat template.
         """
-        if self._template is None:
+        if self.template is None:
             raise ValueError("this GGUF file has no tokenizer.chat_template to format messages with")
         dicts = [{"role": m.role, "content": m.content} for m in map(_as_message, messages)]
-        return self._template.render(
-            messages=dicts,
-            add_generation_prompt=add_generation_prompt,
-            bos_token=self._tokens[self.bos_id] if self.bos_id is not None else "",
-            eos_token=self._tokens[self.eos_id] if self.eos_id is not None else "",
-        )
-
-    def _spans(self, messages: Sequence[Message], add_generation_prompt: bool) -> tuple[str, list[tuple[int, int, bool]]]:
-        """Render the conversation; return its text and (start, end, masked) character spans."""
-        spans: list[tuple[int, int, bool]] = []
-        previous = ""
-        for i, message in enumerate(messages):
-            last = i == len(messages) - 1
-            text = self.render(messages[: i + 1], add_generation_prompt=add_generation_prompt and last)
-            if not text.startswith(previous):
-                raise ValueError(
-                    "the chat template renders a conversation's prefix differently from the "
-                    f"conversation itself (at message {i}), so turns cannot be masked separately"
-                )
-            start = len(previous)
-            content_at = text.find(message.content, start) if message.content else -1
-            if message.role == "assistant" and not message.masked and content_at > start:
-                spans.append((start, content_at, True))  # the header the template writes
-                start = content_at
-            spans.append((start, len(text), message.masked))
-            previous = text
-        return previous, spans
+        return self.template.render(dicts, add_generation_prompt)
 
     def _encode_messages(
         self, messages: Sequence[Message | Mapping[str, Any]], add_end_tokens: bool
     ) -> tuple[list[int], list[bool]]:
         """Tokens of the template's text and the loss mask (True = excluded from the loss).
 
-        With ``add_end_tokens`` the conversation is closed with ``eos_id`` unless the last
-        message's text already holds a stop token; without it, a conversation not ending on an
-        assistant message gets the template's generation prompt.
+        Masks follow :class:`ChatTemplate` (an assistant message trains on its content and
+        closing, not on its header). With ``add_end_tokens`` the conversation is closed with
+        ``eos_id`` unless its last non-blank token is a stop token; without it, a conversation
+        not ending on an assistant message gets the template's generation prompt.
 
         Raises:
-            ValueError: when there is no chat template, or it is not prefix-stable.
+            ValueError: when there is no chat template, or its messages cannot be located.
         """
+        if self.template is None:
+            raise ValueError("this GGUF file has no tokenizer.chat_template to format messages with")
         messages = [_as_message(m) for m in messages]
         generation_prompt = not add_end_tokens and bool(messages) and messages[-1].role != "assistant"
-        text, spans = self._spans(messages, generation_prompt)
-        tokens, starts = self._encode_with_offsets(text)
-        mask = [next((m for s, e, m in spans if s <= start < e), True) for start in starts]
-        last_start = spans[-1][0] if spans else 0
-        tail = {t for t, start in zip(tokens, starts) if start >= last_start}
+        seen: list[tuple[str, list[tuple[int, int]]]] = []  # the rendered text and its token spans
+
+        def encode(text: str) -> tuple[list[int], list[tuple[int, int]]]:
+            ids, offsets = self._encode_with_offsets(text)
+            seen.append((text, offsets))
+            return ids, offsets
+
+        tokens, mask = self.template.render_with_mask(messages, generation_prompt, encode)
+        text, spans = seen[-1]
+        last = next((t for t, (s, e) in zip(reversed(tokens), reversed(spans)) if text[s:e].strip()), None)
         if self.add_bos and self.bos_id is not None and (not tokens or tokens[0] != self.bos_id):
             tokens, mask = [self.bos_id] + tokens, [True] + mask
-        if add_end_tokens and self.eos_id is not None and not tail & set(self.stop_tokens):
+        if add_end_tokens and self.eos_id is not None and last not in self.stop_tokens:
             tokens, mask = tokens + [self.eos_id], mask + [mask[-1] if mask else True]
         return tokens, mask

@@ -2,54 +2,29 @@
 
 import logging
 import os
-from datetime import datetime
 from typing import Any, Sequence
 
 from torchtune.data import Message, PromptTemplate
+from torchtune.modules.tokenizers._chat_template import ChatTemplate
 from torchtune.modules.tokenizers._hf_tokenizer import HuggingFaceBaseTokenizer, _token_content
 from torchtune.modules.tokenizers._utils import ModelTokenizer
 
 logger = logging.getLogger(__name__)
 
 
-def _raise(message: str) -> None:
-    raise ValueError(f"chat template error: {message}")
-
-
-def compile_chat_template(source: str) -> Any:
-    """Compile a chat template in jinja2's immutable sandbox, as transformers does.
-
-    Args:
-        source (str): the Jinja template text.
-
-    Returns:
-        jinja2.Template: the compiled template (``raise_exception`` and ``strftime_now``
-        globals, ``tojson`` filter keeping non-ASCII).
-    """
-    import json
-
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
-
-    def tojson(value: Any, indent: int | None = None, **kwargs: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, indent=indent, **kwargs)
-
-    env.filters["tojson"] = tojson
-    env.globals["raise_exception"] = _raise
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    return env.from_string(source)
-
-
 class HFModelTokenizer(ModelTokenizer):
     """Tokenize conversations with a model's own chat template.
 
     The whole conversation is rendered once by the template and tokenized in one pass (so the
-    tokens equal ``apply_chat_template(..., tokenize=True)``); each token takes the mask of the
-    message whose rendered text contains the token's first character. Message spans are found
-    by rendering growing prefixes of the conversation, so the template must render a prefix of
-    a conversation as a prefix of its full text. Truncation keeps the first ``max_seq_len``
-    tokens as they are (the template, not this class, decides the end tokens).
+    tokens equal ``apply_chat_template(..., tokenize=True)``). A token is trained on when it
+    holds text of a message that is not ``masked``: for templates with ``{% generation %}``
+    blocks, an assistant message trains on its blocks (as transformers'
+    ``return_assistant_tokens_mask``); otherwise on its content, what the template writes
+    between the generation prompt and the content, and its closing (end-of-turn and final EOS
+    tokens), never on its header. Other unmasked messages train on their whole text. See
+    ``torchtune.modules.tokenizers._chat_template`` for how messages are located.
+    Truncation keeps the first ``max_seq_len`` tokens as they are (the template, not this
+    class, decides the end tokens). ``template`` is the :class:`ChatTemplate` in use.
 
     Args:
         tokenizer_json_path (str): ``tokenizer.json``.
@@ -61,7 +36,7 @@ class HFModelTokenizer(ModelTokenizer):
         template_kwargs (dict | None): extra variables for the template. Default None.
 
     Raises:
-        ValueError: if no chat template is found.
+        ValueError: if no chat template is found or it is not valid Jinja.
     """
 
     def __init__(
@@ -90,13 +65,13 @@ class HFModelTokenizer(ModelTokenizer):
             source = next((t["template"] for t in source if t.get("name") == "default"), None)
         if not isinstance(source, str):
             raise ValueError(f"{tokenizer_config_json_path}: no 'chat_template' (and no chat_template.jinja beside it)")
-        self._template = compile_chat_template(source)
-        self._variables = {
-            "bos_token": _token_content(config.get("bos_token")) or "",
-            "eos_token": _token_content(config.get("eos_token")) or "",
-            "pad_token": _token_content(config.get("pad_token")) or "",
-            **(template_kwargs or {}),
+        variables = {
+            key: _token_content(config.get(key)) or ""
+            for key in ("bos_token", "eos_token", "pad_token", "unk_token")
         }
+        # transformers renders with tools=None and documents=None unless they are given
+        variables.update(tools=None, documents=None, **(template_kwargs or {}))
+        self.template = ChatTemplate(source, variables)
         self.bos_id, self.eos_id, self.pad_id = self.base.bos_id, self.base.eos_id, self.base.pad_id
         self.stop_tokens, self.vocab_size = self.base.stop_tokens, self.base.vocab_size
         self.truncate_with_eos = False
@@ -112,26 +87,10 @@ class HFModelTokenizer(ModelTokenizer):
     def render(self, messages: Sequence[Message], add_generation_prompt: bool = False) -> str:
         """Render messages to text with the chat template."""
         dicts = [{"role": m.role, "content": m.content} for m in messages]
-        return self._template.render(messages=dicts, add_generation_prompt=add_generation_prompt, **self._variables)
+        return self.template.render(dicts, add_generation_prompt)
 
     def _encode_messages(self, messages: Sequence[Message], add_end_tokens: bool) -> tuple[list[int], list[bool]]:
+        if not messages:
+            raise ValueError("messages is empty; a conversation needs at least one message")
         generation = not add_end_tokens and messages[-1].role != "assistant"
-        text = self.render(messages, add_generation_prompt=generation)
-        bounds = []  # end offset of each message's rendered text
-        previous = ""
-        for i in range(1, len(messages) + 1):
-            prefix = text if i == len(messages) else self.render(messages[:i])
-            if not text.startswith(prefix) or len(prefix) < len(previous):
-                raise ValueError(
-                    "the chat template does not render a conversation prefix as a prefix of the full text "
-                    f"(at message {i - 1}); per-message loss masks cannot be derived from it"
-                )
-            bounds.append(len(prefix))
-            previous = prefix
-        ids, offsets = self.base.encode_with_offsets(text)
-        mask, j = [], 0
-        for start, _ in offsets:
-            while j < len(bounds) - 1 and start >= bounds[j]:
-                j += 1
-            mask.append(messages[j].masked)
-        return ids, mask
+        return self.template.render_with_mask(messages, generation, self.base.encode_with_offsets)

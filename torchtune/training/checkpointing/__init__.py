@@ -4,6 +4,7 @@ and peft adapters."""
 
 from torchtune.training.checkpointing._atomic import COMPLETE_MARKER, atomic_directory, is_complete_checkpoint
 from torchtune.training.checkpointing._dcp import dcp_load, dcp_save
+from torchtune.training.checkpointing._fit import check_weights_fit
 from torchtune.training.checkpointing._gguf_checkpointer import (
     GGUFCheckpointer,
     export_gguf,
@@ -17,7 +18,7 @@ from torchtune.training.checkpointing._meta_checkpointer import (
     hf_to_meta_rotary,
     meta_to_hf_rotary,
 )
-from torchtune.training.checkpointing._peft_adapter import load_peft_adapter, save_peft_adapter
+from torchtune.training.checkpointing._peft_adapter import check_save_mappings, load_peft_adapter, save_peft_adapter
 from torchtune.training.checkpointing._recipe_state import load_recipe_state, restore_training_state, save_recipe_state
 from torchtune.utils import deprecated_aliases
 
@@ -29,6 +30,8 @@ __all__ = [
     "HuggingFaceCheckpointer",
     "MetaCheckpointer",
     "atomic_directory",
+    "check_save_mappings",
+    "check_weights_fit",
     "dcp_load",
     "dcp_save",
     "export_gguf",

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from torchtune.models import hf_to_tune, tune_to_hf_module_name
+from torchtune.config import ConfigError
+from torchtune.models import hf_to_tune, tune_to_hf, tune_to_hf_module_name
 from torchtune.modules.peft import AdapterSpec, get_adapter_state_dict, get_merged_lora_ckpt
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -216,6 +217,48 @@ def write_adapter_and_merge(
     if adapter_only:
         return None
     return get_merged_lora_ckpt(state_dict, adapter_specs=specs)  # adapters folded in and dropped
+
+
+def check_save_mappings(
+    state_dict: Mapping[str, torch.Tensor],
+    config: dict[str, Any],
+    *,
+    adapter_specs: Mapping[str, AdapterSpec] | None = None,
+) -> None:
+    """Check, before training, that every tensor a save writes has a Hugging Face name.
+
+    Runs what a save does to the keys (the peft names of the adapters, the merge, the Hugging Face
+    names and fusions of the merged weights) on meta tensors, so it costs no memory and finds
+    e.g. a LoRA target on a module that the checkpoint's layout fuses (``q_proj`` of a fused
+    ``qkv_proj``) before the first step instead of at the final save.
+
+    Args:
+        state_dict (Mapping[str, torch.Tensor]): the model's state dict (adapters included or not).
+        config (dict[str, Any]): the checkpoint's Hugging Face ``config.json``.
+        adapter_specs (Mapping[str, AdapterSpec] | None): from ``get_adapter_specs(model)``.
+            Default: None (no adapters).
+
+    Raises:
+        ConfigError: naming the tensor without a mapping and what to change.
+    """
+    meta = {k: torch.empty(v.shape, dtype=v.dtype, device="meta") for k, v in state_dict.items()}
+    adapter = get_adapter_state_dict(meta)
+    try:
+        adapter_to_peft(adapter, config)
+    except ValueError as e:
+        raise ConfigError(
+            f"the adapters cannot be saved in the peft format of this checkpoint ({config.get('model_type')}): {e}. "
+            "Choose LoRA targets that exist in its layout (config keys model.lora_attn_modules, "
+            "model.apply_lora_to_mlp, model.apply_lora_to_output)"
+        ) from e
+    merged = get_merged_lora_ckpt(meta, adapter_specs=adapter_specs) if adapter else meta
+    try:
+        tune_to_hf(merged, config)
+    except ValueError as e:
+        raise ConfigError(
+            f"the model's weights cannot be saved in this checkpoint's layout ({config.get('model_type')}): {e}. "
+            "The model (config key model) does not match the checkpoint's architecture"
+        ) from e
 
 
 def load_peft_adapter(directory: str | Path, config: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

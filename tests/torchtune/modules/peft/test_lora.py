@@ -3,7 +3,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
-from torchtune.modules.peft import DoRALinear, LoRALinear
+from torchtune.modules.peft import DoRALinear, LoRALinear, set_adapter_dtype
 
 IN, OUT, RANK, ALPHA = 12, 10, 4, 8.0
 
@@ -100,3 +100,29 @@ def test_bad_args(kwargs, message):
     args = {"in_dim": IN, "out_dim": OUT, "rank": RANK, "alpha": ALPHA, **kwargs}
     with pytest.raises(ValueError, match=message):
         LoRALinear(**args)
+
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("cls,use_dora", [(LoRALinear, False), (DoRALinear, True)])
+def test_fp32_adapters_on_a_bf16_layer_match_peft(cls, use_dora, bias):
+    """bf16 base with fp32 adapters (set_adapter_dtype): output in bf16 close to peft's in fp32 on
+    the same bf16-rounded base, and the adapters' gradients in fp32."""
+    model, layer = _peft_layer(bias, use_dora)
+    with torch.no_grad():  # the reference sees exactly the bf16 base weights ours holds
+        layer.base_layer.weight.copy_(layer.base_layer.weight.to(torch.bfloat16).float())
+        if bias:
+            layer.base_layer.bias.copy_(layer.base_layer.bias.to(torch.bfloat16).float())
+    ours = _copy_into(cls(IN, OUT, RANK, ALPHA, use_bias=bias), layer, bias, use_dora)
+    holder = nn.Module()
+    holder.proj = ours.to(torch.bfloat16)
+    set_adapter_dtype(holder, torch.float32)
+    assert ours.weight.dtype == torch.bfloat16
+    assert all(dict(ours.named_parameters())[n].dtype == torch.float32 for n in ours.adapter_params())
+    x = torch.randn(3, 5, IN).to(torch.bfloat16)
+    out = ours(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), model(x.float()), atol=0.05, rtol=0.02)
+    out.float().sum().backward()
+    for name in ours.adapter_params():
+        assert dict(ours.named_parameters())[name].grad.dtype == torch.float32

@@ -57,7 +57,27 @@ def test_bpe_matches_transformers_gguf_reading(tmp_path):
     assert ours.tokenize_messages(CONVERSATION)[0] == list(expected)
 
 
-def _spm_metadata(tmp_path, add_dummy_prefix: bool):
+def test_qwen3_multi_turn_matches_transformers_gguf_reading(tmp_path):
+    """Qwen3's template renders the last assistant turn differently from earlier ones."""
+    from transformers import AutoTokenizer
+
+    from tests.assets.tiny_tokenizers import read_chat_template
+
+    specials = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
+    tok = train_byte_level_bpe("qwen2", special_tokens=specials)
+    kv = bpe_tokenizer_kv(tok, "qwen2", chat_template=read_chat_template("qwen3"))
+    write_tiny_gguf(tiny_model("qwen2"), tmp_path / "q.gguf", tokenizer_kv=kv)
+    reference = AutoTokenizer.from_pretrained(tmp_path, gguf_file="q.gguf")
+    ours = GGUFTokenizer.from_file(tmp_path / "q.gguf")
+    conversation = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                    {"role": "user", "content": "ok?"}, {"role": "assistant", "content": "yes"}]
+    tokens, mask = ours.tokenize_messages(conversation)
+    assert tokens == list(reference.apply_chat_template(conversation, tokenize=True, return_dict=False))
+    trained = ours.decode([t for t, m in zip(tokens, mask) if not m], skip_special_tokens=False)
+    assert trained == "hello<|im_end|>\n<think>\n\n</think>\n\nyes<|im_end|>\n"
+
+
+def _spm_metadata(tmp_path, add_dummy_prefix: bool, control_symbols=()):
     import sentencepiece as spm
 
     corpus = os.path.join(tmp_path, "corpus.txt")
@@ -68,6 +88,7 @@ def _spm_metadata(tmp_path, add_dummy_prefix: bool):
         byte_fallback=True, character_coverage=1.0, normalization_rule_name="identity",
         remove_extra_whitespaces=False, add_dummy_prefix=add_dummy_prefix, unk_id=0, bos_id=1, eos_id=2,
         pad_id=-1, num_threads=1, minloglevel=2, user_defined_symbols=["<tool>"],
+        control_symbols=list(control_symbols),
     )
     sp = spm.SentencePieceProcessor(model_file=os.path.join(tmp_path, "sp.model"))
     n = sp.get_piece_size()
@@ -103,6 +124,72 @@ def test_sentencepiece_matches_sentencepiece(tmp_path, add_dummy_prefix):
         expected = sp.encode(text)
         assert ours.encode(text) == [1] + expected + [2], repr(text)
         assert ours.decode(expected) == sp.decode(expected), repr(text)
+
+
+# Phi-3's template as its GGUF carries it (llama.cpp's ggml-vocab-phi-3.gguf)
+PHI3_GGUF_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') %}"
+    "{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + '\n'}}"
+    "{% elif (message['role'] == 'assistant') %}{{message['content'] + '<|end|>' + '\n'}}{% endif %}{% endfor %}"
+)
+
+
+def _kv(metadata):
+    import gguf
+
+    vt = gguf.GGUFValueType
+    kinds = {list: None, bool: vt.BOOL, int: vt.UINT32, str: vt.STRING}
+    kv = {}
+    for key, value in metadata.items():
+        if isinstance(value, list):
+            sub = {str: vt.STRING, float: vt.FLOAT32, int: vt.INT32}[type(value[0])]
+            kv[key] = (value, vt.ARRAY, sub)
+        else:
+            kv[key] = (value, kinds[type(value)], None)
+    return kv
+
+
+def test_sentencepiece_control_tokens_match_transformers_gguf(tmp_path):
+    """The dummy prefix follows every control token (issue 20, item 4), as in transformers'
+    reading of a Phi-3 GGUF, and a chat starting with the BOS text gets one BOS."""
+    from transformers import AutoTokenizer
+
+    controls = ["<|user|>", "<|end|>", "<|assistant|>"]
+    _, metadata = _spm_metadata(tmp_path, add_dummy_prefix=True, control_symbols=controls)
+    metadata.update({"tokenizer.ggml.add_bos_token": True, "tokenizer.chat_template": PHI3_GGUF_TEMPLATE})
+    write_tiny_gguf(tiny_model("llama"), tmp_path / "phi.gguf", tokenizer_kv=_kv(metadata), arch="phi3")
+    reference = AutoTokenizer.from_pretrained(tmp_path, gguf_file="phi.gguf")
+    ours = GGUFTokenizer.from_file(tmp_path / "phi.gguf")
+    texts = ["<s><|user|>\nhi", "a<|end|>b", "<|user|>The fox<|end|>\n<|assistant|>", " lead", "x  y"]
+    for text in texts + MIXED_TEXTS:
+        assert ours.encode(text, add_bos=False, add_eos=False) == reference.encode(text, add_special_tokens=False), text
+    start = [1, reference.convert_tokens_to_ids("<|user|>"), reference.convert_tokens_to_ids("\u2581")]
+    assert ours.encode("<s><|user|>\nhi", add_bos=False, add_eos=False)[:3] == start
+    conversation = [{"role": "user", "content": "The quick fox?"}, {"role": "assistant", "content": "Jumps."}]
+    tokens, mask = ours.tokenize_messages(conversation)
+    expected = list(reference.apply_chat_template(conversation, tokenize=True, return_dict=False))
+    assert tokens == expected + [ours.eos_id] and tokens.count(1) == 1
+    trained = ours.decode([t for t, m in zip(tokens, mask) if not m], skip_special_tokens=False)
+    assert trained.strip() == "Jumps.<|end|> \n</s>"
+
+
+def test_inconsistent_vocabulary_arrays_are_clear_errors(tmp_path):
+    _, metadata = _spm_metadata(tmp_path, add_dummy_prefix=True)
+    short = dict(metadata, **{"tokenizer.ggml.token_type": metadata["tokenizer.ggml.token_type"][:-3]})
+    n = len(metadata["tokenizer.ggml.tokens"])
+    message = f"tokenizer.ggml.token_type has {n - 3} entries but tokenizer.ggml.tokens has {n}"
+    with pytest.raises(ValueError, match=message):
+        GGUFTokenizer(short)
+    short = dict(metadata, **{"tokenizer.ggml.scores": metadata["tokenizer.ggml.scores"][:5]})
+    with pytest.raises(ValueError, match=f"tokenizer.ggml.scores has 5 entries but tokenizer.ggml.tokens has {n}"):
+        GGUFTokenizer(short)
+
+
+def test_gpt_2_pre_tokenizer_name_as_llama_cpp_writes_it():
+    tok = train_byte_level_bpe("gpt2")
+    ours = GGUFTokenizer(kv_to_metadata(bpe_tokenizer_kv(tok, "gpt-2")))
+    for text in MIXED_TEXTS:
+        assert ours.encode(text, add_bos=False, add_eos=False) == tok.encode(text, add_special_tokens=False).ids
 
 
 def test_tokenize_messages_matches_template_and_masks(tmp_path):
@@ -154,9 +241,9 @@ def test_errors():
         GGUFTokenizer({"general.architecture": "llama"})
     with pytest.raises(ValueError, match="has no tokenizer.chat_template"):
         GGUFTokenizer(metadata).tokenize_messages(CONVERSATION)
-    unstable = "{{ messages | length }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
-    with pytest.raises(ValueError, match="renders a conversation's prefix differently"):
-        GGUFTokenizer(dict(metadata, **{"tokenizer.chat_template": unstable})).tokenize_messages(CONVERSATION)
+    twice = "{% for m in messages %}{{ m['content'] }}|{% endfor %}" * 2
+    with pytest.raises(ValueError, match="overlap in the rendered conversation; per-message loss masks cannot"):
+        GGUFTokenizer(dict(metadata, **{"tokenizer.chat_template": twice})).tokenize_messages(CONVERSATION)
     raising = "{{ raise_exception('no system role') }}"
     with pytest.raises(ValueError, match="chat template error: no system role"):
         GGUFTokenizer(dict(metadata, **{"tokenizer.chat_template": raising})).tokenize_messages(CONVERSATION)

@@ -3,6 +3,7 @@
 Slow; needs TORCHTUNE_SMOLLM2_GGUF, the path of ``SmolLM2-135M-Instruct.Q4_1.gguf``.
 """
 
+import copy
 import os
 from pathlib import Path
 
@@ -98,3 +99,48 @@ def test_q8_0_export_still_answers(checkpointer, tmp_path):
         out, _ = generate(model, [prompt], max_new_tokens=24, temperature=0.0, stop_tokens=tokenizer.stop_tokens)
     answer = tokenizer.decode(out[0, len(prompt):].tolist())
     assert "Paris" in answer, answer
+
+
+PROMPTS = [
+    "Write the text in capital letters.\n\nmango river",
+    "Sort the numbers from smallest to largest.\n\n42, 7, 19",
+    "What is the capital of France?",
+]
+
+
+def test_bf16_greedy_generation_matches_transformers(checkpointer):
+    """bf16 KV-cache greedy generation picks transformers' bf16 argmax at every step.
+
+    Greedy sequences of two bf16 implementations may part at near-ties (transformers' own cached
+    and uncached bf16 runs do), so the check is teacher-forced: transformers scores our sequence.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    # transformers' GGUF loading keeps packed weights and computes in fp32, so the bf16 reference
+    # is its Llama model given the same dequantised weights.
+    config = {k: v for k, v in checkpointer.config.items() if k != "architectures"}
+    reference = LlamaForCausalLM(LlamaConfig(**config))
+    reference.load_state_dict(checkpointer.load_hf_state_dict(), strict=False)
+    reference.tie_weights()
+    reference32 = reference.eval()
+    reference = copy.deepcopy(reference32).to(torch.bfloat16)
+    model = checkpointer.build_model().eval()
+    model.load_state_dict(checkpointer.load_checkpoint(), strict=True)
+    model.to(torch.bfloat16)
+    tokenizer = checkpointer.tokenizer()
+    for text in PROMPTS:
+        prompt, _ = tokenizer.tokenize_messages([{"role": "user", "content": text}], add_end_tokens=False)
+        with torch.no_grad():
+            ours, logits = generate(model, [prompt], max_new_tokens=32, temperature=0.0,
+                                    stop_tokens=tokenizer.stop_tokens, return_logits=True)
+            theirs = reference(ours).logits[0, len(prompt) - 1 : -1].float()  # [n, v] teacher-forced
+            fp32 = reference32(ours).logits[0, len(prompt) - 1 : -1]  # [n, v]
+        chosen = ours[0, len(prompt):]
+        gap = theirs.max(-1).values - theirs.gather(-1, chosen[:, None])[:, 0]
+        # and a near-argmax of the fp32 model too: bf16 answers are fp32's up to near-ties
+        gap32 = fp32.max(-1).values - fp32.gather(-1, chosen[:, None])[:, 0]
+        assert gap32.max().item() <= 0.5, (text, gap32.tolist(), tokenizer.decode(chosen.tolist()))
+        diff = (logits[0].float() - theirs).abs().max().item()
+        # every token we chose is (up to bf16 rounding) the reference's argmax on the same prefix
+        assert gap.max().item() <= 0.125, (text, gap.tolist(), tokenizer.decode(chosen.tolist()))
+        assert diff < 1.5, (text, diff)

@@ -1,0 +1,66 @@
+"""check_weights_fit: one message, naming both shapes and the fix, instead of PyTorch's wall of size mismatches."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from torchtune.config import ConfigError
+from torchtune.models import hf_to_tune, model_from_hf_config
+from torchtune.training.checkpointing import check_weights_fit
+
+SMALL = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=64)
+
+
+def _checkpoint(**sizes) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    hf = LlamaForCausalLM(LlamaConfig(**{**SMALL, **sizes}))
+    return hf_to_tune(hf.state_dict(), hf.config.to_dict())
+
+
+def test_fitting_checkpoint_passes_and_loads():
+    model = model_from_hf_config(LlamaConfig(**SMALL).to_dict())
+    state_dict = _checkpoint()
+    check_weights_fit(model, state_dict, builder="some.builder")
+    model.load_state_dict(state_dict)
+
+
+def test_other_size_names_first_tensor_both_shapes_and_the_fix():
+    model = model_from_hf_config(LlamaConfig(**{**SMALL, "hidden_size": 64}).to_dict())
+    state_dict = _checkpoint()
+    with pytest.raises(RuntimeError, match="size mismatch"):  # what the user got before
+        model.load_state_dict(state_dict)
+    with pytest.raises(ConfigError) as info:
+        check_weights_fit(model, state_dict, builder="torchtune.models.llama3_2.lora_llama3_2_3b")
+    message = str(info.value)
+    assert "builder model._component_=torchtune.models.llama3_2.lora_llama3_2_3b" in message
+    assert "tok_embeddings.weight is [64, 32] in the checkpoint but [64, 64] in the model" in message
+    differing = sum(1 for k, v in state_dict.items() if v.shape != model.state_dict()[k].shape)
+    assert f"({differing} of {len(state_dict)} tensors differ)" in message
+    assert "`~model._component_`" in message and "`~model`" in message
+    assert "\n" not in message
+
+
+def test_meta_device_model_is_checked_too():
+    with torch.device("meta"):
+        model = model_from_hf_config(LlamaConfig(**{**SMALL, "num_hidden_layers": 2, "intermediate_size": 96}).to_dict())
+    with pytest.raises(ConfigError, match=r"layers\.0\.mlp\.w1\.weight is \[64, 32\] in the checkpoint but \[96, 32\]"):
+        check_weights_fit(model, _checkpoint())
+
+
+def test_save_mappings_refuse_a_lora_target_the_layout_fuses():
+    from transformers import Phi3Config
+
+    from torchtune.modules.peft import get_adapter_specs
+    from torchtune.training.checkpointing import check_save_mappings
+
+    lora = dict(lora_attn_modules=["q_proj", "v_proj"], apply_lora_to_mlp=False, lora_rank=2, lora_alpha=4)
+    llama = LlamaConfig(**SMALL).to_dict()
+    model = model_from_hf_config(llama, **lora)
+    check_save_mappings(model.state_dict(), llama, adapter_specs=get_adapter_specs(model))  # maps: no error
+    phi3 = Phi3Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=4, max_position_embeddings=64).to_dict()
+    model = model_from_hf_config(phi3, **lora)
+    with pytest.raises(ConfigError, match=r"no mapping for module 'layers\.0\.attn\.q_proj'.*model\.lora_attn_modules"):
+        check_save_mappings(model.state_dict(), phi3, adapter_specs=get_adapter_specs(model))
+    check_save_mappings(model_from_hf_config(phi3).state_dict(), phi3)  # without adapters Phi-3 saves fine
