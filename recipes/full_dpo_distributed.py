@@ -32,7 +32,14 @@ from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, epoch_sample_order
 from torchtune.datasets import build_preference_data, check_local_data_files
 from torchtune.models import model_from_hf_config
 from torchtune.modules import SequenceLogProbs, TransformerSelfAttentionLayer, reward_metrics, reward_sums, sequence_log_probs
-from torchtune.training.checkpointing import CheckpointManager, Checkpointer, restore_training_state, save_recipe_state
+from torchtune.training.checkpointing import (
+    CheckpointManager,
+    Checkpointer,
+    check_save_mappings,
+    check_weights_fit,
+    restore_training_state,
+    save_recipe_state,
+)
 
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
 KNOWN_KEYS = (
@@ -49,7 +56,8 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
-    check_local_data_files(cfg)
+    check_local_data_files(cfg)  # and the datasets extra for Hub data
+    training.check_metric_loggers(cfg.get("metric_logger"))
 
 
 def build_data(node: Any, tokenizer: Any, padding_free: bool, key: str) -> tuple[Any, Any]:
@@ -74,7 +82,9 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
         model = config.instantiate(node)
     else:
         model = model_from_hf_config(checkpointer.config)
-    model.load_state_dict(checkpointer.load_checkpoint(weights_dir))  # every process reads, then keeps its shard
+    state_dict = checkpointer.load_checkpoint(weights_dir)  # every process reads, then keeps its shard
+    check_weights_fit(model, state_dict, builder=node.get("_component_") if node is not None else None)
+    model.load_state_dict(state_dict)
     model.to(device=device, dtype=dtype)
     if not trainable:
         model.requires_grad_(False)
@@ -158,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         order = epoch_sample_order(len(val_ds), seed=0, epoch=0, shuffle=False, world_size=world_size, rank=rank)
         val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, sampler=order, collate_fn=val_collate, drop_last=True)
     model = build_model(cfg, checkpointer, device, dtype, resume_dir, trainable=True)
+    check_save_mappings(model.state_dict(), checkpointer.config)  # fail now, not at the first save
     trainable = [p for p in model.parameters() if p.requires_grad]
     say(f"Model: {sum(p.numel() for p in trainable):,} parameters, all trainable, sharded over {world_size} processes")
     loss_fn = config.instantiate(cfg.loss)

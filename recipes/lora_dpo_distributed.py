@@ -41,7 +41,14 @@ from torchtune.modules.peft import (
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
-from torchtune.training.checkpointing import CheckpointManager, Checkpointer, restore_training_state, save_recipe_state
+from torchtune.training.checkpointing import (
+    CheckpointManager,
+    Checkpointer,
+    check_save_mappings,
+    check_weights_fit,
+    restore_training_state,
+    save_recipe_state,
+)
 
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
 KNOWN_KEYS = (
@@ -58,7 +65,8 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
-    check_local_data_files(cfg)
+    check_local_data_files(cfg)  # and the datasets extra for Hub data
+    training.check_metric_loggers(cfg.get("metric_logger"))
 
 
 def build_data(node: Any, tokenizer: Any, padding_free: bool, key: str) -> tuple[Any, Any]:
@@ -79,7 +87,9 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
     else:
         model = model_from_hf_config(checkpointer.config, **cfg.model.to_dict())
     # every process reads the files, then keeps its shard
-    missing, unexpected = model.load_state_dict(checkpointer.load_checkpoint(), strict=False)
+    state_dict = checkpointer.load_checkpoint()
+    check_weights_fit(model, state_dict, builder=cfg.model.get("_component_"))
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
     initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
@@ -167,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, sampler=order, collate_fn=val_collate, drop_last=True)
     training.set_seed(cfg.seed)  # the same adapter initialisation on every process ...
     model = build_model(cfg, checkpointer, device, dtype, resume_dir)
+    check_save_mappings(model.state_dict(), checkpointer.config, adapter_specs=get_adapter_specs(model))  # fail now
     seed = training.set_seed(cfg.seed, rank)  # ... then one random stream per process (dropout)
     trainable = [p for p in model.parameters() if p.requires_grad]
     say(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} "

@@ -43,7 +43,14 @@ from torchtune.modules.peft import (
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
-from torchtune.training.checkpointing import CheckpointManager, Checkpointer, restore_training_state, save_recipe_state
+from torchtune.training.checkpointing import (
+    CheckpointManager,
+    Checkpointer,
+    check_save_mappings,
+    check_weights_fit,
+    restore_training_state,
+    save_recipe_state,
+)
 
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
 KNOWN_KEYS = (
@@ -60,7 +67,8 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
-    check_local_data_files(cfg)
+    check_local_data_files(cfg)  # and the datasets extra for Hub data
+    training.check_metric_loggers(cfg.get("metric_logger"))
 
 
 def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
@@ -73,7 +81,9 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
         model = config.instantiate(cfg.model)
     else:
         model = model_from_hf_config(checkpointer.config, **cfg.model.to_dict())
-    missing, unexpected = model.load_state_dict(checkpointer.load_checkpoint(), strict=False)
+    state_dict = checkpointer.load_checkpoint()
+    check_weights_fit(model, state_dict, builder=cfg.model.get("_component_"))
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
     initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
@@ -153,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         val_ds, val_collate = build_data(cfg.dataset_val, tokenizer, padding_free, "dataset_val")
         val_loader = DataLoader(val_ds, batch_size=cfg.batch_size, collate_fn=val_collate, drop_last=True)
     model = build_model(cfg, checkpointer, device, dtype)
+    # every tensor a save writes must have a name in the checkpoint's layout: fail now, not at the first save
+    check_save_mappings(model.state_dict(), checkpointer.config, adapter_specs=get_adapter_specs(model))
     trainable = [p for p in model.parameters() if p.requires_grad]
     print(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} trainable (adapters)")
     loss_fn = config.instantiate(cfg.loss)
