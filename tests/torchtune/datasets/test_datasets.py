@@ -20,9 +20,11 @@ from torchtune.data import (
     padded_collate_packed,
     padded_collate_sft,
 )
+from torchtune.config import DictConfig
 from torchtune.datasets import (
     alpaca_cleaned_dataset,
     alpaca_dataset,
+    build_preference_data,
     chat_dataset,
     instruct_dataset,
     preference_dataset,
@@ -114,6 +116,19 @@ def test_preference_dataset_prompt_and_string_answers(tmp_path, tok):
     for key, answer in (("chosen", "Blue"), ("rejected", "No")):
         tokens, labels = _expected(tok, [Message("user", "Pick a colour", masked=True), Message("assistant", answer)])
         assert ds[0][f"{key}_input_ids"].tolist() == tokens and ds[0][f"{key}_labels"].tolist() == labels
+
+
+def test_build_preference_data_collates_pairs_and_rejects_sft_data(tmp_path, tok):
+    pairs = _jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "chosen": "b", "rejected": "c"}] * 2)
+    node = DictConfig({"_component_": "torchtune.datasets.preference_dataset", "source": "json", "data_files": pairs})
+    ds, collate = build_preference_data(node, tok, padding_free=True)
+    batch = collate([ds[0], ds[1]])
+    assert batch["tokens"].shape[0] == 1 and batch["sequence_ids"].max() == 3  # 2 chosen, then 2 rejected
+    instructions = _jsonl(tmp_path / "i.jsonl", [{"input": "a", "output": "b"}])
+    sft = DictConfig({"_component_": "torchtune.datasets.instruct_dataset", "source": "json", "data_files": instructions})
+    with pytest.raises(ValueError, match=r"dataset 'torchtune.datasets.instruct_dataset' gives samples with keys "
+                                         r"\['labels', 'tokens'\], not preference pairs"):
+        build_preference_data(sft, tok, padding_free=False)
 
 
 def test_preference_dataset_bad_rows_name_file_row_and_field(tmp_path, tok, tok_path):
