@@ -166,7 +166,7 @@ class DPOLoss(nn.Module):
 
     With ``h = (log pi(y_w) - log ref(y_w)) - (log pi(y_l) - log ref(y_l))`` over whole answers,
     ``loss = -(1 - eps) * log sigmoid(beta * h) - eps * log sigmoid(-beta * h)``, where ``eps``
-    is the label smoothing of conservative DPO (0 gives plain DPO). The rewards are
+    is the label smoothing of conservative DPO (cDPO; 0 gives plain DPO). The rewards are
     ``beta * (log pi(y) - log ref(y))``.
 
     Args:

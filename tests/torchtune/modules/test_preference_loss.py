@@ -4,8 +4,9 @@ TRL 1.16 cannot be a test dependency here: it needs ``datasets`` and ``pandas``,
 the test lock. The references below are therefore the published formulas, re-derived from first
 principles in float64 with their gradients written out by hand (not by autograd):
 
-- DPO (Rafailov et al. 2023, eq. 7; conservative label smoothing as in TRL's ``sigmoid`` loss):
-  ``L = -(1-e) log s(b h) - e log s(-b h)``, ``h = (pc - rc) - (pr - rr)``.
+- DPO (Rafailov et al. 2023, eq. 7), with the label smoothing of conservative DPO (cDPO,
+  Mitchell 2023; TRL 1.16's ``sigmoid`` loss is the e = 0 case, its ``aot`` losses smooth the
+  same way): ``L = -(1-e) log s(b h) - e log s(-b h)``, ``h = (pc - rc) - (pr - rr)``.
 - IPO (Azar et al. 2023, eq. 17; per-token averaged log-probabilities as TRL's ``ipo``):
   ``L = (h - 1/(2 t))^2``.
 - SimPO (Meng et al. 2024, eq. 6): ``L = -log s(b (pc/|yc| - pr/|yr|) - g)``.
