@@ -81,6 +81,17 @@ def test_ipo_and_simpo_run(tt, tmp_path, loss):
     assert (final_dir(out) / "adapter" / "adapter_model.safetensors").exists()
 
 
+def test_padding_free_pairs_give_the_padded_losses(tt, tmp_path):
+    free, padded = tmp_path / "free", tmp_path / "padded"
+    common = ("max_steps_per_epoch=6", "epochs=1", "log_every_n_steps=1", "dataset_val=null")
+    for out, flag in ((free, "true"), (padded, "false")):
+        tt.run("tune", "run", "lora_dpo_single_device", "--config", "tiny/lora_dpo_single_device",
+               f"output_dir={out}", f"padding_free={flag}", *common, cwd=tmp_path)
+    a, b = metrics(free, "loss"), metrics(padded, "loss")
+    assert len(a) == len(b) == 6
+    assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
+
+
 def _run_until_checkpoint(tt, cwd: Path, out: Path, args: list[str]) -> None:
     """Starts a run and SIGKILLs it (and any torchrun workers) once its first checkpoint is whole."""
     proc = subprocess.Popen([str(tt.bin / "tune"), *args], cwd=cwd, env=clean_env(OMP_NUM_THREADS="1"),
