@@ -11,7 +11,9 @@ principles in float64 with their gradients written out by hand (not by autograd)
   ``L = (h - 1/(2 t))^2``.
 - SimPO (Meng et al. 2024, eq. 6): ``L = -log s(b (pc/|yc| - pr/|yr|) - g)``.
 
-Log-probabilities are checked against transformers' logits on the same tiny model.
+Log-probabilities are checked against transformers' logits on the same tiny model. Against TRL
+itself, tools/reference_checks/trl_preference_losses.py runs TRL 1.16's own loss code in a
+scratch venv (by hand): losses and gradients agree to 1e-15.
 """
 
 import copy
