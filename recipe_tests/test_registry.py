@@ -21,7 +21,8 @@ def test_names_are_unique():
     assert len(set(CONFIG_NAMES)) == len(CONFIG_NAMES)
     bazel_names = [r.bazel_name for r in registry.RECIPES]
     assert sorted(bazel_names) == sorted(
-        ["lora", "full", "lora_distributed", "full_distributed", "generate", "eval"]
+        ["lora", "full", "lora_distributed", "full_distributed", "lora_dpo", "lora_dpo_distributed",
+         "full_dpo_distributed", "generate", "eval"]
     )
 
 
@@ -36,8 +37,8 @@ def test_entries_are_well_formed():
 
 def test_family_table_expands_to_four_configs_per_size():
     n_sizes = sum(len(s) for s in registry.FAMILY_SIZES.values())
-    assert n_sizes == 32  # the presets listed in the design
-    assert len(CONFIG_NAMES) == 4 * n_sizes + 6 + 1  # + 6 tiny configs + the SmolLM2 main job
+    assert n_sizes == 39  # the presets listed in the design, plus Qwen3-MoE (2), Gemma 3 (4) and SmolLM3 (1)
+    assert len(CONFIG_NAMES) == 4 * n_sizes + 9 + 1  # + 9 tiny configs + the SmolLM2 main job
     assert registry.get_config("smollm2/135M_lora_single_device")[0].name == "lora_finetune_single_device"
     assert "qwen2_5/0.5B_lora_single_device" in CONFIG_NAMES
     assert "phi3/mini_full" in CONFIG_NAMES

@@ -9,6 +9,8 @@ script twice gives byte-identical files::
 Outputs:
     instructions.jsonl      training records ``{"instruction", "input", "output"}`` (Alpaca style)
     instructions_val.jsonl  held-out records of the same tasks
+    preferences.jsonl       preference pairs ``{"prompt", "chosen", "rejected"}`` of the same tasks
+    preferences_val.jsonl   held-out pairs
     tokenizer.json          a byte-level BPE trained on the records with the ``tokenizers`` library
     tokenizer_config.json   ChatML chat template and special tokens
     config.json             a 4-layer Llama-architecture model in Hugging Face format
@@ -35,6 +37,7 @@ except ModuleNotFoundError:  # run from a source checkout: python tools/assets/m
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "recipes" / "assets" / "tiny"
 NUM_TRAIN, NUM_VAL = 400, 40
+NUM_PREF_TRAIN = 200  # pairs made from the first training records; the held-out pairs use every val record
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -94,6 +97,29 @@ def make_records(seed: int, count: int) -> list[dict[str, str]]:
     """``count`` instruction records drawn with ``random.Random(seed)``."""
     rng = random.Random(seed)
     return [_task(rng) for _ in range(count)]
+
+
+def _wrong_answer(record: dict[str, str], rng: random.Random) -> str:
+    """A plausible but wrong answer to a record: a near-miss number, or the input left as it was."""
+    out, given = record["output"], record["input"]
+    if out.lstrip("-").isdigit() and "," not in out:
+        return str(int(out) + rng.choice([-2, -1, 1, 2, 10]))
+    if record["instruction"].startswith("What is the first letter"):
+        return given[-1] if given[-1] != out else given[1]
+    if given and given != out:
+        return given  # not reversed / not capitalised / not sorted
+    return out[::-1] + out[::-1] if out[::-1] != out else out + out
+
+
+def make_preferences(records: list[dict[str, str]], seed: int) -> list[dict[str, str]]:
+    """Preference pairs ``{"prompt", "chosen", "rejected"}``: the Alpaca prompt of each record,
+    its right answer as chosen and a wrong one (drawn with ``random.Random(seed)``) as rejected."""
+    rng = random.Random(seed)
+    return [
+        {"prompt": AlpacaInstructTemplate.format(r["instruction"], r["input"]), "chosen": r["output"],
+         "rejected": _wrong_answer(r, rng)}
+        for r in records
+    ]
 
 
 def _chatml(record: dict[str, str]) -> str:
@@ -163,6 +189,9 @@ files byte for byte). Same licence as the torchtune project; no third-party data
   Alpaca-style `{{"instruction", "input", "output"}}` records of simple generated tasks
   (addition, reversing a word, capital letters, counting words, sorting numbers, next
   number, first letter), so that a tiny model's loss visibly falls within a minute.
+- `preferences.jsonl` ({num_pref} pairs) and `preferences_val.jsonl` ({num_val} pairs):
+  `{{"prompt", "chosen", "rejected"}}` pairs of the same tasks (the Alpaca prompt, the right
+  answer and a near-miss wrong one) for the DPO recipes.
 - `tokenizer.json`: a byte-level BPE ({tok_vocab} tokens) trained on those records (in the
   Alpaca prompt that `alpaca_dataset` uses);
   `tokenizer_config.json` holds a ChatML chat template (`<|im_start|>`, `<|im_end|>`).
@@ -183,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     train, val = make_records(0, NUM_TRAIN), make_records(1, NUM_VAL)
     _write_jsonl(out / "instructions.jsonl", train)
     _write_jsonl(out / "instructions_val.jsonl", val)
+    _write_jsonl(out / "preferences.jsonl", make_preferences(train[:NUM_PREF_TRAIN], 2))
+    _write_jsonl(out / "preferences_val.jsonl", make_preferences(val, 3))
 
     tok = make_tokenizer([_chatml(r) for r in train], MODEL["vocab_size"])
     tok.save(str(out / "tokenizer.json"))
@@ -222,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     weights = make_weights(0)
     save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "README.md").write_text(README.format(
-        num_train=NUM_TRAIN, num_val=NUM_VAL, tok_vocab=tok.get_vocab_size(),
+        num_train=NUM_TRAIN, num_val=NUM_VAL, num_pref=NUM_PREF_TRAIN, tok_vocab=tok.get_vocab_size(),
         layers=MODEL["num_hidden_layers"], dim=MODEL["hidden_size"],
         heads=MODEL["num_attention_heads"], kv_heads=MODEL["num_key_value_heads"],
         vocab=MODEL["vocab_size"], params=sum(w.numel() for w in weights.values()),

@@ -1,11 +1,13 @@
 """Messages, masking, message transforms, prompt templates, collate functions and packing."""
 
 from torchtune.data._collate import (
+    dpo_collate_fn,
     labels_from_tokens,
     packed_block_causal_mask,
     padded_collate_dpo,
     padded_collate_packed,
     padded_collate_sft,
+    padding_free_collate_dpo,
     padding_free_collate_sft,
     sft_collate_fn,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "Role",
     "SUMMARIZE_TEMPLATE",
     "ShareGPTToMessages",
+    "dpo_collate_fn",
     "epoch_sample_order",
     "get_field",
     "labels_from_tokens",
@@ -53,6 +56,7 @@ __all__ = [
     "padded_collate_dpo",
     "padded_collate_packed",
     "padded_collate_sft",
+    "padding_free_collate_dpo",
     "padding_free_collate_sft",
     "sft_collate_fn",
     "validate_messages",

@@ -73,6 +73,20 @@ def padded_collate_sft(
     return {"tokens": tokens, "labels": labels}
 
 
+def _dpo_sequences(batch: Sequence[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """The chosen then the rejected token and label lists of preference samples."""
+    for i, sample in enumerate(batch):
+        for key in ("chosen", "rejected"):
+            n, m = len(sample[f"{key}_input_ids"]), len(sample[f"{key}_labels"])
+            if n != m or n == 0:
+                raise ValueError(
+                    f"sample {i}: {key}_input_ids ({n}) and {key}_labels ({m}) must have the same, non-zero length"
+                )
+    tokens = [s["chosen_input_ids"] for s in batch] + [s["rejected_input_ids"] for s in batch]
+    labels = [s["chosen_labels"] for s in batch] + [s["rejected_labels"] for s in batch]
+    return tokens, labels
+
+
 def padded_collate_dpo(
     batch: Sequence[dict[str, Any]],
     padding_idx: int = 0,
@@ -87,12 +101,62 @@ def padded_collate_dpo(
         ignore_idx (int): label value for padded positions. Default -100.
 
     Returns:
-        dict[str, torch.Tensor]: ``tokens [2b, s]`` and ``labels [2b, s]``; rows ``[:b]`` are
-        the chosen responses and rows ``[b:]`` the rejected ones.
+        dict[str, torch.Tensor]: ``tokens [2b, s]``, ``labels [2b, s]`` and ``sequence_ids
+        [2b, s]`` (the row index at every position); rows ``[:b]`` are the chosen responses
+        and rows ``[b:]`` the rejected ones.
+
+    Raises:
+        ValueError: if a sample's tokens and labels differ in length or are empty.
     """
-    tokens = [s["chosen_input_ids"] for s in batch] + [s["rejected_input_ids"] for s in batch]
-    labels = [s["chosen_labels"] for s in batch] + [s["rejected_labels"] for s in batch]
-    return {"tokens": _pad(tokens, padding_idx), "labels": _pad(labels, ignore_idx)}
+    tokens, labels = _dpo_sequences(batch)
+    tokens_t = _pad(tokens, padding_idx)  # [2b, s]
+    sequence_ids = torch.arange(tokens_t.shape[0])[:, None].expand_as(tokens_t).contiguous()  # [2b, s]
+    return {"tokens": tokens_t, "labels": _pad(labels, ignore_idx), "sequence_ids": sequence_ids}
+
+
+def padding_free_collate_dpo(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Lay the chosen then the rejected sequences of preference pairs end to end in one row.
+
+    As :func:`padding_free_collate_sft`: attention stays within each sequence and positions
+    restart at 0, so every token gets the output it would get alone, with no padding.
+
+    Args:
+        batch (Sequence[dict]): samples with ``chosen_input_ids``, ``chosen_labels``,
+            ``rejected_input_ids`` and ``rejected_labels``.
+
+    Returns:
+        dict[str, Any]: ``tokens``, ``labels``, ``input_pos`` and ``sequence_ids`` ``[1, T]``
+        long, and ``mask`` (:class:`~torchtune.modules.BlockCausalMask`). ``sequence_ids``
+        numbers the sequences: ``0 .. b-1`` the chosen ones, ``b .. 2b-1`` the rejected ones.
+
+    Raises:
+        ValueError: if a sample's tokens and labels differ in length or are empty.
+    """
+    tokens, labels = _dpo_sequences(batch)
+    lens = [len(t) for t in tokens]
+    return {
+        "tokens": torch.cat([torch.as_tensor(t, dtype=torch.long) for t in tokens])[None],  # [1, T]
+        "labels": torch.cat([torch.as_tensor(t, dtype=torch.long) for t in labels])[None],  # [1, T]
+        "input_pos": torch.cat([torch.arange(n) for n in lens])[None],  # [1, T]
+        "sequence_ids": torch.repeat_interleave(torch.arange(len(lens)), torch.tensor(lens))[None],  # [1, T]
+        "mask": BlockCausalMask([lens]),
+    }
+
+
+def dpo_collate_fn(*, padding_free: bool, padding_idx: int = 0) -> Callable[[Sequence[dict[str, Any]]], dict[str, Any]]:
+    """The collate function for preference pairs: :func:`padding_free_collate_dpo` or
+    :func:`padded_collate_dpo`.
+
+    Args:
+        padding_free (bool): one row per batch instead of padded sequences.
+        padding_idx (int): the token id padding uses (the tokenizer's ``pad_id``). Default 0.
+
+    Returns:
+        Callable[[Sequence[dict[str, Any]]], dict[str, Any]]: the collate function.
+    """
+    if padding_free:
+        return padding_free_collate_dpo
+    return functools.partial(padded_collate_dpo, padding_idx=padding_idx, ignore_idx=CROSS_ENTROPY_IGNORE_IDX)
 
 
 def packed_block_causal_mask(seq_lens: Sequence[Sequence[int]]) -> torch.Tensor:

@@ -206,26 +206,65 @@ class OpenAIToMessages:
 
 
 class ChosenRejectedToMessages:
-    """Preference rows: ``chosen`` and ``rejected`` conversations in OpenAI message format.
+    """Preference rows in the common shapes, turned into a chosen and a rejected conversation.
 
-    The prompt turns are masked in both conversations; only the final assistant turns count.
+    Accepted rows (column names through ``column_map``):
+
+    - ``chosen``/``rejected`` full conversations (OpenAI message lists, as in Anthropic HH and
+      UltraFeedback-style data), each ending with the assistant answer;
+    - a ``prompt`` (a string, or a message list) with ``chosen``/``rejected`` answers (strings,
+      or message lists). When an answer list already starts with the prompt's messages (as in
+      UltraFeedback, whose ``chosen`` repeats the prompt) the prompt is not added twice.
+
+    Every turn except the final assistant turn is masked in both conversations: only the
+    answers are scored.
 
     Args:
-        column_map (Mapping[str, str] | None): maps ``"chosen"``/``"rejected"`` to columns.
+        column_map (Mapping[str, str] | None): maps ``"prompt"``, ``"chosen"`` and
+            ``"rejected"`` to column names. Default None (the same names).
         new_system_prompt (str | None): replaces any system turn. Default None.
+
+    Raises:
+        ValueError: on unknown ``column_map`` keys; when called, naming the missing or
+            mistyped field (a row without ``chosen`` or ``rejected``, a string answer without a
+            prompt, a conversation that does not end with an assistant turn).
     """
 
     def __init__(
         self, column_map: Mapping[str, str] | None = None, new_system_prompt: str | None = None
     ) -> None:
-        self._columns = _column_map(column_map, ("chosen", "rejected"))
+        self._columns = _column_map(column_map, ("prompt", "chosen", "rejected"))
         self._system = new_system_prompt
 
+    def _prompt(self, sample: Mapping[str, Any]) -> list[Message] | None:
+        column = self._columns["prompt"]
+        if sample.get(column) is None:
+            return None
+        value = get_field(sample, column, (str, list))
+        return [Message(role="user", content=value)] if isinstance(value, str) else _openai_messages(value, column)
+
+    def _conversation(self, sample: Mapping[str, Any], key: str, prompt: list[Message] | None) -> list[Message]:
+        column = self._columns[key]
+        value = get_field(sample, column, (str, list))
+        if isinstance(value, str):
+            if prompt is None:
+                raise ValueError(
+                    f"field {column!r} is a string answer but the row has no {self._columns['prompt']!r} field; "
+                    f"give a prompt column (column_map={{'prompt': ...}}) or whole conversations as message lists"
+                )
+            answer = [Message(role="assistant", content=value)]
+        else:
+            answer = _openai_messages(value, column)
+        if prompt is not None and [(m.role, m.content) for m in answer[: len(prompt)]] != [
+            (m.role, m.content) for m in prompt
+        ]:
+            answer = [Message(role=m.role, content=m.content) for m in prompt] + answer
+        if not answer or answer[-1].role != "assistant":
+            last = answer[-1].role if answer else "nothing"
+            raise ValueError(f"field {column!r} must end with the assistant's answer, but its last message is {last!r}")
+        return _finish(answer, self._system, "train_on_last", column)
+
     def __call__(self, sample: Mapping[str, Any]) -> dict[str, Any]:
-        """Return ``{"chosen": [...], "rejected": [...]}``."""
-        out = {}
-        for key in ("chosen", "rejected"):
-            column = self._columns[key]
-            messages = _openai_messages(get_field(sample, column, list), column)
-            out[key] = _finish(messages, self._system, "train_on_assistant", column)
-        return out
+        """Return ``{"chosen": [Message, ...], "rejected": [Message, ...]}``."""
+        prompt = self._prompt(sample)
+        return {key: self._conversation(sample, key, prompt) for key in ("chosen", "rejected")}

@@ -3,6 +3,7 @@
 from torchtune.datasets._base import PreferenceDataset, SFTDataset, TextCompletionDataset, TokenizedDataset
 from torchtune.datasets._formats import (
     CONVERSATION_STYLES,
+    build_preference_data,
     build_sft_data,
     build_validation_loader,
     chat_dataset,
@@ -36,6 +37,7 @@ __all__ = [
     "TokenizedDataset",
     "alpaca_cleaned_dataset",
     "alpaca_dataset",
+    "build_preference_data",
     "build_sft_data",
     "build_validation_loader",
     "chat_dataset",

@@ -146,7 +146,8 @@ class PreferenceDataset(TokenizedDataset):
         **kwargs: ``filter_fn``, ``split``, ``data_files`` and ``load_rows`` arguments.
 
     Samples hold ``chosen_input_ids``, ``chosen_labels``, ``rejected_input_ids`` and
-    ``rejected_labels`` (labels shifted, prompt masked).
+    ``rejected_labels`` (labels shifted, prompt masked). A row whose answer keeps no token after
+    truncation to ``max_seq_len`` raises ``ValueError`` naming the file and row.
     """
 
     def __init__(self, *, source: str, message_transform: Transform, tokenizer: Any, **kwargs: Any):
@@ -160,6 +161,13 @@ class PreferenceDataset(TokenizedDataset):
         for key in ("chosen", "rejected"):
             sample = self._tokenizer({"messages": pair[key]})
             out["truncated"] |= bool(sample.get("truncated", False))
+            labels = labels_from_tokens(sample["tokens"], sample["mask"])
+            if all(label == CROSS_ENTROPY_IGNORE_IDX for label in labels):
+                max_len = getattr(self._tokenizer, "max_seq_len", None)
+                raise ValueError(
+                    f"the {key} answer has no tokens left to score (prompt of {len(labels)} tokens, "
+                    f"max_seq_len={max_len}); raise the tokenizer's max_seq_len or drop the row with filter_fn"
+                )
             out[f"{key}_input_ids"] = _array(sample["tokens"])
-            out[f"{key}_labels"] = _array(labels_from_tokens(sample["tokens"], sample["mask"]))
+            out[f"{key}_labels"] = _array(labels)
         return out

@@ -11,6 +11,7 @@ from torchtune.data import (
     OpenAIToMessages,
     PackedDataset,
     ShareGPTToMessages,
+    dpo_collate_fn,
     epoch_sample_order,
     sft_collate_fn,
 )
@@ -171,12 +172,20 @@ def preference_dataset(
     data_files: Any = None,
     **load_kwargs: Any,
 ) -> PreferenceDataset:
-    """Preference pairs: ``chosen`` and ``rejected`` conversations (OpenAI message lists).
+    """Preference pairs for DPO-style training, in the common row shapes.
+
+    A row holds either ``chosen`` and ``rejected`` whole conversations (OpenAI message lists
+    ending with the assistant's answer, as in Anthropic HH and UltraFeedback-style data), or a
+    ``prompt`` (string or message list) with ``chosen`` and ``rejected`` answers (strings or
+    message lists); see :class:`~torchtune.data.ChosenRejectedToMessages`. Only the final
+    answers are scored. A row without ``chosen`` or ``rejected`` raises ``ValueError`` naming
+    the file, the row and the missing field.
 
     Args:
         tokenizer: a model tokenizer.
         source (str): local format/path or Hugging Face dataset.
-        column_map (Mapping[str, str] | None): ``{"chosen": ..., "rejected": ...}`` renames.
+        column_map (Mapping[str, str] | None): ``{"prompt": ..., "chosen": ..., "rejected": ...}``
+            renames.
         new_system_prompt (str | None): replaces system turns. Default None.
         filter_fn (Callable | None): row filter. Default None.
         split (str): split spec. Default ``"train"``.
@@ -184,7 +193,7 @@ def preference_dataset(
         **load_kwargs: passed to ``load_rows``.
 
     Returns:
-        PreferenceDataset: collate with ``padded_collate_dpo``.
+        PreferenceDataset: collate with :func:`~torchtune.data.dpo_collate_fn`.
     """
     return PreferenceDataset(
         source=source, message_transform=ChosenRejectedToMessages(column_map, new_system_prompt),
@@ -209,6 +218,35 @@ def build_sft_data(
     """
     ds = instantiate(node, tokenizer)
     return ds, sft_collate_fn(ds, padding_free=padding_free, padding_idx=tokenizer.pad_id)
+
+
+def build_preference_data(
+    node: Any, tokenizer: Any, *, padding_free: bool
+) -> tuple[Dataset, Callable[[Any], dict[str, Any]]]:
+    """The preference dataset a config node describes and its collate function
+    (:func:`torchtune.data.dpo_collate_fn`: chosen then rejected sequences, end to end in one
+    row or padded).
+
+    Args:
+        node (Any): the config's ``dataset`` node (``_component_`` + arguments), e.g.
+            :func:`preference_dataset`.
+        tokenizer (Any): the model tokenizer, passed as the builder's first argument.
+        padding_free (bool): lay each batch's sequences end to end in one row.
+
+    Returns:
+        tuple[Dataset, Callable[[Any], dict[str, Any]]]: the dataset and its collate function.
+
+    Raises:
+        ValueError: when the node builds samples that are not preference pairs.
+    """
+    ds = instantiate(node, tokenizer)
+    first = ds[0] if len(ds) else {}
+    if "chosen_input_ids" not in first or "rejected_input_ids" not in first:
+        raise ValueError(
+            f"dataset {node.get('_component_')!r} gives samples with keys {sorted(first)}, not preference pairs; "
+            "use torchtune.datasets.preference_dataset (chosen/rejected columns)"
+        )
+    return ds, dpo_collate_fn(padding_free=padding_free, padding_idx=tokenizer.pad_id)
 
 
 def build_validation_loader(

@@ -17,18 +17,33 @@ from torchtune.modules._loss import (
     chunked_cross_entropy,
     linear_cross_entropy,
 )
+from torchtune.modules._preference_loss import (
+    DPOLoss,
+    IPOLoss,
+    PreferenceLossOutput,
+    SequenceLogProbs,
+    SimPOLoss,
+    reward_metrics,
+    reward_sums,
+    sequence_log_probs,
+)
 
 __all__ = [
     "BlockCausalMask",
     "ChunkedCrossEntropyLoss",
+    "DPOLoss",
     "FeedForward",
     "GroupedExperts",
+    "IPOLoss",
     "KVCache",
     "LinearCrossEntropyLoss",
     "MoE",
     "MultiHeadAttention",
+    "PreferenceLossOutput",
     "RMSNorm",
     "RotaryPositionalEmbeddings",
+    "SequenceLogProbs",
+    "SimPOLoss",
     "TiedLinear",
     "TopKRouter",
     "TransformerDecoder",
@@ -38,6 +53,9 @@ __all__ = [
     "linear_cross_entropy",
     "load_balancing_loss",
     "llama3_scale_frequencies",
+    "reward_metrics",
+    "reward_sums",
+    "sequence_log_probs",
 ]
 
 # Renamed in 0.2: the loss module is private like its neighbours; import the names from here.

@@ -7,8 +7,10 @@ import torch.nn.functional as F
 from torchtune.data import (
     CROSS_ENTROPY_IGNORE_IDX,
     labels_from_tokens,
+    dpo_collate_fn,
     padded_collate_dpo,
     padded_collate_sft,
+    padding_free_collate_dpo,
 )
 
 
@@ -60,3 +62,34 @@ def test_padded_collate_dpo_chosen_first_then_rejected():
     )
     assert batch["tokens"].tolist() == [[1, 2, 0], [5, 0, 0], [1, 3, 4], [6, 0, 0]]
     assert batch["labels"][0].tolist() == [2, -100, -100]
+    assert batch["sequence_ids"].tolist() == [[0] * 3, [1] * 3, [2] * 3, [3] * 3]
+
+
+_PAIRS = [
+    {"chosen_input_ids": [1, 2], "chosen_labels": [2, -100], "rejected_input_ids": [1, 3, 4],
+     "rejected_labels": [3, 4, -100]},
+    {"chosen_input_ids": [5], "chosen_labels": [-100], "rejected_input_ids": [6, 7], "rejected_labels": [7, -100]},
+]
+
+
+def test_padding_free_collate_dpo_lays_chosen_then_rejected_end_to_end():
+    batch = padding_free_collate_dpo(_PAIRS)
+    assert batch["tokens"].tolist() == [[1, 2, 5, 1, 3, 4, 6, 7]]
+    assert batch["labels"].tolist() == [[2, -100, -100, 3, 4, -100, 7, -100]]
+    assert batch["input_pos"].tolist() == [[0, 1, 0, 0, 1, 2, 0, 1]]
+    assert batch["sequence_ids"].tolist() == [[0, 0, 1, 2, 2, 2, 3, 3]]
+    assert batch["mask"].seq_lens == ((2, 1, 3, 2),)
+    # the dense form: causal within each sequence, nothing across
+    dense = batch["mask"].dense()[0]
+    same = batch["sequence_ids"][0][:, None] == batch["sequence_ids"][0][None, :]
+    assert torch.equal(dense, same & torch.ones(8, 8, dtype=torch.bool).tril())
+
+
+def test_dpo_collate_fn_picks_the_layout_and_rejects_bad_samples():
+    assert dpo_collate_fn(padding_free=True) is padding_free_collate_dpo
+    padded = dpo_collate_fn(padding_free=False, padding_idx=9)(_PAIRS)
+    assert padded["tokens"].tolist() == [[1, 2, 9], [5, 9, 9], [1, 3, 4], [6, 7, 9]]
+    bad = [dict(_PAIRS[0], rejected_labels=[3])]
+    for collate in (padding_free_collate_dpo, padded_collate_dpo):
+        with pytest.raises(ValueError, match=r"sample 0: rejected_input_ids \(3\) and rejected_labels \(1\)"):
+            collate(bad)

@@ -149,6 +149,52 @@ def test_chosen_rejected_to_messages():
         ChosenRejectedToMessages()({"chosen": row["chosen"]})
 
 
+def _roles_contents_masked(messages):
+    return [(m.role, m.content, m.masked) for m in messages]
+
+
+def test_chosen_rejected_prompt_with_string_answers():
+    out = ChosenRejectedToMessages()({"prompt": "q", "chosen": "good", "rejected": "bad"})
+    assert _roles_contents_masked(out["chosen"]) == [("user", "q", True), ("assistant", "good", False)]
+    assert _roles_contents_masked(out["rejected"]) == [("user", "q", True), ("assistant", "bad", False)]
+
+
+def test_chosen_rejected_ultrafeedback_style_does_not_repeat_the_prompt():
+    # UltraFeedback: a prompt string, and chosen/rejected that already start with it
+    row = {"prompt": "q", "chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "good"}],
+           "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad"}]}
+    out = ChosenRejectedToMessages()(row)
+    assert _roles_contents_masked(out["chosen"]) == [("user", "q", True), ("assistant", "good", False)]
+    # a message-list prompt with answer-only lists (TRL's conversational shape), renamed columns
+    row = {"question": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}],
+           "win": [{"role": "assistant", "content": "good"}], "lose": [{"role": "assistant", "content": "bad"}]}
+    out = ChosenRejectedToMessages({"prompt": "question", "chosen": "win", "rejected": "lose"})(row)
+    assert _roles_contents_masked(out["rejected"]) == [("system", "s", True), ("user", "q", True),
+                                                       ("assistant", "bad", False)]
+
+
+def test_chosen_rejected_multi_turn_scores_only_the_last_answer():
+    turns = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    row = {"chosen": turns + [{"role": "assistant", "content": "good"}],
+           "rejected": turns + [{"role": "assistant", "content": "bad"}]}
+    out = ChosenRejectedToMessages(new_system_prompt="be kind")(row)
+    assert [m.masked for m in out["chosen"]] == [True, True, True, True, False]
+    assert out["chosen"][0].role == "system" and out["chosen"][0].content == "be kind"
+
+
+def test_chosen_rejected_bad_rows_name_the_field():
+    with pytest.raises(ValueError, match=r"missing field 'chosen'.*fields \['prompt', 'rejected'\]"):
+        ChosenRejectedToMessages()({"prompt": "q", "rejected": "bad"})
+    with pytest.raises(ValueError, match=r"field 'chosen' is a string answer but the row has no 'prompt' field"):
+        ChosenRejectedToMessages()({"chosen": "good", "rejected": "bad"})
+    with pytest.raises(ValueError, match=r"field 'rejected' must end with the assistant's answer, .* 'user'"):
+        ChosenRejectedToMessages()({"prompt": "q", "chosen": "good", "rejected": [{"role": "user", "content": "x"}]})
+    with pytest.raises(ValueError, match=r"field 'chosen' must be a str or list, got int"):
+        ChosenRejectedToMessages()({"prompt": "q", "chosen": 3, "rejected": "bad"})
+    with pytest.raises(ValueError, match=r"column_map has unknown keys \['answer'\]"):
+        ChosenRejectedToMessages({"answer": "x"})
+
+
 def test_prompt_template_wraps_by_role():
     t = PromptTemplate({"user": ("Q: ", "\nA:")})
     out = t([Message(role="user", content="why?", masked=True), Message(role="assistant", content="because")])

@@ -20,9 +20,11 @@ from torchtune.data import (
     padded_collate_packed,
     padded_collate_sft,
 )
+from torchtune.config import DictConfig
 from torchtune.datasets import (
     alpaca_cleaned_dataset,
     alpaca_dataset,
+    build_preference_data,
     chat_dataset,
     instruct_dataset,
     preference_dataset,
@@ -105,6 +107,39 @@ def test_preference_dataset_and_dpo_collate(tmp_path, tok):
     assert ds[0]["chosen_input_ids"].tolist() == tokens and ds[0]["chosen_labels"].tolist() == labels
     batch = padded_collate_dpo([ds[0], ds[1]], padding_idx=tok.pad_id)
     assert batch["tokens"].shape[0] == 4
+
+
+def test_preference_dataset_prompt_and_string_answers(tmp_path, tok):
+    rows = [{"q": "Pick a colour", "good": "Blue", "bad": "No"}]
+    ds = preference_dataset(tok, source="jsonl", data_files=_jsonl(tmp_path / "p.jsonl", rows),
+                            column_map={"prompt": "q", "chosen": "good", "rejected": "bad"})
+    for key, answer in (("chosen", "Blue"), ("rejected", "No")):
+        tokens, labels = _expected(tok, [Message("user", "Pick a colour", masked=True), Message("assistant", answer)])
+        assert ds[0][f"{key}_input_ids"].tolist() == tokens and ds[0][f"{key}_labels"].tolist() == labels
+
+
+def test_build_preference_data_collates_pairs_and_rejects_sft_data(tmp_path, tok):
+    pairs = _jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "chosen": "b", "rejected": "c"}] * 2)
+    node = DictConfig({"_component_": "torchtune.datasets.preference_dataset", "source": "json", "data_files": pairs})
+    ds, collate = build_preference_data(node, tok, padding_free=True)
+    batch = collate([ds[0], ds[1]])
+    assert batch["tokens"].shape[0] == 1 and batch["sequence_ids"].max() == 3  # 2 chosen, then 2 rejected
+    instructions = _jsonl(tmp_path / "i.jsonl", [{"input": "a", "output": "b"}])
+    sft = DictConfig({"_component_": "torchtune.datasets.instruct_dataset", "source": "json", "data_files": instructions})
+    with pytest.raises(ValueError, match=r"dataset 'torchtune.datasets.instruct_dataset' gives samples with keys "
+                                         r"\['labels', 'tokens'\], not preference pairs"):
+        build_preference_data(sft, tok, padding_free=False)
+
+
+def test_preference_dataset_bad_rows_name_file_row_and_field(tmp_path, tok, tok_path):
+    rows = [{"prompt": "a", "chosen": "b", "rejected": "c"}, {"prompt": "a", "chosen": "b"}]
+    with pytest.raises(ValueError, match=r"p.jsonl line 2: missing field 'rejected'"):
+        preference_dataset(tok, source="jsonl", data_files=_jsonl(tmp_path / "p.jsonl", rows))
+    # a prompt longer than max_seq_len leaves the answer nothing to score
+    short = Qwen2_5Tokenizer(tok_path, max_seq_len=4, default_system_prompt=None)
+    long_prompt = [{"prompt": "a b c d e f g h i j k l m n o p", "chosen": "b", "rejected": "c"}]
+    with pytest.raises(ValueError, match=r"q.jsonl line 1: the chosen answer has no tokens left to score .*max_seq_len=4"):
+        preference_dataset(short, source="jsonl", data_files=_jsonl(tmp_path / "q.jsonl", long_prompt))
 
 
 def test_alpaca_builtins_read_local_files(tmp_path, tok):
