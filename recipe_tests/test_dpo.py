@@ -25,6 +25,12 @@ def tt(tmp_path_factory) -> InstalledTorchtune:
     return InstalledTorchtune(tmp_path_factory.mktemp("venv") / "venv", extras=("recipes",))
 
 
+def tune_run(tt: InstalledTorchtune, *args: str, **kwargs):
+    """`tune run ... dtype=fp32`: these tests compare with transformers, peft and other process
+    counts at fp32 tolerances (the configs say dtype: auto; the resume tests keep it)."""
+    return tt.run("tune", "run", *args, "dtype=fp32", **kwargs)
+
+
 def metrics(output_dir: Path, key: str) -> list[float]:
     rows = [json.loads(line) for line in (output_dir / "logs" / "metrics.jsonl").read_text().splitlines()]
     return [row[key] for row in rows if key in row]
@@ -46,7 +52,7 @@ def test_lora_dpo_learns_the_preferences_and_saves_hf_and_peft(tt, tmp_path):
 
     assert "tiny/lora_dpo_single_device" in tt.run("tune", "ls", cwd=tmp_path).stdout
     out = tmp_path / "dpo"
-    tt.run("tune", "run", "lora_dpo_single_device", "--config", "tiny/lora_dpo_single_device", f"output_dir={out}",
+    tune_run(tt, "lora_dpo_single_device", "--config", "tiny/lora_dpo_single_device", f"output_dir={out}",
            "log_every_n_steps=1", cwd=tmp_path)
     loss, accuracy, margin = metrics(out, "loss"), metrics(out, "rewards/accuracy"), metrics(out, "rewards/margin")
     assert len(loss) == 50
@@ -75,7 +81,7 @@ def test_lora_dpo_learns_the_preferences_and_saves_hf_and_peft(tt, tmp_path):
 ], ids=["ipo", "simpo"])
 def test_ipo_and_simpo_run(tt, tmp_path, loss):
     out = tmp_path / "run"
-    tt.run("tune", "run", "lora_dpo_single_device", "--config", "tiny/lora_dpo_single_device", f"output_dir={out}",
+    tune_run(tt, "lora_dpo_single_device", "--config", "tiny/lora_dpo_single_device", f"output_dir={out}",
            *SHORT, "dataset_val=null", *loss, cwd=tmp_path)
     assert len(metrics(out, "rewards/accuracy")) == 12
     assert (final_dir(out) / "adapter" / "adapter_model.safetensors").exists()
@@ -85,7 +91,7 @@ def test_padding_free_pairs_give_the_padded_losses(tt, tmp_path):
     free, padded = tmp_path / "free", tmp_path / "padded"
     common = ("max_steps_per_epoch=6", "epochs=1", "log_every_n_steps=1", "dataset_val=null")
     for out, flag in ((free, "true"), (padded, "false")):
-        tt.run("tune", "run", "lora_dpo_single_device", "--config", "tiny/lora_dpo_single_device",
+        tune_run(tt, "lora_dpo_single_device", "--config", "tiny/lora_dpo_single_device",
                f"output_dir={out}", f"padding_free={flag}", *common, cwd=tmp_path)
     a, b = metrics(free, "loss"), metrics(padded, "loss")
     assert len(a) == len(b) == 6
@@ -128,7 +134,7 @@ def test_killed_dpo_run_resumes_to_the_same_weights(tt, tmp_path):
 def test_bad_preference_row_stops_with_one_message(tt, tmp_path):
     data = tmp_path / "pairs.jsonl"
     data.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": "b"}\n')
-    proc = tt.run("tune", "run", "lora_dpo_single_device", "--config", "tiny/lora_dpo_single_device",
+    proc = tune_run(tt, "lora_dpo_single_device", "--config", "tiny/lora_dpo_single_device",
                   f"dataset.data_files={data}", f"output_dir={tmp_path / 'out'}", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert "dataset: pairs.jsonl line 2: missing field 'rejected'" in proc.stderr, proc.stderr[-2000:]
@@ -138,9 +144,9 @@ def test_bad_preference_row_stops_with_one_message(tt, tmp_path):
 def test_lora_dpo_distributed_matches_single_device(tt, tmp_path):
     single, dist = tmp_path / "single", tmp_path / "dist"
     common = ("max_steps_per_epoch=6", "epochs=1", "log_every_n_steps=1", "run_val_every_n_steps=3")
-    tt.run("tune", "run", "lora_dpo_single_device", "--config", "tiny/lora_dpo_single_device",
+    tune_run(tt, "lora_dpo_single_device", "--config", "tiny/lora_dpo_single_device",
            f"output_dir={single}", *common, cwd=tmp_path)
-    tt.run("tune", "run", "--nproc_per_node", "2", "lora_dpo_distributed", "--config", "tiny/lora_dpo_distributed",
+    tune_run(tt, "--nproc_per_node", "2", "lora_dpo_distributed", "--config", "tiny/lora_dpo_distributed",
            f"output_dir={dist}", *common, cwd=tmp_path)
     for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracy", "val_loss", "val_rewards/margin"):
         a, b = metrics(single, key), metrics(dist, key)
@@ -165,9 +171,9 @@ def test_full_dpo_distributed_loads_in_transformers_and_matches_one_process(tt, 
 
     one, two = tmp_path / "one", tmp_path / "two"
     common = ("max_steps_per_epoch=4", "log_every_n_steps=1", "run_val_every_n_steps=2")
-    tt.run("tune", "run", "--nproc_per_node", "1", "full_dpo_distributed", "--config", "tiny/full_dpo_distributed",
+    tune_run(tt, "--nproc_per_node", "1", "full_dpo_distributed", "--config", "tiny/full_dpo_distributed",
            f"output_dir={one}", "batch_size=8", *common, cwd=tmp_path)
-    tt.run("tune", "run", "--nproc_per_node", "2", "full_dpo_distributed", "--config", "tiny/full_dpo_distributed",
+    tune_run(tt, "--nproc_per_node", "2", "full_dpo_distributed", "--config", "tiny/full_dpo_distributed",
            f"output_dir={two}", *common, cwd=tmp_path)
     for key in ("loss", "val_loss"):
         a, b = metrics(one, key), metrics(two, key)

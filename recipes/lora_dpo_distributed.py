@@ -38,6 +38,7 @@ from torchtune.modules.peft import (
     get_adapter_params,
     get_adapter_specs,
     initialize_dora_magnitudes,
+    set_adapter_dtype,
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
@@ -92,9 +93,10 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
+    set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
     initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
     if resume_dir is not None:
-        adapter = {k: v.to(dtype) for k, v in checkpointer.load_adapter(resume_dir).items()}
+        adapter = checkpointer.load_adapter(resume_dir)
         missing, unexpected = model.load_state_dict(adapter, strict=False)
         validate_missing_and_unexpected_for_lora(model, lora_missing=missing, lora_unexpected=unexpected)
     set_trainable_params(model, get_adapter_params(model))

@@ -40,6 +40,7 @@ from torchtune.modules.peft import (
     get_adapter_params,
     get_adapter_specs,
     initialize_dora_magnitudes,
+    set_adapter_dtype,
     set_trainable_params,
     validate_missing_and_unexpected_for_lora,
 )
@@ -86,6 +87,7 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
+    set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
     initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
     set_trainable_params(model, get_adapter_params(model))
     if cfg.enable_activation_checkpointing:
@@ -186,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     resume_dir = manager.resolve_resume(cfg.resume)
     if resume_dir is not None:
         adapter = checkpointer.load_adapter(resume_dir)
-        missing, unexpected = model.load_state_dict({k: v.to(dtype) for k, v in adapter.items()}, strict=False)
+        missing, unexpected = model.load_state_dict(adapter, strict=False)
         validate_missing_and_unexpected_for_lora(model, lora_missing=missing, lora_unexpected=unexpected)
         step, epoch, samples_seen = restore_training_state(resume_dir, optimizer, lr_scheduler)
         print(f"Resumed from {resume_dir} at step {step} (epoch {epoch})")
