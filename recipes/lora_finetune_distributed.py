@@ -208,15 +208,27 @@ def main(argv: Sequence[str] | None = None) -> Path:
         state_dict = training.gather_full_state_dict(model)  # every process takes part; process 0 gets it
         optimizer_state = training.gather_full_optimizer_state_dict(model, optimizer)
 
-        def write(directory: Path) -> None:
-            adapter_only = bool(cfg.save_adapter_weights_only) and at < total_steps
-            checkpointer.write_checkpoint(directory, state_dict, adapter_specs=adapter_specs, adapter_only=adapter_only)
+        def write(directory: Path, adapter_only: bool) -> None:
+            # training state first: what resumes the run is written before the merged model
             save_recipe_state(directory, step=at, epoch=epoch, seed=cfg.seed, samples_seen=samples_seen,
                               optimizer=optimizer_state, lr_scheduler=lr_scheduler)
+            checkpointer.write_checkpoint(directory, state_dict, adapter_specs=adapter_specs, adapter_only=adapter_only)
 
+        failure = None
         if rank == 0:
-            manager.save(at, write)
+            adapter_only = bool(cfg.save_adapter_weights_only) and at < total_steps
+            try:
+                manager.save(at, lambda directory: write(directory, adapter_only))
+            except Exception as e:
+                if adapter_only:
+                    raise
+                # the merged model could not be written: keep the adapter and the training state
+                kept = manager.save(at, lambda directory: write(directory, True))
+                failure = config.ConfigError(f"writing the merged model of step {at} failed ({type(e).__name__}: {e}); "
+                                             f"the adapter and training state are saved in {kept} (resume=auto continues)")
         dist.barrier()
+        if failure is not None:
+            raise failure
         return manager.step_dir(at)
 
     # ----- train ------------------------------------------------------------------------------------
