@@ -5,15 +5,12 @@ checkpoint contributes its tensor names and shapes (safetensors headers), and th
 tokenizer and datasets name are looked up.
 """
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from torchtune.config import ConfigError, DictConfig, instantiate
-
-logger = logging.getLogger(__name__)
 
 # checkpointer arguments that name the model files; a config whose files are absent (a shipped
 # config before `tune download`) gets the signature checks only
