@@ -24,16 +24,20 @@ from torchtune.gguf._io import (
     read_metadata,
     write_gguf,
 )
-from torchtune.gguf._quants import SUPPORTED_TYPES, dequantize, quantize_q8_0
+from torchtune.gguf._quants import BLOCK_LAYOUT, SUPPORTED_TYPES, dequantize, dequantize_blocks, quantize_q8_0
+from torchtune.gguf._tensor import GGUFQuantizedTensor
 from torchtune.gguf._rope import llama3_rope_divisors, rope_scaling_from_divisors
 from torchtune.gguf._vocab import gguf_tokenizer_metadata_from_hf, space_prefix, tokenizer_from_gguf_metadata
 
 __all__ = [
+    "BLOCK_LAYOUT",
+    "GGUFQuantizedTensor",
     "OUT_TYPES",
     "SUPPORTED_ARCHITECTURES",
     "SUPPORTED_TYPES",
     "TensorInfo",
     "dequantize",
+    "dequantize_blocks",
     "gguf_to_hf_name",
     "gguf_tokenizer_metadata_from_hf",
     "hf_config_from_metadata",

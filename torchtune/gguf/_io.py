@@ -22,8 +22,9 @@ from torchtune.gguf._arch import (
     hf_to_gguf_name,
     hf_value_to_gguf,
 )
-from torchtune.gguf._quants import dequantize, quantize_q8_0
+from torchtune.gguf._quants import BLOCK_LAYOUT, dequantize, quantize_q8_0
 from torchtune.gguf._rope import llama3_rope_divisors
+from torchtune.gguf._tensor import GGUFQuantizedTensor
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ def _read_tensor(path: str | Path, info: TensorInfo, dtype: torch.dtype) -> torc
 
 
 def read_hf_state_dict(
-    path: str | Path, tensors: list[TensorInfo], config: dict[str, Any], dtype: torch.dtype = torch.float32
+    path: str | Path, tensors: list[TensorInfo], config: dict[str, Any], dtype: torch.dtype = torch.float32,
+    *, keep_quantized: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Dequantise every tensor of a GGUF file and name it as Hugging Face does.
 
@@ -91,6 +93,10 @@ def read_hf_state_dict(
         tensors (list[TensorInfo]): from :func:`read_tensor_infos`.
         config (dict[str, Any]): from :func:`hf_config_from_metadata`.
         dtype (torch.dtype): the result dtype. Default ``torch.float32``.
+        keep_quantized (bool): keep the block-quantised weights of linear layers (``*_proj``,
+            ``lm_head``) as :class:`GGUFQuantizedTensor` (raw blocks, dequantised where used)
+            instead of decoding them; other quantised tensors (embeddings, stacked experts) are
+            decoded, with a logged note. Default False.
 
     Returns:
         dict[str, torch.Tensor]: Hugging Face parameter name -> tensor, with llama.cpp's q/k
@@ -99,7 +105,7 @@ def read_hf_state_dict(
     Raises:
         ValueError: for an unknown tensor name or an unsupported quantisation type.
     """
-    state_dict = {}
+    state_dict, decoded = {}, []
     # Plain file reads rather than the reader's memory map, so the file's pages do not stay
     # resident in this process on top of the decoded weights.
     with open(path, "rb") as f:
@@ -107,13 +113,35 @@ def read_hf_state_dict(
             hf_name = gguf_to_hf_name(info.name, config["model_type"])
             f.seek(info.offset)
             raw = np.frombuffer(f.read(info.n_bytes), dtype=np.uint8)
+            if keep_quantized and info.type_name in BLOCK_LAYOUT:
+                if _is_linear_weight(hf_name, info.shape):
+                    state_dict[hf_name] = _quantized_weight(hf_name, raw, info, config, dtype)
+                    continue
+                decoded.append(f"{info.name} ({info.type_name})")
             # 1-D tensors (norms, biases) may get arithmetic (gemma's offset): keep them float32 until then
             work = torch.float32 if len(info.shape) == 1 else dtype
             value = dequantize(raw, info.type_name, info.shape, dtype=work, tensor_name=info.name)
             state_dict[hf_name] = gguf_value_to_hf(hf_name, value, config).to(dtype)
+    if decoded:
+        logger.info("keep_quantized: %d quantised tensors are dequantised to %s instead (only linear-layer "
+                    "weights stay quantised; embeddings are looked up and stacked experts are joined): %s",
+                    len(decoded), dtype, ", ".join(decoded))
     if config["model_type"] == "qwen3_moe":
         state_dict = join_gguf_experts(state_dict)
     return state_dict
+
+
+def _is_linear_weight(hf_name: str, shape: tuple[int, ...]) -> bool:
+    return len(shape) == 2 and (hf_name.endswith("_proj.weight") or hf_name == "lm_head.weight")
+
+
+def _quantized_weight(hf_name: str, raw: np.ndarray, info: TensorInfo, config: dict[str, Any],
+                      dtype: torch.dtype) -> GGUFQuantizedTensor:
+    """A linear weight's blocks as a :class:`GGUFQuantizedTensor`; llama.cpp's q/k row permutation
+    is undone on the rows of blocks (blocks run along a row, so a row permutation moves whole rows)."""
+    rows = torch.from_numpy(raw.copy()).reshape(info.shape[0], -1)  # [out_dim, in_dim / K * B] uint8
+    rows = gguf_value_to_hf(hf_name, rows, config).contiguous()
+    return GGUFQuantizedTensor(rows, info.type_name, info.shape, dtype)
 
 
 def read_gguf_header(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], list[TensorInfo]]:

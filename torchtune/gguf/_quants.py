@@ -248,6 +248,24 @@ def _dequantize_in_chunks(blocks: np.ndarray, type_name: str, block_size: int, d
     return out
 
 
+def dequantize_blocks(blocks: torch.Tensor, type_name: str) -> torch.Tensor:
+    """Decode quantisation blocks held as a torch tensor.
+
+    Args:
+        blocks (torch.Tensor): uint8 ``[n, B]``, ``n`` blocks of a type in :data:`BLOCK_LAYOUT`.
+        type_name (str): the GGML type name, e.g. ``"Q4_1"``.
+
+    Returns:
+        torch.Tensor: float32 ``[n * K]``.
+
+    Raises:
+        ValueError: when ``type_name`` has no dequantiser.
+    """
+    if type_name not in _DEQUANTISERS:
+        raise ValueError(f"GGML type {type_name} has no block dequantiser; block types: {', '.join(_DEQUANTISERS)}")
+    return _DEQUANTISERS[type_name](blocks).reshape(-1)
+
+
 def dequantize(
     raw: np.ndarray,
     type_name: str,

@@ -232,6 +232,7 @@ def model_from_hf_config(
     lora_alpha: float = 16,
     lora_dropout: float = 0.0,
     use_dora: bool = False,
+    quantize_base: bool = False,
 ) -> TransformerDecoder:
     """Build the torchtune model described by a Hugging Face config.
 
@@ -247,6 +248,8 @@ def model_from_hf_config(
         lora_alpha (float): adapter alpha. Default: 16.
         lora_dropout (float): adapter dropout. Default: 0.0.
         use_dora (bool): DoRA instead of LoRA. Default: False.
+        quantize_base (bool): NF4 base weights under the adapters (QLoRA; the ``quant``
+            extra). Default: False.
 
     Returns:
         TransformerDecoder: the model, randomly initialised.
@@ -261,6 +264,6 @@ def model_from_hf_config(
     if lora_attn_modules or apply_lora_to_mlp or apply_lora_to_output:
         kwargs["lora"] = LoRASettings(
             tuple(lora_attn_modules or ()), apply_lora_to_mlp, apply_lora_to_output,
-            lora_rank, lora_alpha, lora_dropout, use_dora,
+            lora_rank, lora_alpha, lora_dropout, use_dora, quantize_base,
         )
     return build_decoder(**kwargs)

@@ -24,6 +24,8 @@ class LoRASettings:
         alpha (float): adapter alpha. Default: 16.
         dropout (float): adapter input dropout. Default: 0.0.
         use_dora (bool): use :class:`DoRALinear` instead of :class:`LoRALinear`. Default: False.
+        quantize_base (bool): store the frozen base weight of every adapted linear layer as NF4
+            (QLoRA; needs the ``quant`` extra). Default: False.
 
     Raises:
         ValueError: on an unknown module name or a non-positive rank.
@@ -36,6 +38,7 @@ class LoRASettings:
     alpha: float = 16.0
     dropout: float = 0.0
     use_dora: bool = False
+    quantize_base: bool = False
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.attn_modules if m not in LORA_ATTN_MODULES]
@@ -50,7 +53,8 @@ class LoRASettings:
     def linear(self, in_dim: int, out_dim: int, bias: bool = False) -> nn.Module:
         """Build an adapter linear layer with these settings."""
         cls = DoRALinear if self.use_dora else LoRALinear
-        return cls(in_dim, out_dim, rank=self.rank, alpha=self.alpha, dropout=self.dropout, use_bias=bias)
+        return cls(in_dim, out_dim, rank=self.rank, alpha=self.alpha, dropout=self.dropout, use_bias=bias,
+                   quantize_base=self.quantize_base)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def make_linear(in_dim: int, out_dim: int, bias: bool, lora: LoRASettings | None
 
 def lora_builder(build: Callable[..., Any], name: str, module: str) -> Callable[..., Any]:
     """Make ``lora_<family>(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, *,
-    lora_rank, lora_alpha, lora_dropout, use_dora, **sizes)`` from a family builder.
+    lora_rank, lora_alpha, lora_dropout, use_dora, quantize_base, **sizes)`` from a family builder.
 
     Args:
         build (Callable[..., Any]): the family builder; must accept ``lora=``.
@@ -113,11 +117,12 @@ def lora_builder(build: Callable[..., Any], name: str, module: str) -> Callable[
         lora_alpha: float = 16,
         lora_dropout: float = 0.0,
         use_dora: bool = False,
+        quantize_base: bool = False,
         **sizes: Any,
     ) -> Any:
         lora = LoRASettings(
             tuple(lora_attn_modules), apply_lora_to_mlp, apply_lora_to_output,
-            lora_rank, lora_alpha, lora_dropout, use_dora,
+            lora_rank, lora_alpha, lora_dropout, use_dora, quantize_base,
         )
         return build(**sizes, lora=lora)
 
@@ -133,13 +138,15 @@ def lora_builder(build: Callable[..., Any], name: str, module: str) -> Callable[
         "    lora_alpha (float): adapter alpha. Default: 16.\n"
         "    lora_dropout (float): adapter dropout. Default: 0.0.\n"
         "    use_dora (bool): DoRA instead of LoRA. Default: False.\n"
+        "    quantize_base (bool): NF4 base weights under the adapters (QLoRA). Default: False.\n"
         f"    **sizes: the keyword arguments of :func:`{build.__name__}`.\n\n"
         "Returns:\n    TransformerDecoder: the model with adapters.\n"
     )
     return lora_build
 
 
-def lora_preset(lora_build: Callable[..., Any], sizes: dict[str, Any], name: str, module: str) -> Callable[..., Any]:
+def lora_preset(lora_build: Callable[..., Any], sizes: dict[str, Any], name: str, module: str, *,
+                quantize_base: bool = False) -> Callable[..., Any]:
     """Make a LoRA preset ``name(lora_attn_modules, ...)`` with fixed ``sizes``.
 
     Args:
@@ -147,6 +154,8 @@ def lora_preset(lora_build: Callable[..., Any], sizes: dict[str, Any], name: str
         sizes (dict[str, Any]): the preset's literal sizes.
         name (str): the preset's name.
         module (str): the module the preset is published from.
+        quantize_base (bool): the preset's default for ``quantize_base`` (NF4 base weights).
+            Default: False.
 
     Returns:
         Callable[..., Any]: the preset.
@@ -160,13 +169,27 @@ def lora_preset(lora_build: Callable[..., Any], sizes: dict[str, Any], name: str
         lora_alpha: float = 16,
         lora_dropout: float = 0.0,
         use_dora: bool = False,
+        quantize_base: bool = quantize_base,
     ) -> Any:
         return lora_build(
             lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
-            lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora, **sizes,
+            lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora, quantize_base=quantize_base,
+            **sizes,
         )
 
     preset.__name__ = preset.__qualname__ = name
     preset.__module__ = module
-    preset.__doc__ = f"{name.removeprefix('lora_')} with LoRA/DoRA adapters; arguments as in {lora_build.__name__}."
+    kind = "NF4 base weights (QLoRA) and LoRA/DoRA adapters" if quantize_base else "LoRA/DoRA adapters"
+    preset.__doc__ = f"{name.split('lora_', 1)[1]} with {kind}; arguments as in {lora_build.__name__}."
     return preset
+
+
+def qlora_preset(lora_build: Callable[..., Any], sizes: dict[str, Any], name: str, module: str) -> Callable[..., Any]:
+    """Make a QLoRA preset: :func:`lora_preset` whose ``quantize_base`` defaults to True.
+
+    Args: as for :func:`lora_preset`.
+
+    Returns:
+        Callable[..., Any]: the preset.
+    """
+    return lora_preset(lora_build, sizes, name, module, quantize_base=True)

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.gemma._component_builders import gemma, lora_gemma
 from torchtune.modules import TransformerDecoder
 
@@ -36,4 +36,6 @@ def gemma_7b() -> TransformerDecoder:
 
 
 lora_gemma_2b = lora_preset(lora_gemma, _GEMMA_2B, "lora_gemma_2b", __name__)
+qlora_gemma_2b = qlora_preset(lora_gemma, _GEMMA_2B, "qlora_gemma_2b", __name__)
 lora_gemma_7b = lora_preset(lora_gemma, _GEMMA_7B, "lora_gemma_7b", __name__)
+qlora_gemma_7b = qlora_preset(lora_gemma, _GEMMA_7B, "qlora_gemma_7b", __name__)

@@ -8,6 +8,9 @@ from torchtune.models.gemma2._model_builders import (
     lora_gemma2_27b,
     lora_gemma2_2b,
     lora_gemma2_9b,
+    qlora_gemma2_27b,
+    qlora_gemma2_2b,
+    qlora_gemma2_9b,
 )
 
 __all__ = [
@@ -19,4 +22,7 @@ __all__ = [
     "lora_gemma2_27b",
     "lora_gemma2_2b",
     "lora_gemma2_9b",
+    "qlora_gemma2_27b",
+    "qlora_gemma2_2b",
+    "qlora_gemma2_9b",
 ]

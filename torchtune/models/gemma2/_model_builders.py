@@ -3,7 +3,7 @@ files (attention soft cap 50, final soft cap 30, sliding window 4096 on even lay
 
 from typing import Any
 
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.gemma2._component_builders import gemma2, lora_gemma2
 from torchtune.modules import TransformerDecoder
 
@@ -54,5 +54,8 @@ def gemma2_27b() -> TransformerDecoder:
 
 
 lora_gemma2_2b = lora_preset(lora_gemma2, _GEMMA2_2B, "lora_gemma2_2b", __name__)
+qlora_gemma2_2b = qlora_preset(lora_gemma2, _GEMMA2_2B, "qlora_gemma2_2b", __name__)
 lora_gemma2_9b = lora_preset(lora_gemma2, _GEMMA2_9B, "lora_gemma2_9b", __name__)
+qlora_gemma2_9b = qlora_preset(lora_gemma2, _GEMMA2_9B, "qlora_gemma2_9b", __name__)
 lora_gemma2_27b = lora_preset(lora_gemma2, _GEMMA2_27B, "lora_gemma2_27b", __name__)
+qlora_gemma2_27b = qlora_preset(lora_gemma2, _GEMMA2_27B, "qlora_gemma2_27b", __name__)

@@ -8,6 +8,9 @@ from torchtune.models.llama2._model_builders import (
     lora_llama2_13b,
     lora_llama2_70b,
     lora_llama2_7b,
+    qlora_llama2_13b,
+    qlora_llama2_70b,
+    qlora_llama2_7b,
 )
 from torchtune.models.llama2._tokenizer import Llama2Tokenizer, llama2_tokenizer
 
@@ -22,4 +25,7 @@ __all__ = [
     "lora_llama2_13b",
     "lora_llama2_70b",
     "lora_llama2_7b",
+    "qlora_llama2_13b",
+    "qlora_llama2_70b",
+    "qlora_llama2_7b",
 ]

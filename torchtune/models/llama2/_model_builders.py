@@ -1,7 +1,7 @@
 """Llama 2 presets with the sizes of the published configs."""
 
 from torchtune.models._family import preset
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.llama2._component_builders import llama2, lora_llama2
 
 
@@ -17,6 +17,7 @@ _LLAMA2_7B = dict(
 )
 llama2_7b = preset(llama2, _LLAMA2_7B, "llama2_7b", __name__, "Llama 2 7B.")
 lora_llama2_7b = lora_preset(lora_llama2, _LLAMA2_7B, "lora_llama2_7b", __name__)
+qlora_llama2_7b = qlora_preset(lora_llama2, _LLAMA2_7B, "qlora_llama2_7b", __name__)
 
 _LLAMA2_13B = dict(
     vocab_size=32_000,
@@ -30,6 +31,7 @@ _LLAMA2_13B = dict(
 )
 llama2_13b = preset(llama2, _LLAMA2_13B, "llama2_13b", __name__, "Llama 2 13B.")
 lora_llama2_13b = lora_preset(lora_llama2, _LLAMA2_13B, "lora_llama2_13b", __name__)
+qlora_llama2_13b = qlora_preset(lora_llama2, _LLAMA2_13B, "qlora_llama2_13b", __name__)
 
 _LLAMA2_70B = dict(
     vocab_size=32_000,
@@ -43,3 +45,4 @@ _LLAMA2_70B = dict(
 )
 llama2_70b = preset(llama2, _LLAMA2_70B, "llama2_70b", __name__, "Llama 2 70B.")
 lora_llama2_70b = lora_preset(lora_llama2, _LLAMA2_70B, "lora_llama2_70b", __name__)
+qlora_llama2_70b = qlora_preset(lora_llama2, _LLAMA2_70B, "qlora_llama2_70b", __name__)

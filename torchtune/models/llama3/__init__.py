@@ -6,6 +6,8 @@ from torchtune.models.llama3._model_builders import (
     llama3_8b,
     lora_llama3_70b,
     lora_llama3_8b,
+    qlora_llama3_70b,
+    qlora_llama3_8b,
 )
 from torchtune.models.llama3._tokenizer import Llama3Tokenizer, llama3_tokenizer, llama3_special_tokens
 
@@ -19,4 +21,6 @@ __all__ = [
     "lora_llama3",
     "lora_llama3_70b",
     "lora_llama3_8b",
+    "qlora_llama3_70b",
+    "qlora_llama3_8b",
 ]

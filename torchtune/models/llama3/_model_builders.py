@@ -1,7 +1,7 @@
 """Llama 3 presets with the sizes of the published configs."""
 
 from torchtune.models._family import preset
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.llama3._component_builders import llama3, lora_llama3
 
 
@@ -18,6 +18,7 @@ _LLAMA3_8B = dict(
 )
 llama3_8b = preset(llama3, _LLAMA3_8B, "llama3_8b", __name__, "Llama 3 8B.")
 lora_llama3_8b = lora_preset(lora_llama3, _LLAMA3_8B, "lora_llama3_8b", __name__)
+qlora_llama3_8b = qlora_preset(lora_llama3, _LLAMA3_8B, "qlora_llama3_8b", __name__)
 
 _LLAMA3_70B = dict(
     vocab_size=128_256,
@@ -32,3 +33,4 @@ _LLAMA3_70B = dict(
 )
 llama3_70b = preset(llama3, _LLAMA3_70B, "llama3_70b", __name__, "Llama 3 70B.")
 lora_llama3_70b = lora_preset(lora_llama3, _LLAMA3_70B, "lora_llama3_70b", __name__)
+qlora_llama3_70b = qlora_preset(lora_llama3, _LLAMA3_70B, "qlora_llama3_70b", __name__)

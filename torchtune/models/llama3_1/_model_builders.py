@@ -1,7 +1,7 @@
 """Llama 3.1 presets with the sizes of the published configs."""
 
 from torchtune.models._family import preset
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.llama3_1._component_builders import llama3_1, lora_llama3_1
 
 
@@ -19,6 +19,7 @@ _LLAMA3_1_8B = dict(
 )
 llama3_1_8b = preset(llama3_1, _LLAMA3_1_8B, "llama3_1_8b", __name__, "Llama 3.1 8B.")
 lora_llama3_1_8b = lora_preset(lora_llama3_1, _LLAMA3_1_8B, "lora_llama3_1_8b", __name__)
+qlora_llama3_1_8b = qlora_preset(lora_llama3_1, _LLAMA3_1_8B, "qlora_llama3_1_8b", __name__)
 
 _LLAMA3_1_70B = dict(
     vocab_size=128_256,
@@ -34,6 +35,7 @@ _LLAMA3_1_70B = dict(
 )
 llama3_1_70b = preset(llama3_1, _LLAMA3_1_70B, "llama3_1_70b", __name__, "Llama 3.1 70B.")
 lora_llama3_1_70b = lora_preset(lora_llama3_1, _LLAMA3_1_70B, "lora_llama3_1_70b", __name__)
+qlora_llama3_1_70b = qlora_preset(lora_llama3_1, _LLAMA3_1_70B, "qlora_llama3_1_70b", __name__)
 
 _LLAMA3_1_405B = dict(
     vocab_size=128_256,
@@ -49,3 +51,4 @@ _LLAMA3_1_405B = dict(
 )
 llama3_1_405b = preset(llama3_1, _LLAMA3_1_405B, "llama3_1_405b", __name__, "Llama 3.1 405B.")
 lora_llama3_1_405b = lora_preset(lora_llama3_1, _LLAMA3_1_405B, "lora_llama3_1_405b", __name__)
+qlora_llama3_1_405b = qlora_preset(lora_llama3_1, _LLAMA3_1_405B, "qlora_llama3_1_405b", __name__)

@@ -1,7 +1,7 @@
 """Llama 3.2 presets with the sizes of the published configs."""
 
 from torchtune.models._family import preset
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.llama3_1._component_builders import llama3_1, lora_llama3_1
 
 
@@ -20,6 +20,7 @@ _LLAMA3_2_1B = dict(
 )
 llama3_2_1b = preset(llama3_1, _LLAMA3_2_1B, "llama3_2_1b", __name__, "Llama 3.2 1B (tied embeddings).")
 lora_llama3_2_1b = lora_preset(lora_llama3_1, _LLAMA3_2_1B, "lora_llama3_2_1b", __name__)
+qlora_llama3_2_1b = qlora_preset(lora_llama3_1, _LLAMA3_2_1B, "qlora_llama3_2_1b", __name__)
 
 _LLAMA3_2_3B = dict(
     vocab_size=128_256,
@@ -36,3 +37,4 @@ _LLAMA3_2_3B = dict(
 )
 llama3_2_3b = preset(llama3_1, _LLAMA3_2_3B, "llama3_2_3b", __name__, "Llama 3.2 3B (tied embeddings).")
 lora_llama3_2_3b = lora_preset(lora_llama3_1, _LLAMA3_2_3B, "lora_llama3_2_3b", __name__)
+qlora_llama3_2_3b = qlora_preset(lora_llama3_1, _LLAMA3_2_3B, "qlora_llama3_2_3b", __name__)

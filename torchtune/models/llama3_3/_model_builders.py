@@ -1,7 +1,7 @@
 """Llama 3.3 presets with the sizes of the published configs."""
 
 from torchtune.models._family import preset
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.llama3_1._component_builders import llama3_1, lora_llama3_1
 
 
@@ -19,3 +19,4 @@ _LLAMA3_3_70B = dict(
 )
 llama3_3_70b = preset(llama3_1, _LLAMA3_3_70B, "llama3_3_70b", __name__, "Llama 3.3 70B.")
 lora_llama3_3_70b = lora_preset(lora_llama3_1, _LLAMA3_3_70B, "lora_llama3_3_70b", __name__)
+qlora_llama3_3_70b = qlora_preset(lora_llama3_1, _LLAMA3_3_70B, "qlora_llama3_3_70b", __name__)

@@ -4,6 +4,7 @@ from torchtune.models.mistral._component_builders import mistral, lora_mistral
 from torchtune.models.mistral._model_builders import (
     lora_mistral_7b,
     mistral_7b,
+    qlora_mistral_7b,
 )
 from torchtune.models.mistral._tokenizer import MistralTokenizer, mistral_tokenizer
 
@@ -14,4 +15,5 @@ __all__ = [
     "mistral",
     "mistral_7b",
     "mistral_tokenizer",
+    "qlora_mistral_7b",
 ]

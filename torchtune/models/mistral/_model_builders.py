@@ -1,7 +1,7 @@
 """Mistral presets with the sizes of the published configs."""
 
 from torchtune.models._family import preset
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.mistral._component_builders import mistral, lora_mistral
 
 
@@ -19,3 +19,4 @@ _MISTRAL_7B = dict(
 )
 mistral_7b = preset(mistral, _MISTRAL_7B, "mistral_7b", __name__, "Mistral 7B (v0.1: 4096-token sliding window).")
 lora_mistral_7b = lora_preset(lora_mistral, _MISTRAL_7B, "lora_mistral_7b", __name__)
+qlora_mistral_7b = qlora_preset(lora_mistral, _MISTRAL_7B, "qlora_mistral_7b", __name__)

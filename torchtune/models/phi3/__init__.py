@@ -1,7 +1,11 @@
 """Phi-3 model builders (the architecture Phi-4 shares)."""
 
 from torchtune.models.phi3._component_builders import lora_phi3, phi3
-from torchtune.models.phi3._model_builders import lora_phi3_mini, phi3_mini
+from torchtune.models.phi3._model_builders import (
+    lora_phi3_mini,
+    phi3_mini,
+    qlora_phi3_mini,
+)
 from torchtune.models.phi3._tokenizer import Phi3Tokenizer, phi3_tokenizer
 from torchtune.utils import deprecated_aliases
 
@@ -12,6 +16,7 @@ __all__ = [
     "phi3",
     "phi3_mini",
     "phi3_tokenizer",
+    "qlora_phi3_mini",
 ]
 
 # Moved in 0.2 to the Phi-4 package.

@@ -3,7 +3,7 @@
 
 from typing import Any
 
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.phi3._component_builders import lora_phi3, phi3
 from torchtune.modules import TransformerDecoder
 
@@ -24,3 +24,4 @@ def phi3_mini() -> TransformerDecoder:
 
 
 lora_phi3_mini = lora_preset(lora_phi3, _PHI3_MINI, "lora_phi3_mini", __name__)
+qlora_phi3_mini = qlora_preset(lora_phi3, _PHI3_MINI, "qlora_phi3_mini", __name__)

@@ -3,7 +3,7 @@
 
 from typing import Any
 
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.phi3 import lora_phi3, phi3
 from torchtune.modules import TransformerDecoder
 
@@ -24,3 +24,4 @@ def phi4_14b() -> TransformerDecoder:
 
 
 lora_phi4_14b = lora_preset(lora_phi3, _PHI4_14B, "lora_phi4_14b", __name__)
+qlora_phi4_14b = qlora_preset(lora_phi3, _PHI4_14B, "qlora_phi4_14b", __name__)

@@ -1,7 +1,7 @@
 """Qwen3 presets with the sizes of the published configs."""
 
 from torchtune.models._family import preset
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.qwen3._component_builders import qwen3, lora_qwen3
 
 
@@ -18,6 +18,7 @@ _QWEN3_0_6B = dict(
 )
 qwen3_0_6b = preset(qwen3, _QWEN3_0_6B, "qwen3_0_6b", __name__, "Qwen3 0.6B (tied embeddings).")
 lora_qwen3_0_6b = lora_preset(lora_qwen3, _QWEN3_0_6B, "lora_qwen3_0_6b", __name__)
+qlora_qwen3_0_6b = qlora_preset(lora_qwen3, _QWEN3_0_6B, "qlora_qwen3_0_6b", __name__)
 
 _QWEN3_1_7B = dict(
     vocab_size=151_936,
@@ -32,6 +33,7 @@ _QWEN3_1_7B = dict(
 )
 qwen3_1_7b = preset(qwen3, _QWEN3_1_7B, "qwen3_1_7b", __name__, "Qwen3 1.7B (tied embeddings).")
 lora_qwen3_1_7b = lora_preset(lora_qwen3, _QWEN3_1_7B, "lora_qwen3_1_7b", __name__)
+qlora_qwen3_1_7b = qlora_preset(lora_qwen3, _QWEN3_1_7B, "qlora_qwen3_1_7b", __name__)
 
 _QWEN3_4B = dict(
     vocab_size=151_936,
@@ -46,6 +48,7 @@ _QWEN3_4B = dict(
 )
 qwen3_4b = preset(qwen3, _QWEN3_4B, "qwen3_4b", __name__, "Qwen3 4B (tied embeddings).")
 lora_qwen3_4b = lora_preset(lora_qwen3, _QWEN3_4B, "lora_qwen3_4b", __name__)
+qlora_qwen3_4b = qlora_preset(lora_qwen3, _QWEN3_4B, "qlora_qwen3_4b", __name__)
 
 _QWEN3_8B = dict(
     vocab_size=151_936,
@@ -60,6 +63,7 @@ _QWEN3_8B = dict(
 )
 qwen3_8b = preset(qwen3, _QWEN3_8B, "qwen3_8b", __name__, "Qwen3 8B.")
 lora_qwen3_8b = lora_preset(lora_qwen3, _QWEN3_8B, "lora_qwen3_8b", __name__)
+qlora_qwen3_8b = qlora_preset(lora_qwen3, _QWEN3_8B, "qlora_qwen3_8b", __name__)
 
 _QWEN3_14B = dict(
     vocab_size=151_936,
@@ -74,6 +78,7 @@ _QWEN3_14B = dict(
 )
 qwen3_14b = preset(qwen3, _QWEN3_14B, "qwen3_14b", __name__, "Qwen3 14B.")
 lora_qwen3_14b = lora_preset(lora_qwen3, _QWEN3_14B, "lora_qwen3_14b", __name__)
+qlora_qwen3_14b = qlora_preset(lora_qwen3, _QWEN3_14B, "qlora_qwen3_14b", __name__)
 
 _QWEN3_32B = dict(
     vocab_size=151_936,
@@ -88,3 +93,4 @@ _QWEN3_32B = dict(
 )
 qwen3_32b = preset(qwen3, _QWEN3_32B, "qwen3_32b", __name__, "Qwen3 32B.")
 lora_qwen3_32b = lora_preset(lora_qwen3, _QWEN3_32B, "lora_qwen3_32b", __name__)
+qlora_qwen3_32b = qlora_preset(lora_qwen3, _QWEN3_32B, "qlora_qwen3_32b", __name__)

@@ -1,7 +1,7 @@
 """SmolLM2 presets with the sizes of the published ``HuggingFaceTB/SmolLM2-*`` ``config.json`` files."""
 
 from torchtune.models._family import preset
-from torchtune.models._lora_settings import lora_preset
+from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.smollm2._component_builders import lora_smollm2, smollm2
 
 
@@ -16,6 +16,7 @@ _SMOLLM2_135M = dict(
 )
 smollm2_135m = preset(smollm2, _SMOLLM2_135M, "smollm2_135m", __name__, "SmolLM2 135M (tied embeddings).")
 lora_smollm2_135m = lora_preset(lora_smollm2, _SMOLLM2_135M, "lora_smollm2_135m", __name__)
+qlora_smollm2_135m = qlora_preset(lora_smollm2, _SMOLLM2_135M, "qlora_smollm2_135m", __name__)
 
 _SMOLLM2_360M = dict(
     vocab_size=49_152,
@@ -28,6 +29,7 @@ _SMOLLM2_360M = dict(
 )
 smollm2_360m = preset(smollm2, _SMOLLM2_360M, "smollm2_360m", __name__, "SmolLM2 360M (tied embeddings).")
 lora_smollm2_360m = lora_preset(lora_smollm2, _SMOLLM2_360M, "lora_smollm2_360m", __name__)
+qlora_smollm2_360m = qlora_preset(lora_smollm2, _SMOLLM2_360M, "qlora_smollm2_360m", __name__)
 
 _SMOLLM2_1_7B = dict(
     vocab_size=49_152,
@@ -41,3 +43,4 @@ _SMOLLM2_1_7B = dict(
 )
 smollm2_1_7b = preset(smollm2, _SMOLLM2_1_7B, "smollm2_1_7b", __name__, "SmolLM2 1.7B (tied embeddings).")
 lora_smollm2_1_7b = lora_preset(lora_smollm2, _SMOLLM2_1_7B, "lora_smollm2_1_7b", __name__)
+qlora_smollm2_1_7b = qlora_preset(lora_smollm2, _SMOLLM2_1_7B, "qlora_smollm2_1_7b", __name__)

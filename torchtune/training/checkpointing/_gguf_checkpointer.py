@@ -89,6 +89,12 @@ class GGUFCheckpointer:
         dtype (torch.dtype): dtype of the loaded weights. Default ``torch.float32``.
         out_type (str): GGUF type of saved 2-D weights, ``"F32"``, ``"F16"`` or ``"Q8_0"``.
             Default ``"F16"``.
+        keep_quantized (bool): :meth:`load_checkpoint` keeps the block-quantised linear weights
+            of ``checkpoint_path`` (Q4_0, Q4_1, Q8_0, Q4_K and the other block types) as
+            :class:`torchtune.gguf.GGUFQuantizedTensor`: LoRA layers take them as their frozen
+            base and dequantise one layer at a time in forward and backward, so the base stays
+            near its file size in memory. Embeddings and other quantised tensors are dequantised
+            (logged). Outputs are unchanged: merged weights are written dequantised. Default False.
 
     Raises:
         FileNotFoundError: if ``checkpoint_path`` does not exist.
@@ -101,6 +107,7 @@ class GGUFCheckpointer:
         output_dir: str | Path,
         dtype: torch.dtype = torch.float32,
         out_type: str = "F16",
+        keep_quantized: bool = False,
     ) -> None:
         if out_type not in OUT_TYPES:
             raise ValueError(f"out_type={out_type!r} is not supported; choose one of {', '.join(OUT_TYPES)}")
@@ -113,6 +120,7 @@ class GGUFCheckpointer:
         self.output_dir = Path(output_dir)
         self.dtype = dtype
         self.out_type = out_type
+        self.keep_quantized = keep_quantized
         self.metadata, self.config, self._tensors = read_gguf_header(self.checkpoint_path)
 
     @property
@@ -132,7 +140,8 @@ class GGUFCheckpointer:
             ValueError: for an unknown tensor name or an unsupported quantisation type.
         """
         if directory is None:
-            return read_hf_state_dict(self.checkpoint_path, self._tensors, self.config, self.dtype)
+            return read_hf_state_dict(self.checkpoint_path, self._tensors, self.config, self.dtype,
+                                      keep_quantized=self.keep_quantized)
         path = Path(directory) / self.file_name
         if not path.is_file():
             raise FileNotFoundError(f"{self.file_name} not found in {str(directory)!r}")
