@@ -50,8 +50,9 @@ _GEMMA2_LAYER_NAMES = {
 }
 
 
-def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False, rope_scaling: dict | None = None):
-    """A transformers config of a 2-layer model with GQA."""
+def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False, rope_scaling: dict | None = None,
+                **sizes):
+    """A transformers config of a 2-layer model with GQA (``sizes`` override e.g. ``hidden_size``)."""
     from transformers import AutoConfig
 
     kwargs = dict(
@@ -69,6 +70,7 @@ def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False, rope_s
         eos_token_id=2,
         pad_token_id=2,
     )
+    kwargs.update(sizes)
     if rope_scaling is not None:
         kwargs["rope_scaling"] = dict(rope_scaling)  # transformers adds keys to the dict it gets
     if model_type in ("qwen3", "gemma2"):
@@ -86,12 +88,12 @@ def tiny_config(model_type: str, vocab_size: int = 96, tie: bool = False, rope_s
     return AutoConfig.for_model(model_type, **kwargs)
 
 
-def tiny_model(model_type: str, seed: int = 0, tie: bool = False, rope_scaling: dict | None = None):
+def tiny_model(model_type: str, seed: int = 0, tie: bool = False, rope_scaling: dict | None = None, **sizes):
     """A transformers causal LM with random weights (norms and biases not at their defaults)."""
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    config = tiny_config(model_type, tie=tie, rope_scaling=rope_scaling)
+    config = tiny_config(model_type, tie=tie, rope_scaling=rope_scaling, **sizes)
     config._attn_implementation = "eager"
     model = AutoModelForCausalLM.from_config(config).eval()
     with torch.no_grad():
@@ -214,6 +216,11 @@ def write_tiny_gguf(model, path, out_type: str = "F32", tokenizer_kv: dict | Non
             qtype = gguf.GGMLQuantizationType[out_type]
             byte_shape = gguf.quant_shape_to_byte_shape(arr.shape, qtype)
             w.add_tensor(name, np.random.default_rng(0).integers(0, 256, byte_shape, dtype=np.uint8), raw_dtype=qtype)
+        elif out_type == "Q4_K":  # no reference quantiser: random blocks with small f16 scales d, dmin
+            qtype = gguf.GGMLQuantizationType.Q4_K
+            blocks = np.random.default_rng(0).integers(0, 256, (arr.size // 256, 144), dtype=np.uint8)
+            blocks[:, 0:4] = np.array([0.002, 0.001], dtype=np.float16).view(np.uint8)
+            w.add_tensor(name, blocks.reshape(gguf.quant_shape_to_byte_shape(arr.shape, qtype)), raw_dtype=qtype)
         else:
             qtype = gguf.GGMLQuantizationType[out_type]
             w.add_tensor(name, quantize(arr, qtype), raw_dtype=qtype)
