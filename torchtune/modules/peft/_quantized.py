@@ -50,7 +50,9 @@ def to_nf4_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 def is_quantized_weight(weight: torch.Tensor | None) -> bool:
-    """bool: whether ``weight`` is a quantised base weight (NF4 or GGUF blocks)."""
+    """bool: whether ``weight`` is a quantised base weight (NF4 or GGUF blocks), or an FSDP2
+    ``DTensor`` whose local shard is one."""
+    weight = getattr(weight, "_local_tensor", weight)
     return weight is not None and (
         hasattr(type(weight), "get_original_weight") or hasattr(type(weight), "dequantized")
     )
@@ -64,8 +66,16 @@ def dequantize_weight(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         dtype (torch.dtype): the dtype of the result.
 
     Returns:
-        torch.Tensor: ``weight``'s values, same shape; plain tensors are only cast.
+        torch.Tensor: ``weight``'s values, same shape; plain tensors are only cast. A sharded
+        (``DTensor``) weight gives a ``DTensor`` with the same placements whose shards are
+        dequantised locally.
     """
+    local = getattr(weight, "_local_tensor", None)
+    if local is not None:
+        from torch.distributed.tensor import DTensor
+
+        return DTensor.from_local(dequantize_weight(local, dtype), weight.device_mesh, weight.placements,
+                                  run_check=False, shape=weight.shape, stride=weight.stride())
     if hasattr(type(weight), "get_original_weight"):  # torchao NF4Tensor
         return weight.get_original_weight().to(dtype)
     if hasattr(type(weight), "dequantized"):  # torchtune.gguf.GGUFQuantizedTensor
