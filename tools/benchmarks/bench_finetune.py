@@ -21,6 +21,7 @@ an implementation skips (padding, logits of unlabelled positions) counts as usef
     python tools/benchmarks/bench_finetune.py                 # tiny and 100M, LoRA and full
     python tools/benchmarks/bench_finetune.py --cases 100M:lora 100M:full --impls ours ours-packed ours-baseline
     python tools/benchmarks/bench_finetune.py --reference-python /tmp/tt061/bin/python --repeats 3  # vs 0.6.1
+    python tools/benchmarks/bench_finetune.py --cases 1B:lora --impls ours ours-qlora --dtypes fp32  # QLoRA row
 
 With ``--reference-python`` the same cases (or ``--reference-cases``) also run in another
 interpreter with torchtune 0.6.1 installed (its ``llama3_2`` / ``lora_llama3_2`` builders,
@@ -119,14 +120,17 @@ def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch
     torchtune 0.6.1 (``impl="0.6.1"``, run with that version's interpreter). ``ours-baseline``
     is our model with full logits in 4 chunks and :class:`ChunkedCrossEntropyLoss` (the path
     before the loss projected only labelled positions); the other ``ours*`` use
-    :class:`LinearCrossEntropyLoss`."""
+    :class:`LinearCrossEntropyLoss`. ``ours-qlora`` is ``ours`` with ``quantize_base=True``:
+    every adapted linear weight NF4 (torchao), the embedding and the output projection as the
+    row's dtype."""
     cfg = SIZES[size]
     if impl.startswith("ours"):
         from torchtune.models import model_from_hf_config
         from torchtune.modules import ChunkedCrossEntropyLoss, LinearCrossEntropyLoss, bind_loss
         from torchtune.modules.peft import get_adapter_params, set_adapter_dtype, set_trainable_params
 
-        model = model_from_hf_config(cfg, **(LORA if method == "lora" else {})).to(DTYPES[dtype])
+        lora = {**LORA, "quantize_base": impl == "ours-qlora"} if method == "lora" else {}
+        model = model_from_hf_config(cfg, **lora).to(DTYPES[dtype])  # NF4 weights stay NF4 under .to
         if method == "lora":
             set_adapter_dtype(model, torch.float32)  # as the recipes: fp32 master weights for adapters
             set_trainable_params(model, get_adapter_params(model))
@@ -162,6 +166,7 @@ def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch
 IMPLS = {  # impl -> (batches, fused AdamW, output_index: the model computes only labelled positions)
     "ours": ("free", True, True), "ours-padded": ("padded", True, True), "ours-packed": ("packed", True, True),
     "ours-baseline": ("padded", False, False), "0.6.1": ("padded", False, False),
+    "ours-qlora": ("free", True, True),
 }
 
 
@@ -388,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impls", nargs="+", default=["ours"], choices=[i for i in IMPLS if i != "0.6.1"],
                         help="our variants: ours = padding-free batches, output_index, LinearCrossEntropyLoss, "
                         "fused AdamW (the recipes' path); ours-padded / ours-packed = the same on padded / "
-                        "packed batches; ours-baseline = padded, full logits, default AdamW")
+                        "packed batches; ours-baseline = padded, full logits, default AdamW; ours-qlora = "
+                        "ours with NF4 base weights (LoRA cases only)")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per padded batch")
     parser.add_argument("--pack-len", type=int, default=256, help="tokens per packed row")
     parser.add_argument("--pack-rows", type=int, default=2, help="packed rows per batch")

@@ -111,6 +111,11 @@ class GGUFQuantizedTensor(torch.Tensor):
             w = args[0]  # a device move keeps the blocks
             device = kwargs.get("device") or w.device
             return GGUFQuantizedTensor(w.blocks.to(device), w.type_name, tuple(w.shape), w.dtype)
+        if func._schema.is_mutable and isinstance(args[0], GGUFQuantizedTensor):  # would change a temporary
+            raise NotImplementedError(
+                f"GGUFQuantizedTensor is a frozen weight; {func} would write into it. Replace the "
+                "parameter instead (LoRALinear.load_state_dict does) or use its dequantized() values"
+            )
         # anything else computes on the dequantised values
         plain = tree_map(lambda a: a.dequantized() if isinstance(a, GGUFQuantizedTensor) else a, (args, kwargs))
         return func(*plain[0], **plain[1])

@@ -4,6 +4,8 @@ Notation: in_dim / out_dim of the wrapped linear, r the adapter rank.
 """
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -106,7 +108,7 @@ class LoRALinear(nn.Module):
         """
         return dequantize_weight(self.weight, dtype or self.base_dtype)
 
-    def _apply(self, fn, recurse=True):
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "LoRALinear":
         # A quantised base keeps its packed form under .to(dtype) / .half() / .to(device): it is moved
         # to fn's device and only base_dtype follows fn's dtype (fn applied to an empty probe tells both).
         if not is_quantized_weight(self.weight):
@@ -122,13 +124,15 @@ class LoRALinear(nn.Module):
             self._parameters["weight"] = moved if moved is weight else nn.Parameter(moved, requires_grad=False)
         return self
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
         # A quantised incoming base weight (GGUF blocks, or NF4) is taken as it is, not copied into a
-        # float weight (a copy would dequantise it); the shape must match.
+        # float weight (a copy would dequantise it). GGUF blocks cannot take new values in place, so a
+        # float weight loaded over them replaces them. (NF4 takes a float weight by quantising it: torchao's copy_.)
         key = prefix + "weight"
         incoming = state_dict.get(key)
-        if not is_quantized_weight(incoming):
+        holds_blocks = hasattr(type(self.weight), "dequantized")
+        if not is_quantized_weight(incoming) and not (incoming is not None and holds_blocks):
             return super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                                  unexpected_keys, error_msgs)
         if tuple(incoming.shape) != (self.out_dim, self.in_dim):
@@ -139,7 +143,8 @@ class LoRALinear(nn.Module):
         super()._load_from_state_dict(rest, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
         if key in missing_keys:
             missing_keys.remove(key)
-        self.weight = nn.Parameter(incoming.detach().to(self.lora_a.weight.device), requires_grad=False)
+        value = incoming.detach() if is_quantized_weight(incoming) else incoming.detach().to(self.base_dtype)
+        self.weight = nn.Parameter(value.to(self.lora_a.weight.device), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the adapted layer.

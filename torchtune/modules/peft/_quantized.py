@@ -82,10 +82,3 @@ def dequantize_weight(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return weight.dequantized(dtype)
     return weight.to(dtype)
 
-
-def quantized_nbytes(weight: torch.Tensor) -> int:
-    """int: bytes a quantised weight holds (its packed data and scales); plain tensors their size."""
-    if hasattr(type(weight), "__tensor_flatten__") and is_quantized_weight(weight):
-        names, _ = weight.__tensor_flatten__()
-        return sum(getattr(weight, n).numel() * getattr(weight, n).element_size() for n in names)
-    return weight.numel() * weight.element_size()

@@ -108,3 +108,14 @@ def test_gguf_tensor_falls_back_to_dequantised_values():
     torch.testing.assert_close(x.grad, torch.ones(3, 8) @ reference, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match=r"Q4_1 weight of shape \(8, 48\) needs uint8 blocks"):
         GGUFQuantizedTensor(torch.from_numpy(raw.copy()), "Q4_1", (8, 48))
+
+
+def test_in_place_writes_are_refused_and_float_weights_replace_blocks(tmp_path):
+    path = write_tiny_gguf(tiny_model("llama", seed=3, **SIZES), tmp_path / "m.gguf", out_type="Q8_0")
+    model = _model(path, tmp_path, True)
+    layer = model.layers[0].attn.v_proj
+    with pytest.raises(NotImplementedError, match="frozen weight"):
+        layer.weight.copy_(torch.zeros(layer.weight.shape))
+    plain = torch.randn(layer.weight.shape)
+    layer.load_state_dict({"weight": plain}, strict=False)  # a float base over the blocks replaces them
+    assert type(layer.weight) is torch.nn.Parameter and torch.equal(layer.weight.data, plain)
