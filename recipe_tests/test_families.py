@@ -1,5 +1,6 @@
-"""The 2026 families from a model directory, as a new user runs them: a tiny random Gemma 3,
-SmolLM3 and Qwen3-MoE checkpoint written by transformers' own classes, `tune run lora_finetune_single_device`
+"""Families from a model directory, as a new user runs them: a tiny random Gemma 3, SmolLM3,
+Qwen3-MoE and Phi-3-layout (fused qkv_proj and gate_up_proj, as Phi-3 and Phi-4 ship) checkpoint
+written by transformers' own classes, `tune run lora_finetune_single_device`
 with the tiny config pointed at it, and the output checked in transformers and peft."""
 
 import json
@@ -21,6 +22,8 @@ def _model(family: str):
     from transformers import (
         Gemma3ForCausalLM,
         Gemma3TextConfig,
+        Phi3Config,
+        Phi3ForCausalLM,
         Qwen3MoeConfig,
         Qwen3MoeForCausalLM,
         SmolLM3Config,
@@ -36,10 +39,12 @@ def _model(family: str):
     if family == "qwen3_moe":  # 8 experts, top 2; layer 1 dense
         return Qwen3MoeForCausalLM(Qwen3MoeConfig(**sizes, head_dim=16, moe_intermediate_size=32, num_experts=8,
                                                   num_experts_per_tok=2, norm_topk_prob=True, mlp_only_layers=[1]))
+    if family == "phi3":
+        return Phi3ForCausalLM(Phi3Config(**sizes))
     return SmolLM3ForCausalLM(SmolLM3Config(**sizes, no_rope_layer_interval=2))  # NoPE on layers 1 and 3
 
 
-@pytest.mark.parametrize("family", ["gemma3", "smollm3", "qwen3_moe"])
+@pytest.mark.parametrize("family", ["gemma3", "smollm3", "qwen3_moe", "phi3"])
 def test_lora_from_a_model_directory_loads_in_transformers_and_peft(tt, tmp_path, family):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -51,6 +56,8 @@ def test_lora_from_a_model_directory_loads_in_transformers_and_peft(tt, tmp_path
         shutil.copy(root / "assets" / "tiny" / name, model_dir / name)
     out = tmp_path / "out"
     moe = ("model.apply_lora_to_mlp=false", "router_aux_loss_coef=0.01") if family == "qwen3_moe" else ()
+    if family == "phi3":  # the shipped Phi-3/Phi-4 configs' targets: parts of the fused qkv_proj and gate_up_proj
+        moe = ("model.lora_attn_modules=[q_proj,v_proj,output_proj]", "model.apply_lora_to_mlp=true")
     tt.run("tune", "run", "lora_finetune_single_device", "--config", "tiny/lora_single_device",
            f"model_dir={model_dir}", f"output_dir={out}", "model.apply_lora_to_output=false", *moe,
            "max_steps_per_epoch=6", "epochs=1", "save_every_n_steps=6", "dtype=fp32", cwd=tmp_path)

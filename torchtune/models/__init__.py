@@ -1,15 +1,17 @@
 """Model builders and Hugging Face interop."""
 
-from torchtune.models._convert_weights import hf_to_tune, tune_to_hf, tune_to_hf_module_name
+from torchtune.models._convert_weights import FusedPart, fused_part_of, hf_to_tune, tune_to_hf, tune_to_hf_module_name
 from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._hf_config import model_from_hf_config
 from torchtune.models._lora_settings import LORA_ATTN_MODULES, LoRASettings, MoESettings
 
 __all__ = [
+    "FusedPart",
     "LORA_ATTN_MODULES",
     "LoRASettings",
     "MoESettings",
     "build_decoder",
+    "fused_part_of",
     "hf_to_tune",
     "model_from_hf_config",
     "tune_to_hf",

@@ -8,7 +8,7 @@ on the way in and concatenated on the way out.
 
 import logging
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -54,7 +54,7 @@ _PHI3_FUSED = {
     "model.layers.{}.self_attn.qkv_proj": ("layers.{}.attn.q_proj", "layers.{}.attn.k_proj", "layers.{}.attn.v_proj"),
     "model.layers.{}.mlp.gate_up_proj": ("layers.{}.mlp.w1", "layers.{}.mlp.w3"),
 }
-_PHI3 = {k: v for k, v in _LLAMA.items() if not k.startswith(("layers.{}.attn.q_", "layers.{}.attn.k_", "layers.{}.attn.v_"))}
+_PHI3 = {k: v for k, v in _LLAMA.items() if k not in {m for parts in _PHI3_FUSED.values() for m in parts}}
 
 # model_type -> (module table, fused modules)
 MODULE_TABLES: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
@@ -136,6 +136,44 @@ def tune_to_hf_module_name(name: str, config: dict[str, Any]) -> str:
         ValueError: on an unsupported model_type or an unknown (or fused) module.
     """
     return _map_module(name, _tables(config)[0])
+
+
+class FusedPart(NamedTuple):
+    """Where a torchtune module lives in a Hugging Face layout that fuses it with its siblings.
+
+    Attributes:
+        hf_module (str): the fused Hugging Face module, e.g. ``"model.layers.0.self_attn.qkv_proj"``.
+        index (int): this module's position among the parts.
+        modules (tuple[str, ...]): the torchtune modules of all parts in concatenation order, e.g.
+            ``("layers.0.attn.q_proj", "layers.0.attn.k_proj", "layers.0.attn.v_proj")``.
+        sizes (tuple[int, ...]): each part's output rows (from the config), in the same order.
+    """
+
+    hf_module: str
+    index: int
+    modules: tuple[str, ...]
+    sizes: tuple[int, ...]
+
+
+def fused_part_of(name: str, config: dict[str, Any]) -> FusedPart | None:
+    """The fused Hugging Face module that holds torchtune module ``name``, if the layout fuses it.
+
+    Args:
+        name (str): a torchtune module path, e.g. ``"layers.3.mlp.w1"``.
+        config (dict[str, Any]): parsed Hugging Face ``config.json``.
+
+    Returns:
+        FusedPart | None: None when ``name`` has a Hugging Face module of its own.
+
+    Raises:
+        ValueError: on an unsupported model_type.
+    """
+    template, layer = _template(name)
+    for hf_template, parts in _tables(config)[1].items():
+        if template in parts:
+            return FusedPart(hf_template.format(layer), parts.index(template), tuple(p.format(layer) for p in parts),
+                             tuple(_fused_sizes(hf_template, config)))
+    return None
 
 
 def _expert_shapes(config: dict[str, Any]) -> tuple[int, int, int]:
