@@ -120,7 +120,7 @@ RECIPES = {
 
 # Mixture-of-experts families: no adapters on the routed experts, and the router's load-balancing
 # loss (coefficient of the published config.json) added to the training loss.
-MOE_FAMILIES = {"qwen3_moe": 0.001}
+MOE_FAMILIES = {"qwen3_moe": 0.001, "gpt_oss": 0.9}
 
 
 def builder_name(family: str, size: str) -> str:

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from torchtune.models._mxfp4 import dequantize_mxfp4
+
 logger = logging.getLogger(__name__)
 
 _LLAMA = {
@@ -47,6 +49,17 @@ _QWEN3_MOE = {
 }
 _PER_EXPERT = re.compile(r"^(model\.layers\.\d+\.mlp\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
 _MOE_TYPES = ("qwen3_moe",)
+# gpt-oss: the router and stacked experts (biases included), and the attention's sinks (a parameter
+# of the attention module itself). Its files hold gate_up_proj as [E, d, 2h] with the gate and up
+# columns interleaved and down_proj as [E, h, d] (the Hub's files: MXFP4 blocks and scales);
+# ours are [E, 2h, d] (gate rows, then up rows) and [E, d, h].
+_GPT_OSS = {
+    **{k: v for k, v in _LLAMA.items() if not k.startswith("layers.{}.mlp.")},
+    "layers.{}.attn": "model.layers.{}.self_attn",
+    "layers.{}.mlp.router.gate": "model.layers.{}.mlp.router",
+    "layers.{}.mlp.experts": "model.layers.{}.mlp.experts",
+}
+_MXFP4 = re.compile(r"^(.*\.mlp\.experts\.(gate_up_proj|down_proj))_(blocks|scales)$")
 # Gemma 3 adds per-head q/k norms, already in the Llama table (as for Qwen3)
 _GEMMA3 = _GEMMA2
 # fused Hugging Face module -> torchtune modules in concatenation order (sizes from the config)
@@ -67,6 +80,7 @@ MODULE_TABLES: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
     "gemma2": (_GEMMA2, {}),
     "gemma3_text": (_GEMMA3, {}),
     "gemma3": (_GEMMA3, {}),
+    "gpt_oss": (_GPT_OSS, {}),
     "phi3": (_PHI3, _PHI3_FUSED),
     "smollm3": (_LLAMA, {}),
 }
@@ -241,6 +255,60 @@ def _split_experts(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
+def _gpt_oss_experts_in(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """gpt-oss expert tensors of a file (MXFP4 decoded) in our layout, each shape checked."""
+    e, h, d = config.get("num_local_experts", config.get("num_experts")), config["intermediate_size"], config["hidden_size"]
+    out, packed = {}, {}
+    for key, value in state_dict.items():
+        match = _MXFP4.match(key)
+        if match is not None:
+            packed.setdefault(match.group(1), {})[match.group(3)] = value
+        else:
+            out[key] = value
+    for key, parts in packed.items():
+        if set(parts) != {"blocks", "scales"}:
+            raise ValueError(f"{key}: the MXFP4 checkpoint holds only its {sorted(parts)} (needs blocks and scales)")
+        out[key] = dequantize_mxfp4(parts["blocks"], parts["scales"]).transpose(1, 2)  # the file layout: [E, in, out]
+    if packed:
+        logger.info("model_type='gpt_oss': dequantised %d MXFP4 expert tensors to float32 (outputs are written "
+                    "in the training dtype, not MXFP4)", len(packed))
+    expected = {"gate_up_proj": (e, d, 2 * h), "gate_up_proj_bias": (e, 2 * h), "down_proj": (e, h, d),
+                "down_proj_bias": (e, d)}
+    for key in list(out):
+        leaf = key.rsplit(".", 1)[1]
+        if ".mlp.experts." not in key or leaf not in expected:
+            continue
+        value = out[key]
+        if tuple(value.shape) != expected[leaf]:
+            raise ValueError(f"{key} has shape {list(value.shape)} but config.json (num_local_experts={e}, "
+                             f"intermediate_size={h}, hidden_size={d}) implies {list(expected[leaf])}")
+        if leaf == "gate_up_proj":  # [E, d, 2h] interleaved -> [E, 2h, d], gate rows then up rows
+            rows = value.transpose(1, 2)
+            out[key] = torch.cat([rows[:, 0::2], rows[:, 1::2]], dim=1).contiguous()
+        elif leaf == "gate_up_proj_bias":
+            out[key] = torch.cat([value[:, 0::2], value[:, 1::2]], dim=1).contiguous()  # [E, 2h]
+        elif leaf == "down_proj":
+            out[key] = value.transpose(1, 2).contiguous()  # [E, d, h]
+    return out
+
+
+def _gpt_oss_experts_out(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our gpt-oss expert tensors in the layout of transformers' files (inverse of the above)."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.endswith(".mlp.experts.gate_up_proj") or key.endswith(".mlp.experts.gate_up_proj_bias"):
+            gate, up = value.chunk(2, dim=1)
+            value = torch.stack([gate, up], dim=2).flatten(1, 2)  # rows (or columns) gate, up, gate, up, ...
+            if key.endswith("gate_up_proj"):
+                value = value.transpose(1, 2)  # [E, d, 2h]
+            out[key] = value.contiguous()
+        elif key.endswith(".mlp.experts.down_proj"):
+            out[key] = value.transpose(1, 2).contiguous()  # [E, h, d]
+        else:
+            out[key] = value
+    return out
+
+
 def _tied(config: dict[str, Any]) -> bool:
     model_type = config.get("model_type")
     if model_type == "gemma3" and "tie_word_embeddings" in (config.get("text_config") or {}):
@@ -283,6 +351,8 @@ def hf_to_tune(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
         state_dict = _gemma3_text_keys(state_dict)
     if config.get("model_type") in _MOE_TYPES:
         state_dict = _stack_experts(state_dict, config)
+    if config.get("model_type") == "gpt_oss":
+        state_dict = _gpt_oss_experts_in(state_dict, config)
     out = {}
     for key, value in state_dict.items():
         if _IGNORED_HF.match(key) or (tied and key == "lm_head.weight"):
@@ -332,6 +402,8 @@ def tune_to_hf(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
         out[f"{hf_module}.{leaf}"] = torch.cat([parts[i] for i in range(len(parts))], dim=0)
     if config.get("model_type") in _MOE_TYPES:
         out = _split_experts(out)
+    if config.get("model_type") == "gpt_oss":
+        out = _gpt_oss_experts_out(out)
     if config.get("model_type") == "gemma3":  # transformers 5.x's multimodal layout
         out = {("model.language_model." + k[len("model."):] if k.startswith("model.") else k): v for k, v in out.items()}
     return out

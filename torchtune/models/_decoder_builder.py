@@ -1,4 +1,4 @@
-"""One builder for every Llama-shaped decoder (Llama, Mistral, Qwen, Gemma, Phi-3, SmolLM3)."""
+"""One builder for every Llama-shaped decoder (Llama, Mistral, Qwen, Gemma, Phi-3, SmolLM3, gpt-oss)."""
 
 from typing import Any
 
@@ -6,6 +6,7 @@ from torch import nn
 
 from torchtune.models._lora_settings import LoRASettings, MoESettings, make_linear
 from torchtune.modules import (
+    ClampedSwiGLU,
     FeedForward,
     GroupedExperts,
     MoE,
@@ -62,6 +63,7 @@ def build_decoder(
     attn_softcapping: float | None = None,
     final_logit_softcapping: float | None = None,
     post_norms: bool = False,
+    attention_sinks: bool = False,
     moe: MoESettings | None = None,
     lora: LoRASettings | None = None,
 ) -> TransformerDecoder:
@@ -96,6 +98,8 @@ def build_decoder(
         final_logit_softcapping (float | None): output-logit soft-cap. Default: None.
         post_norms (bool): add post-attention / post-MLP norms as ``sa_scale`` / ``mlp_scale``
             (Gemma 2). Default: False.
+        attention_sinks (bool): a learned sink logit per head in every attention (gpt-oss).
+            Default: False.
         moe (MoESettings | None): mixture-of-experts feed-forward layers (stored as ``mlp.router``
             and ``mlp.experts``, see :class:`~torchtune.modules.MoE`). Default: None.
         lora (LoRASettings | None): adapters to add. Default: None.
@@ -143,11 +147,14 @@ def build_decoder(
     layers = []
     def feed_forward(is_sparse: bool) -> nn.Module:
         if is_sparse:
+            gated = None if moe.swiglu_limit is None else ClampedSwiGLU(alpha=moe.swiglu_alpha, limit=moe.swiglu_limit)
             return MoE(
                 router=TopKRouter(dim=embed_dim, num_experts=moe.num_experts, top_k=moe.top_k,
-                                  norm_topk_prob=moe.norm_topk_prob),
+                                  norm_topk_prob=moe.norm_topk_prob, softmax_before_topk=moe.softmax_before_topk,
+                                  bias=moe.router_bias),
                 experts=GroupedExperts(dim=embed_dim, hidden_dim=moe.hidden_dim, num_experts=moe.num_experts,
-                                       activation=mlp_activation),
+                                       activation=None if gated is not None else mlp_activation,
+                                       gated_activation=gated, bias=moe.expert_bias),
             )
         return FeedForward(
             gate_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
@@ -167,6 +174,7 @@ def build_decoder(
             pos_embeddings=positions(window, layer_uses_rope), q_norm=norm(head_dim) if qk_norm else None,
             k_norm=norm(head_dim) if qk_norm else None, max_seq_len=max_seq_len,
             attn_dropout=attn_dropout, sliding_window=window, softcapping=attn_softcapping, scale=attn_scale,
+            attention_sinks=attention_sinks,
         )
         layers.append(TransformerSelfAttentionLayer(
             attn=attn, mlp=feed_forward(is_sparse), sa_norm=norm(), mlp_norm=norm(),
