@@ -62,7 +62,9 @@ def test_lora_from_a_model_directory_loads_in_transformers_and_peft(tt, tmp_path
     for name in ("tokenizer.json", "tokenizer_config.json", "instructions.jsonl", "instructions_val.jsonl"):
         shutil.copy(root / "assets" / "tiny" / name, model_dir / name)
     out = tmp_path / "out"
-    moe = ("model.apply_lora_to_mlp=false", "router_aux_loss_coef=0.01") if family in ("qwen3_moe", "gpt_oss") else ()
+    moe = ("model.apply_lora_to_mlp=false", "router_aux_loss_coef=0.01") if family == "qwen3_moe" else ()
+    if family == "gpt_oss":  # a LoRA adapter on every expert too
+        moe = ("model.apply_lora_to_mlp=true", "router_aux_loss_coef=0.01")
     if family == "phi3":  # the shipped Phi-3/Phi-4 configs' targets: parts of the fused qkv_proj and gate_up_proj
         moe = ("model.lora_attn_modules=[q_proj,v_proj,output_proj]", "model.apply_lora_to_mlp=true")
     tt.run("tune", "run", "lora_finetune_single_device", "--config", "tiny/lora_single_device",

@@ -152,6 +152,71 @@ def tune_to_hf_module_name(name: str, config: dict[str, Any]) -> str:
     return _map_module(name, _tables(config)[0])
 
 
+def hf_to_tune_module_name(name: str, config: dict[str, Any]) -> str:
+    """Map a Hugging Face module path to ours (inverse of :func:`tune_to_hf_module_name`).
+
+    Args:
+        name (str): e.g. ``"model.layers.3.mlp.experts"``.
+        config (dict[str, Any]): parsed Hugging Face ``config.json``.
+
+    Returns:
+        str: e.g. ``"layers.3.mlp.experts"``.
+
+    Raises:
+        ValueError: on an unsupported model_type or an unknown (or fused) module.
+    """
+    return _map_module(name, {v: k for k, v in _tables(config)[0].items()})
+
+
+def _num_experts(config: dict[str, Any]) -> int:
+    return config.get("num_experts", config.get("num_local_experts"))
+
+
+def expert_adapter_to_peft(
+    leaf: str, lora_a: torch.Tensor, lora_b: torch.Tensor, config: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Our per-expert adapter of ``experts.<leaf>`` as peft's LoRA on that expert parameter.
+
+    peft (``target_parameters``) keeps the E adapters of a stacked parameter as one ``lora_A``
+    ``[E * r, in]`` (expert-major) and one ``lora_B`` ``[out, r * E]`` (expert-minor), with
+    ``out`` in the order of the Hugging Face parameter (gpt-oss interleaves gate and up).
+
+    Args:
+        leaf (str): ``"gate_up_proj"`` or ``"down_proj"``.
+        lora_a (torch.Tensor): ours, ``[E, r, in]``.
+        lora_b (torch.Tensor): ours, ``[E, out, r]``.
+        config (dict[str, Any]): parsed Hugging Face ``config.json``.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: peft's ``lora_A.weight`` and ``lora_B.weight``.
+    """
+    if config.get("model_type") == "gpt_oss" and leaf == "gate_up_proj":
+        gate, up = lora_b.chunk(2, dim=1)
+        lora_b = torch.stack([gate, up], dim=2).flatten(1, 2)  # rows gate, up, gate, up, ...
+    e, r, in_dim = lora_a.shape
+    return lora_a.reshape(e * r, in_dim), lora_b.permute(1, 2, 0).reshape(lora_b.shape[1], r * e)
+
+
+def expert_adapter_from_peft(
+    leaf: str, lora_a: torch.Tensor, lora_b: torch.Tensor, config: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`expert_adapter_to_peft`: ours ``[E, r, in]`` and ``[E, out, r]``.
+
+    Raises:
+        ValueError: when the shapes do not divide by config.json's expert count.
+    """
+    e = _num_experts(config)
+    if not e or lora_a.shape[0] % e or lora_b.shape[1] % e:
+        raise ValueError(f"the peft adapter of experts.{leaf} ({list(lora_a.shape)}, {list(lora_b.shape)}) does not "
+                         f"hold one adapter for each of config.json's {e} experts")
+    r = lora_a.shape[0] // e
+    a = lora_a.reshape(e, r, lora_a.shape[1])
+    b = lora_b.reshape(lora_b.shape[0], r, e).permute(2, 0, 1)  # [E, out, r]
+    if config.get("model_type") == "gpt_oss" and leaf == "gate_up_proj":
+        b = torch.cat([b[:, 0::2], b[:, 1::2]], dim=1)  # gate rows, then up rows
+    return a.contiguous(), b.contiguous()
+
+
 class FusedPart(NamedTuple):
     """Where a torchtune module lives in a Hugging Face layout that fuses it with its siblings.
 

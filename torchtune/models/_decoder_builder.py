@@ -5,6 +5,7 @@ from typing import Any
 from torch import nn
 
 from torchtune.models._lora_settings import LoRASettings, MoESettings, make_linear
+from torchtune.modules.peft import ExpertLoRA
 from torchtune.modules import (
     ClampedSwiGLU,
     FeedForward,
@@ -110,7 +111,7 @@ def build_decoder(
     Raises:
         ValueError: on head counts that do not divide, a per-layer window or ``rope_layers``
             list of the wrong length, LoRA on a tied output, or ``apply_lora_to_mlp`` with MoE
-            layers (the routed experts take no adapters).
+            layers and DoRA or adapter dropout (each expert gets a plain LoRA adapter).
     """
     head_dim = _check_sizes(embed_dim, num_heads, num_kv_heads, head_dim)
     windows = sliding_window if isinstance(sliding_window, list) else [sliding_window] * num_layers
@@ -124,10 +125,11 @@ def build_decoder(
     sparse = [False] * num_layers if moe is None else list(moe.layers or [True] * num_layers)
     if len(sparse) != num_layers:
         raise ValueError(f"moe.layers has {len(sparse)} entries but num_layers={num_layers}")
-    if lora is not None and lora.apply_to_mlp and any(sparse):
+    if lora is not None and lora.apply_to_mlp and any(sparse) and (lora.use_dora or lora.dropout):
         raise ValueError(
-            "apply_lora_to_mlp=True is not supported for mixture-of-experts layers (per-expert adapters are not "
-            "implemented); set apply_lora_to_mlp=false: the attention adapters still apply"
+            f"apply_lora_to_mlp=True on mixture-of-experts layers gives each expert a LoRA adapter, which supports "
+            f"neither DoRA nor dropout (use_dora={lora.use_dora}, lora_dropout={lora.dropout}; peft's adapters on "
+            "expert parameters neither): set use_dora=false and lora_dropout=0.0, or apply_lora_to_mlp=false"
         )
     attn_lora = set(lora.attn_modules) if lora else set()
     mlp_lora = bool(lora and lora.apply_to_mlp)
@@ -148,13 +150,18 @@ def build_decoder(
     def feed_forward(is_sparse: bool) -> nn.Module:
         if is_sparse:
             gated = None if moe.swiglu_limit is None else ClampedSwiGLU(alpha=moe.swiglu_alpha, limit=moe.swiglu_limit)
+            e, h = moe.num_experts, moe.hidden_dim
+            adapters = {}
+            if mlp_lora:  # one adapter per expert on both stacked projections
+                adapters = dict(gate_up_proj_lora=ExpertLoRA(e, embed_dim, 2 * h, lora.rank, lora.alpha),
+                                down_proj_lora=ExpertLoRA(e, h, embed_dim, lora.rank, lora.alpha))
             return MoE(
                 router=TopKRouter(dim=embed_dim, num_experts=moe.num_experts, top_k=moe.top_k,
                                   norm_topk_prob=moe.norm_topk_prob, softmax_before_topk=moe.softmax_before_topk,
                                   bias=moe.router_bias),
                 experts=GroupedExperts(dim=embed_dim, hidden_dim=moe.hidden_dim, num_experts=moe.num_experts,
                                        activation=None if gated is not None else mlp_activation,
-                                       gated_activation=gated, bias=moe.expert_bias),
+                                       gated_activation=gated, bias=moe.expert_bias, **adapters),
             )
         return FeedForward(
             gate_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),

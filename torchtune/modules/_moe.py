@@ -125,6 +125,10 @@ class GroupedExperts(nn.Module):
             (e.g. :class:`ClampedSwiGLU`), used instead of ``activation(gate) * up``. Default: None.
         bias (bool): per-expert biases ``gate_up_proj_bias [E, 2h]`` and ``down_proj_bias [E, d]``
             (gpt-oss). Default: False.
+        gate_up_proj_lora (nn.Module | None): per-expert adapters of ``gate_up_proj``
+            (:class:`~torchtune.modules.peft.ExpertLoRA` with ``in_dim=d, out_dim=2h``). Default: None.
+        down_proj_lora (nn.Module | None): per-expert adapters of ``down_proj`` (``in_dim=h,
+            out_dim=d``). Default: None.
 
     Attributes:
         gate_up_proj (nn.Parameter): ``[E, 2h, d]``, the gate rows then the up rows.
@@ -140,6 +144,8 @@ class GroupedExperts(nn.Module):
         activation: nn.Module | None = None,
         gated_activation: nn.Module | None = None,
         bias: bool = False,
+        gate_up_proj_lora: nn.Module | None = None,
+        down_proj_lora: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if activation is not None and gated_activation is not None:
@@ -155,6 +161,13 @@ class GroupedExperts(nn.Module):
         self.activation = activation if activation is not None or gated_activation is not None else nn.SiLU()
         self.use_grouped_mm: bool | None = None  # None: wherever torch has a grouped-GEMM kernel
         self.reset_parameters()
+        for name, adapter, shape in (("gate_up_proj_lora", gate_up_proj_lora, (num_experts, dim, 2 * hidden_dim)),
+                                     ("down_proj_lora", down_proj_lora, (num_experts, hidden_dim, dim))):
+            got = None if adapter is None else (adapter.num_experts, adapter.in_dim, adapter.out_dim)
+            if adapter is not None and got != shape:
+                raise ValueError(f"{name} adapts (num_experts, in_dim, out_dim)={got} but the experts need {shape}")
+        self.gate_up_proj_lora = gate_up_proj_lora
+        self.down_proj_lora = down_proj_lora
 
     def reset_parameters(self) -> None:
         """Initialise each expert as ``nn.Linear`` would (uniform, bound ``1 / sqrt(fan_in)``)."""
@@ -168,6 +181,8 @@ class GroupedExperts(nn.Module):
     def _grouped(self, x: torch.Tensor, weight: torch.Tensor) -> bool:
         if self.use_grouped_mm is not None:
             return self.use_grouped_mm
+        if any(n * x.element_size() % 16 for n in (x.shape[-1], *weight.shape[-2:])):
+            return False  # the kernels need 16-byte strides (e.g. a rank-2 fp32 adapter): a matmul per expert
         if not hasattr(torch, "_grouped_mm"):
             return False
         if x.is_cuda:
@@ -195,6 +210,16 @@ class GroupedExperts(nn.Module):
         parts = [chunk @ weights[e].T for e, chunk in enumerate(x.split(counts.tolist())) if chunk.shape[0]]
         return torch.cat(parts) if parts else x.new_zeros(0, weight.shape[1])
 
+    def _adapted(self, x: torch.Tensor, weight: torch.Tensor, adapter: nn.Module | None,
+                 counts: torch.Tensor) -> torch.Tensor:
+        """``_matmuls`` plus each expert's low-rank update ``s * B_e (A_e x)``, when adapted."""
+        out = self._matmuls(x, weight, counts)
+        if adapter is None or adapter.disabled:
+            return out
+        # adapters may be fp32 master weights under a bf16 model: they compute in x's dtype
+        low_rank = self._matmuls(x, adapter.lora_a.weight.to(x.dtype), counts)  # [rows, r]
+        return out + adapter.scaling * self._matmuls(low_rank, adapter.lora_b.weight.to(x.dtype), counts)
+
     def forward(self, x: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Run each token through its k experts and sum the weighted outputs.
 
@@ -212,13 +237,13 @@ class GroupedExperts(nn.Module):
         counts = torch.bincount(flat, minlength=self.num_experts)  # [E]
         tokens = order // k  # token of each grouped assignment
         grouped = x.index_select(0, tokens)  # [n * k, d]
-        gate_up = self._matmuls(grouped, self.gate_up_proj, counts)  # [n * k, 2h]
+        gate_up = self._adapted(grouped, self.gate_up_proj, self.gate_up_proj_lora, counts)  # [n * k, 2h]
         experts = flat.index_select(0, order) if self.gate_up_proj_bias is not None else None  # expert of each row
         if experts is not None:
             gate_up = gate_up + self.gate_up_proj_bias.index_select(0, experts)
         gate, up = gate_up.chunk(2, dim=-1)  # [n * k, h] each
         hidden = self.gated_activation(gate, up) if self.gated_activation is not None else self.activation(gate) * up
-        out = self._matmuls(hidden, self.down_proj, counts)  # [n * k, d]
+        out = self._adapted(hidden, self.down_proj, self.down_proj_lora, counts)  # [n * k, d]
         if experts is not None:
             out = out + self.down_proj_bias.index_select(0, experts)
         out = out * weights.reshape(-1).index_select(0, order)[:, None]

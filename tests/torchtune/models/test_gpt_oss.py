@@ -171,11 +171,13 @@ def test_preset_matches_published_count(preset):
     assert ours.layers[0].attn.pos_embeddings.scaling == from_config.layers[0].attn.pos_embeddings.scaling
 
 
-def test_lora_on_attention_and_refused_on_experts():
+def test_lora_on_attention_and_experts():
     sizes = dict(vocab_size=VOCAB, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8, embed_dim=32, num_experts=4,
                  num_experts_per_tok=2, intermediate_dim=16, max_seq_len=32)
     model = lora_gpt_oss(["q_proj", "v_proj"], lora_rank=4, **sizes)
     assert {k for k in model.state_dict() if "lora_a" in k} == {
         f"layers.{i}.attn.{p}.lora_a.weight" for i in range(2) for p in ("q_proj", "v_proj")}
-    with pytest.raises(ValueError, match="apply_lora_to_mlp=True is not supported for mixture-of-experts layers"):
-        lora_gpt_oss(["q_proj"], apply_lora_to_mlp=True, **sizes)
+    experts = lora_gpt_oss(["q_proj"], apply_lora_to_mlp=True, lora_rank=4, **sizes).layers[0].mlp.experts
+    assert experts.gate_up_proj_lora.lora_a.weight.shape == (4, 4, 32)  # one adapter per expert
+    with pytest.raises(ValueError, match="gives each expert a LoRA adapter, which supports neither DoRA nor dropout"):
+        lora_gpt_oss(["q_proj"], apply_lora_to_mlp=True, use_dora=True, **sizes)

@@ -55,14 +55,14 @@ def gpt_oss(
         swiglu_limit (float): the experts' clamp. Default: 7.0.
         swiglu_alpha (float): the experts' sigmoid gain. Default: 1.702.
         attn_dropout (float): attention dropout. Default: 0.0.
-        lora (LoRASettings | None): attention (and output) adapters; ``apply_to_mlp`` is refused
-            on the MoE layers. Default: None.
+        lora (LoRASettings | None): adapters; ``apply_to_mlp`` puts one on every expert.
+            Default: None.
 
     Returns:
         TransformerDecoder: the model.
 
     Raises:
-        ValueError: on inconsistent sizes or ``apply_lora_to_mlp``.
+        ValueError: on inconsistent sizes, or DoRA/dropout with ``apply_lora_to_mlp``.
     """
     moe = MoESettings(num_experts=num_experts, top_k=num_experts_per_tok, hidden_dim=intermediate_dim,
                       norm_topk_prob=False, softmax_before_topk=False, router_bias=True, expert_bias=True,
@@ -88,12 +88,12 @@ def lora_gpt_oss(
     use_dora: bool = False,
     **sizes: Any,
 ) -> TransformerDecoder:
-    """:func:`gpt_oss` with LoRA/DoRA adapters on the attention (and output) projections.
+    """:func:`gpt_oss` with LoRA/DoRA adapters on the attention (and output) projections, and
+    optionally LoRA on every expert.
 
     Args:
         lora_attn_modules (list[str]): any of q_proj, k_proj, v_proj, output_proj.
-        apply_lora_to_mlp (bool): must stay False (the routed experts take no adapters).
-            Default: False.
+        apply_lora_to_mlp (bool): a LoRA adapter on every expert's projections. Default: False.
         apply_lora_to_output (bool): adapt the output projection. Default: False.
         lora_rank (int): adapter rank. Default: 8.
         lora_alpha (float): adapter alpha. Default: 16.
@@ -105,7 +105,7 @@ def lora_gpt_oss(
         TransformerDecoder: the model with adapters.
 
     Raises:
-        ValueError: on bad LoRA options (``apply_lora_to_mlp`` included) or sizes.
+        ValueError: on bad LoRA options (DoRA or dropout with ``apply_lora_to_mlp``) or sizes.
     """
     lora = LoRASettings(tuple(lora_attn_modules), apply_lora_to_mlp, apply_lora_to_output,
                         lora_rank, lora_alpha, lora_dropout, use_dora)

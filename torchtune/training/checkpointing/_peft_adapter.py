@@ -6,6 +6,7 @@ become ``base_model.model.<hf module>.lora_A.weight``, ``...lora_B.weight`` and
 """
 
 import json
+import re
 import warnings
 from collections import Counter
 from collections.abc import Mapping
@@ -17,7 +18,15 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from torchtune.config import ConfigError
-from torchtune.models import fused_part_of, hf_to_tune, tune_to_hf, tune_to_hf_module_name
+from torchtune.models import (
+    expert_adapter_from_peft,
+    expert_adapter_to_peft,
+    fused_part_of,
+    hf_to_tune,
+    hf_to_tune_module_name,
+    tune_to_hf,
+    tune_to_hf_module_name,
+)
 from torchtune.modules.peft import AdapterSpec, get_adapter_state_dict, get_merged_lora_ckpt
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -26,6 +35,13 @@ ADAPTER_SUBDIR = "adapter"  # a checkpoint's peft adapter, beside the merged mod
 _PEFT_PREFIX = "base_model.model."
 # safetensors metadata of an adapter with fused modules: how their adapters split back into ours
 _FUSED_METADATA = "torchtune_fused"
+# per-expert adapters (torchtune.modules.peft.ExpertLoRA) beside the stacked expert weights; in peft,
+# LoRA on these parameters (target_parameters, in this order)
+_EXPERT_ADAPTER = re.compile(r"^(.*\.mlp\.experts)\.(gate_up_proj|down_proj)_lora$")
+_EXPERT_PARAMS = ("gate_up_proj", "down_proj")
+# model types whose transformers 4 checkpoints had one module per expert: peft (transformers 5) maps
+# targets named like those modules onto the stacked expert parameters
+_PEFT_RENAMES_MLP_TARGETS = ("qwen3_moe",)
 # our parameter suffix -> peft parameter suffix
 _SUFFIXES = {"lora_a.weight": "lora_A.weight", "lora_b.weight": "lora_B.weight", "magnitude": "lora_magnitude_vector"}
 
@@ -86,7 +102,19 @@ def _to_peft(
         modules.setdefault(module, {})[suffix] = value
     out, hf_specs, layout = {}, {}, {}
     fused_groups: dict[str, list] = {}
+    experts = {m: _EXPERT_ADAPTER.match(m) for m in modules}
+    targeted = [p for p in _EXPERT_PARAMS if any(match and match.group(2) == p for match in experts.values())]
     for module, tensors in modules.items():
+        if experts[module]:  # peft nests one wrapper per targeted parameter: the last one outermost
+            experts_module, leaf = experts[module].groups()
+            depth = len(targeted) - 1 - targeted.index(leaf)
+            hf_module = tune_to_hf_module_name(experts_module, config) + ".base_layer" * depth
+            lora_a, lora_b = expert_adapter_to_peft(leaf, tensors["lora_a.weight"], tensors["lora_b.weight"], config)
+            out[f"{_PEFT_PREFIX}{hf_module}.lora_A.weight"] = lora_a
+            out[f"{_PEFT_PREFIX}{hf_module}.lora_B.weight"] = lora_b
+            if adapter_specs is not None and module in adapter_specs:
+                hf_specs[f"mlp.experts.{leaf}"] = adapter_specs[module]
+            continue
         part = fused_part_of(module, config)
         if part is not None:
             fused_groups.setdefault(part.hf_module, []).append((part, module, tensors))
@@ -96,6 +124,14 @@ def _to_peft(
             out[f"{_PEFT_PREFIX}{hf_module}.{_SUFFIXES[suffix]}"] = value
         if adapter_specs is not None and module in adapter_specs:
             hf_specs[hf_module] = adapter_specs[module]
+    dense_mlp = sorted(m for m, match in experts.items() if not match and m.rsplit(".", 1)[-1] in ("w1", "w2", "w3"))
+    if targeted and dense_mlp and config.get("model_type") in _PEFT_RENAMES_MLP_TARGETS:
+        raise ValueError(
+            f"peft reads LoRA targets named gate_proj/up_proj/down_proj of a {config['model_type']} model as its "
+            f"experts' parameters, so adapters on both the experts and the dense feed-forward layers ({dense_mlp[0]}, "
+            "...) cannot be written in a form it loads: train the experts' adapters on a model without dense "
+            "layers, or set apply_lora_to_mlp=false"
+        )
     for hf_module, parts in fused_groups.items():
         parts = sorted(parts, key=lambda p: p[0].index)
         tensors, hf_specs[hf_module], layout[hf_module] = _fuse_part_adapters(hf_module, parts, adapter_specs)
@@ -158,6 +194,7 @@ def peft_to_adapter(
     config: dict[str, Any],
     *,
     fused_layout: Mapping[str, list] | None = None,
+    target_parameters: list[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Rename peft adapter tensors to our adapter keys (inverse of :func:`adapter_to_peft`).
 
@@ -171,6 +208,8 @@ def peft_to_adapter(
         config (dict[str, Any]): the base model's Hugging Face ``config.json``.
         fused_layout (Mapping[str, list] | None): the adapter file's ``torchtune_fused`` metadata.
             Default None.
+        target_parameters (list[str] | None): ``adapter_config.json``'s (LoRA on expert
+            parameters; peft nests one wrapper per entry, the last outermost). Default None.
 
     Raises:
         ValueError: on a key that is not a peft LoRA/DoRA key of a known module.
@@ -184,9 +223,22 @@ def peft_to_adapter(
             raise ValueError(f"key={key!r} is not a peft LoRA key (base_model.model.<module>.lora_A.weight, ...)")
         modules.setdefault(hf_key[: -len(peft_suffix) - 1], {})[reverse[peft_suffix]] = value
     out = {}
+    params = [p.rsplit(".", 1)[-1] for p in target_parameters or []]
     for hf_module, tensors in modules.items():
         if "lora_b.weight" not in tensors:
             raise ValueError(f"the peft adapter has no lora_B.weight for {hf_module!r}")
+        experts_module, depth = hf_module, 0
+        while experts_module.endswith(".base_layer"):
+            experts_module, depth = experts_module.removesuffix(".base_layer"), depth + 1
+        if experts_module.endswith(".mlp.experts"):
+            if depth >= len(params) or params[len(params) - 1 - depth] not in _EXPERT_PARAMS:
+                raise ValueError(f"{hf_module!r}: the adapter's target_parameters={target_parameters} do not say "
+                                 f"which expert parameter it adapts")
+            leaf = params[len(params) - 1 - depth]
+            a, b = expert_adapter_from_peft(leaf, tensors["lora_a.weight"], tensors["lora_b.weight"], config)
+            module = f"{hf_to_tune_module_name(experts_module, config)}.{leaf}_lora"
+            out[f"{module}.lora_a.weight"], out[f"{module}.lora_b.weight"] = a, b
+            continue
         # B's rows (and DoRA's magnitude) split as the module's weight does: a fused module gives several parts
         rows = _split_rows(hf_module, tensors["lora_b.weight"], config)
         if len(rows) == 1:
@@ -231,7 +283,9 @@ def _specs_from(
             specs[module] = adapter_specs[module]
         elif lora_alpha is not None:
             use_dora = f"{module}.magnitude" in adapter_state_dict
-            specs[module] = AdapterSpec(rank=value.shape[0], alpha=float(lora_alpha), dropout=lora_dropout, use_dora=use_dora)
+            # lora_a is [r, in], or [E, r, in] for expert adapters
+            specs[module] = AdapterSpec(rank=value.shape[-2], alpha=float(lora_alpha), dropout=lora_dropout,
+                                        use_dora=use_dora)
         else:
             raise ValueError(
                 f"no alpha for the adapter of {module!r}: pass adapter_specs=get_adapter_specs(model) "
@@ -274,15 +328,25 @@ def save_peft_adapter(
     if not specs:
         raise ValueError("the adapter state dict holds no lora_a/lora_b weights; nothing to write")
     peft_sd, hf_specs, fused_layout = _to_peft(adapter_state_dict, config, specs)
-    # "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" -> "q_proj"
-    targets = sorted({k.split(".")[-3] for k in peft_sd if k.endswith(".lora_A.weight")})
+    expert_specs = {m: spec for m, spec in hf_specs.items() if m.startswith("mlp.experts.")}
+    hf_specs = {m: spec for m, spec in hf_specs.items() if m not in expert_specs}
+    # "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" -> "q_proj"; beside expert parameters
+    # "self_attn.q_proj", "mlp.down_proj" (peft would also take a bare "down_proj" for the experts' parameter)
+    width = 2 if expert_specs else 1
+    targets = sorted({".".join(k.split(".")[-2 - width : -2]) for k in peft_sd
+                      if k.endswith(".lora_A.weight") and ".mlp.experts." not in k})
     metadata = {"format": "pt"}
     if fused_layout:  # how to split the fused modules' adapters back into ours exactly (resume)
         metadata[_FUSED_METADATA] = json.dumps(fused_layout, sort_keys=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in peft_sd.items()}, Path(directory) / ADAPTER_WEIGHTS,
               metadata=metadata)
-    rank = Counter(s.rank for s in hf_specs.values()).most_common(1)[0][0]
-    alpha = Counter(s.alpha for s in hf_specs.values()).most_common(1)[0][0]
+    every = [*hf_specs.values(), *expert_specs.values()]
+    rank = Counter(s.rank for s in every).most_common(1)[0][0]
+    alpha = Counter(s.alpha for s in every).most_common(1)[0][0]
+    odd = {m: (s.rank, s.alpha) for m, s in expert_specs.items() if (s.rank, s.alpha) != (rank, alpha)}
+    if odd:  # peft's rank_pattern / alpha_pattern do not reach the expert parameters
+        raise ValueError(f"per-expert adapters {odd} have another (rank, alpha) than the other adapters' "
+                         f"({rank}, {alpha}); give every adapter the same rank and alpha")
     adapter_config = {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -290,14 +354,17 @@ def save_peft_adapter(
         "lora_alpha": alpha,
         "rank_pattern": {m: s.rank for m, s in sorted(hf_specs.items()) if s.rank != rank},
         "alpha_pattern": {m: s.alpha for m, s in sorted(hf_specs.items()) if s.alpha != alpha},
-        "lora_dropout": max(s.dropout for s in hf_specs.values()),
+        "lora_dropout": max(s.dropout for s in every),
         "target_modules": targets,
-        "use_dora": any(s.use_dora for s in hf_specs.values()),
+        "use_dora": any(s.use_dora for s in every),
         "bias": "none",
         "fan_in_fan_out": False,
         "inference_mode": True,
         "base_model_name_or_path": base_model_name_or_path,
     }
+    if expert_specs:  # peft >= 0.17 (LoRA on parameters); written only when there are expert adapters
+        adapter_config["target_parameters"] = [f"mlp.experts.{p}" for p in _EXPERT_PARAMS
+                                               if f"mlp.experts.{p}" in expert_specs]
     with open(Path(directory) / ADAPTER_CONFIG, "w", encoding="utf-8") as f:
         json.dump(adapter_config, f, indent=2)
 
@@ -421,4 +488,6 @@ def load_peft_adapter(directory: str | Path, config: dict[str, Any]) -> tuple[di
     with safe_open(directory / ADAPTER_WEIGHTS, framework="pt") as f:
         fused_layout = (f.metadata() or {}).get(_FUSED_METADATA)
     weights = load_file(directory / ADAPTER_WEIGHTS)
-    return peft_to_adapter(weights, config, fused_layout=json.loads(fused_layout) if fused_layout else None), adapter_config
+    adapter = peft_to_adapter(weights, config, fused_layout=json.loads(fused_layout) if fused_layout else None,
+                              target_parameters=adapter_config.get("target_parameters"))
+    return adapter, adapter_config
