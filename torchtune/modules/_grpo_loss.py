@@ -184,20 +184,20 @@ class GRPOLoss(nn.Module):
             raise ValueError(f"advantages {list(advantages.shape)} must be [R] = [{log_probs.shape[0]}]")
         if ref_log_probs is None and not self.reference_free:
             raise ValueError(f"beta={self.beta} > 0 needs ref_log_probs; pass them or set beta=0")
-        maskf = mask.float()
-        counts = maskf.sum(dim=1)  # [R]
+        counts = mask.sum(dim=1)  # [R]
         if bool((counts == 0).any()):
             raise ValueError(f"completions {(counts == 0).nonzero().flatten().tolist()} have no tokens in mask")
         # padding positions may hold anything: zero them before exp() so no inf or NaN reaches a gradient
-        log_probs = torch.where(mask, log_probs.float(), 0.0)
-        old = log_probs.detach() if old_log_probs is None else torch.where(mask, old_log_probs.float(), 0.0)
+        dtype = torch.promote_types(log_probs.dtype, torch.float32)  # at least fp32
+        log_probs = torch.where(mask, log_probs.to(dtype), 0.0)
+        old = log_probs.detach() if old_log_probs is None else torch.where(mask, old_log_probs.to(dtype), 0.0)
         ratio = torch.exp(log_probs - old)  # [R, n]
-        adv = advantages.float()[:, None]  # [R, 1]
+        adv = advantages.to(dtype)[:, None]  # [R, 1]
         clipped_ratio = ratio.clamp(1.0 - self.epsilon, 1.0 + self.epsilon_high)
         per_token = -torch.minimum(ratio * adv, clipped_ratio * adv)  # [R, n]
         kl = torch.zeros_like(per_token)
         if not self.reference_free:
-            diff = torch.where(mask, ref_log_probs.float(), 0.0) - log_probs
+            diff = torch.where(mask, ref_log_probs.to(dtype), 0.0) - log_probs
             kl = torch.exp(diff) - diff - 1.0
             per_token = per_token + self.beta * kl
         per_token = per_token.masked_fill(~mask, 0.0)
