@@ -22,6 +22,7 @@ from recipe_tests._installed import InstalledTorchtune, clean_env
 
 SINGLE = ("grpo_single_device", "--config", "tiny/grpo_single_device")
 DIST = ("--nproc_per_node", "2", "grpo_distributed", "--config", "tiny/grpo_distributed")
+FULL = ("~model",)  # no adapter options: every weight trains, the reference is a frozen copy
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,27 @@ def test_grpo_distributed_samples_and_scores_what_one_device_does(tt, tmp_path):
     assert metrics(dist, "kl")[0] == 0.0  # the first step's policy is the reference
 
 
+def test_full_grpo_distributed_matches_one_device_and_loads_in_transformers(tt, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    single, dist = tmp_path / "single", tmp_path / "dist"
+    common = (*FULL, "max_steps_per_epoch=4", "epochs=1", "log_every_n_steps=1")
+    tune_run(tt, *SINGLE, f"output_dir={single}", *common, cwd=tmp_path)
+    tune_run(tt, *DIST, f"output_dir={dist}", *common, cwd=tmp_path)
+    assert metrics(single, "reward") == metrics(dist, "reward") and len(metrics(dist, "reward")) == 4
+    for key in ("loss", "kl"):
+        assert metrics(single, key) == pytest.approx(metrics(dist, key), rel=1e-4, abs=1e-6), key
+    assert metrics(dist, "kl")[-1] > 0  # the reference stayed where the policy started
+    final = final_dir(dist)
+    assert not (final / "adapter").exists()
+    trained = AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32).eval()
+    root = tt.run("python", "-c", "import torchtune; print(torchtune.recipes_root())", cwd=tmp_path).stdout.strip()
+    source = AutoModelForCausalLM.from_pretrained(Path(root) / "assets" / "tiny", dtype=torch.float32).eval()
+    tokens = torch.randint(0, trained.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (trained(tokens).logits - source(tokens).logits).abs().max() > 1e-4  # the weights trained
+
+
 def test_several_ppo_epochs_clip_the_ratio(tt, tmp_path):
     out = tmp_path / "ppo"
     tune_run(tt, *SINGLE, f"output_dir={out}", "max_steps_per_epoch=4", "epochs=1", "log_every_n_steps=1",
@@ -124,7 +146,7 @@ def _assert_same_weights(a_dir: Path, b_dir: Path) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
-@pytest.mark.parametrize("recipe", [SINGLE, DIST], ids=["single_device", "distributed"])
+@pytest.mark.parametrize("recipe", [SINGLE, DIST, (*SINGLE, *FULL)], ids=["single_device", "distributed", "full"])
 def test_killed_grpo_run_resumes_to_the_same_weights(tt, tmp_path, recipe):
     args = ["run", *recipe, "max_steps_per_epoch=6", "epochs=1", "save_every_n_steps=3"]
     whole, broken = tmp_path / "whole", tmp_path / "broken"

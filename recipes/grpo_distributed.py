@@ -1,5 +1,5 @@
-"""LoRA / DoRA GRPO (group relative policy optimisation with verifiable rewards) on several
-processes with FSDP2 (GPUs with nccl, or CPU with gloo).
+"""GRPO (group relative policy optimisation with verifiable rewards) on several processes with
+FSDP2 (GPUs with nccl, or CPU with gloo): LoRA / DoRA adapters, or every weight.
 
 Launch it through torchrun, via the ``tune`` command or directly::
 
@@ -14,26 +14,26 @@ the model returns the logits of the completion positions (the output weight is s
 losses and rewards are summed over processes, so the gradient is the mean over every completion
 of the global batch. Because each completion samples from its own generator seeded by (seed,
 epoch, row, sample), a run on N processes with ``batch_size`` B / N samples what one process with
-B samples. Checkpoints are gathered to process 0, which writes them (peft adapter plus merged
-weights). Copy it with ``tune cp grpo_distributed .`` and edit freely.
+B samples. Checkpoints are gathered to process 0, which writes them (merged weights, plus the peft adapter for LoRA). Copy it with ``tune cp grpo_distributed .`` and edit freely.
 
 In order, as on one device: check the config, build the tokenizer and the prompts with their
 reference answers (``torchtune.datasets.prompt_dataset``), the reward functions (``rewards:``, a
 list of components such as ``torchtune.training.ExactAnswerReward``, or your own, allowed with
-``allowed_component_roots``), the model (base weights from the configured checkpointer, adapters
-on top), the loss (``torchtune.modules.GRPOLoss``), the optimizer and the schedule, then train.
+``allowed_component_roots``), the model (base weights from the configured checkpointer; adapters
+on top when ``model`` holds LoRA options, else every weight trains), the loss (``torchtune.modules.GRPOLoss``), the optimizer and the schedule, then train.
 Each step takes ``batch_size`` prompts and samples ``group_size`` completions of each with the
 policy and its KV cache (temperature / top-k / top-p). Completion ``k`` of dataset row ``i`` in
 epoch ``e`` draws from its own generator seeded by ``(seed, e, i, k)``, so what a row samples does
 not depend on the rest of its batch, on the number of processes, or on where a run was resumed.
 Every reward function scores every completion; their sum, normalised within each prompt's group,
 is the completion's advantage. The loss is the clipped policy-ratio objective plus ``beta`` times
-a KL estimate to the reference model: the same weights with the adapters switched off, so no
-second copy exists. With ``ppo_epochs > 1`` the samples are reused for that many optimizer
+a KL estimate to the reference model: for LoRA the same weights with the adapters switched off,
+so no second copy exists; for full training a frozen, sharded copy of the source weights (none
+is built when ``loss.beta`` is 0). With ``ppo_epochs > 1`` the samples are reused for that many optimizer
 updates, the ratio taken against the sampling policy. It logs the loss, each reward's mean, the
 KL, the share of clipped tokens and the completion length. Every ``save_every_n_steps`` steps and
-at the end it writes ``<output_dir>/step_<N>`` (the peft adapter, the merged weights in the
-checkpointer's format, and the state needed to resume).
+at the end it writes ``<output_dir>/step_<N>`` (the weights in the checkpointer's format, merged
+with the adapters, the peft adapter for LoRA, and the state needed to resume).
 """
 
 import os
@@ -97,26 +97,40 @@ def check_config(cfg: config.DictConfig) -> None:
 
 
 def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torch.device, dtype: torch.dtype,
-                resume_dir: Path | None) -> torch.nn.Module:
-    """The sharded model with adapters, base weights loaded (and adapters from ``resume_dir``
-    when resuming); only adapter parameters train."""
-    if "_component_" in cfg.model:
-        model = config.instantiate(cfg.model)
+                resume_dir: Path | None, *, trainable: bool = True) -> torch.nn.Module:
+    """The sharded model with its weights loaded.
+
+    ``model`` names a builder (``_component_``), or holds LoRA options, or is empty, in which
+    case the architecture is read from the checkpoint's config. With adapters, the base weights
+    come from the source and the adapters from ``resume_dir`` when resuming, and only the
+    adapters train; without, every weight trains and all of them come from ``resume_dir`` (or
+    the source). ``trainable=False`` gives a frozen model in eval mode (the full-training
+    reference, from the source weights).
+    """
+    node = cfg.get("model")
+    if node is not None and "_component_" in node:
+        model = config.instantiate(node)
     else:
-        model = model_from_hf_config(checkpointer.config, **cfg.model.to_dict())
-    state_dict = checkpointer.load_checkpoint()  # every process reads the files, then keeps its shard
-    check_weights_fit(model, state_dict, builder=cfg.model.get("_component_"))
+        model = model_from_hf_config(checkpointer.config, **(node.to_dict() if node is not None else {}))
+    lora = bool(get_adapter_params(model))
+    # every process reads the files, then keeps its shard
+    state_dict = checkpointer.load_checkpoint(None if lora else resume_dir)
+    check_weights_fit(model, state_dict, builder=node.get("_component_") if node is not None else None)
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
-    set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
-    initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
-    if resume_dir is not None:
-        adapter = checkpointer.load_adapter(resume_dir)
-        missing, unexpected = model.load_state_dict(adapter, strict=False)
-        validate_missing_and_unexpected_for_lora(model, lora_missing=missing, lora_unexpected=unexpected)
-    set_trainable_params(model, get_adapter_params(model))
-    if cfg.enable_activation_checkpointing:
+    if lora:
+        set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
+        initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
+        if resume_dir is not None:
+            adapter = checkpointer.load_adapter(resume_dir)
+            missing, unexpected = model.load_state_dict(adapter, strict=False)
+            validate_missing_and_unexpected_for_lora(model, lora_missing=missing, lora_unexpected=unexpected)
+        set_trainable_params(model, get_adapter_params(model))
+    if not trainable:
+        model.requires_grad_(False)
+        model.eval()
+    elif cfg.enable_activation_checkpointing:
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
     training.shard_model(model)  # FSDP2: one unit per decoder layer, plus the root
     if cfg.compile:
@@ -204,6 +218,16 @@ def completion_log_probs(model: torch.nn.Module, tokens: torch.Tensor, is_real: 
     return torch.zeros(r, n, device=logp.device, dtype=logp.dtype).masked_scatter(mask, logp)
 
 
+def reference_log_probs(model: torch.nn.Module, reference: torch.nn.Module | None, tokens: torch.Tensor,
+                        is_real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[R, n]`` the reference model's log-probabilities of the completions: the frozen copy
+    when there is one (full training), else the policy with its adapters switched off."""
+    if reference is not None:
+        return completion_log_probs(reference, tokens, is_real, mask)
+    with disable_adapter(model):
+        return completion_log_probs(model, tokens, is_real, mask)
+
+
 def score(reward_fns: list[Any], ds: PromptDataset, indices: list[int], texts: list[str], g: int) -> torch.Tensor:
     """``[R, F]`` rewards; a reward function that fails stops the run naming it and the row."""
     rows = [i for i in indices for _ in range(g)]
@@ -241,16 +265,22 @@ def main(argv: Sequence[str] | None = None) -> Path:
     names = [reward_name(fn) for fn in reward_fns]
     training.set_seed(cfg.seed)  # the same adapter initialisation on every process ...
     model = build_model(cfg, checkpointer, device, dtype, resume_dir)
+    lora = bool(get_adapter_params(model))  # else every weight trains
     check_save_mappings(model.state_dict(), checkpointer.config, adapter_specs=get_adapter_specs(model))  # fail now
     seed = training.set_seed(cfg.seed, rank)  # ... then one random stream per process (dropout)
     trainable = [p for p in model.parameters() if p.requires_grad]
     say(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} "
-        f"trainable (adapters), sharded over {world_size} processes")
+        f"trainable ({'adapters' if lora else 'every weight'}), sharded over {world_size} processes")
     loss_fn = config.instantiate(cfg.loss)
+    reference = None
+    if not lora and not loss_fn.reference_free:
+        reference = build_model(cfg, checkpointer, device, dtype, None, trainable=False)
+        reference.set_num_output_chunks(0)
     model.set_num_output_chunks(0)  # one logits tensor of the completion positions
     say(f"{len(ds)} prompts, {cfg.group_size} completions each; rewards: {', '.join(names)}; loss: "
-          f"{type(loss_fn).__name__}" + (" (no KL term)" if loss_fn.reference_free else
-                                         ", reference = the base model (adapters off)"))
+        f"{type(loss_fn).__name__}" + (" (no KL term)" if loss_fn.reference_free else
+                                       ", reference = the base model (adapters off)" if lora else
+                                       ", reference = a frozen copy of the source weights"))
 
     # ----- optimizer and schedule -----------------------------------------------------------------
     steps_per_epoch = training.steps_per_epoch(len(ds), batch_size=cfg.batch_size, gradient_accumulation_steps=1,
@@ -262,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     # ----- resume -----------------------------------------------------------------------------------
     step, epoch, samples_seen = 0, 0, 0
-    if resume_dir is not None:  # the adapters were loaded by build_model
+    if resume_dir is not None:  # the weights (or adapters) were loaded by build_model
         step, epoch, samples_seen = restore_training_state(resume_dir, optimizer, lr_scheduler, sharded_model=model,
                                                            rank=rank)  # rank 0 restores its RNG streams
         say(f"Resumed from {resume_dir} at step {step} (epoch {epoch})")
@@ -276,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         optimizer_state = training.gather_full_optimizer_state_dict(model, optimizer)
 
         def write(directory: Path) -> None:
-            adapter_only = bool(cfg.save_adapter_weights_only) and at < total_steps
+            adapter_only = lora and bool(cfg.save_adapter_weights_only) and at < total_steps
             checkpointer.write_checkpoint(directory, state_dict, adapter_specs=adapter_specs, adapter_only=adapter_only)
             # the torch RNG streams are saved too; sampling needs none: each row's generator is
             # seeded from (seed, epoch, row, sample), all of which this state restores
@@ -307,10 +337,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             advantages = group_advantages(rewards.sum(dim=1), g, scale=cfg.scale_rewards).to(device)
             # 2. the reference's and (for several updates) the sampling policy's log-probabilities
             with torch.no_grad():
-                ref = None
-                if not loss_fn.reference_free:
-                    with disable_adapter(model):
-                        ref = completion_log_probs(model, tokens, is_real, mask)
+                ref = None if loss_fn.reference_free else reference_log_probs(model, reference, tokens, is_real, mask)
                 old = completion_log_probs(model, tokens, is_real, mask) if cfg.ppo_epochs > 1 else None
             # 3. ppo_epochs updates on these samples; FSDP averages the gradients over processes, so
             # each process divides by its own completions: the gradient is the mean over all of them
@@ -367,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     print(f"Training took {time.perf_counter() - start:.1f}s for {total_steps - first_step} steps")
     print(run_log.plot(output_dir / "loss.png"))
     final = Path(last_saved if last_saved is not None else manager.latest()).resolve()
-    print(f"Checkpoints are in {output_dir.resolve()}; the final model (merged weights and peft adapter) is {final}")
+    print(f"Checkpoints are in {output_dir.resolve()}; the final model"
+          f"{' (merged weights and peft adapter)' if lora else ''} is {final}")
     print(f"Generate from it with:\n  tune run generate --config tiny/generate checkpoint_dir={final}")
     return final
 

@@ -1,4 +1,5 @@
-"""LoRA / DoRA GRPO (group relative policy optimisation with verifiable rewards) on one device.
+"""GRPO (group relative policy optimisation with verifiable rewards) on one device: LoRA / DoRA
+adapters, or every weight.
 
 Run it through the ``tune`` command or directly::
 
@@ -8,20 +9,21 @@ Run it through the ``tune`` command or directly::
 The script reads top to bottom: check the config, build the tokenizer and the prompts with their
 reference answers (``torchtune.datasets.prompt_dataset``), the reward functions (``rewards:``, a
 list of components such as ``torchtune.training.ExactAnswerReward``, or your own, allowed with
-``allowed_component_roots``), the model (base weights from the configured checkpointer, adapters
-on top), the loss (``torchtune.modules.GRPOLoss``), the optimizer and the schedule, then train.
+``allowed_component_roots``), the model (base weights from the configured checkpointer; adapters
+on top when ``model`` holds LoRA options, else every weight trains), the loss (``torchtune.modules.GRPOLoss``), the optimizer and the schedule, then train.
 Each step takes ``batch_size`` prompts and samples ``group_size`` completions of each with the
 policy and its KV cache (temperature / top-k / top-p). Completion ``k`` of dataset row ``i`` in
 epoch ``e`` draws from its own generator seeded by ``(seed, e, i, k)``, so what a row samples does
 not depend on the rest of its batch, on the number of processes, or on where a run was resumed.
 Every reward function scores every completion; their sum, normalised within each prompt's group,
 is the completion's advantage. The loss is the clipped policy-ratio objective plus ``beta`` times
-a KL estimate to the reference model: the same weights with the adapters switched off, so no
-second copy exists. With ``ppo_epochs > 1`` the samples are reused for that many optimizer
+a KL estimate to the reference model: for LoRA the same weights with the adapters switched off,
+so no second copy exists; for full training a frozen copy of the source weights (none is built
+when ``loss.beta`` is 0). With ``ppo_epochs > 1`` the samples are reused for that many optimizer
 updates, the ratio taken against the sampling policy. It logs the loss, each reward's mean, the
 KL, the share of clipped tokens and the completion length. Every ``save_every_n_steps`` steps and
-at the end it writes ``<output_dir>/step_<N>`` (the peft adapter, the merged weights in the
-checkpointer's format, and the state needed to resume).
+at the end it writes ``<output_dir>/step_<N>`` (the weights in the checkpointer's format, merged
+with the adapters, the peft adapter for LoRA, and the state needed to resume).
 Copy it with ``tune cp grpo_single_device .`` and edit freely.
 """
 
@@ -83,24 +85,33 @@ def check_config(cfg: config.DictConfig) -> None:
                                  "torchtune.training.ExactAnswerReward")
 
 
-def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
-    """The model with adapters and its base weights loaded; only adapter parameters train.
+def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torch.device, dtype: torch.dtype,
+                weights_dir: Path | None = None, *, trainable: bool = True) -> torch.nn.Module:
+    """The model with its weights loaded from ``weights_dir`` (None: the source weights).
 
     ``model`` names a builder (``_component_``, e.g. ``torchtune.models.llama3_2.lora_llama3_2_1b``),
-    or holds only LoRA options, in which case the architecture is read from the checkpoint's config.
+    or holds LoRA options, or is empty, in which case the architecture is read from the checkpoint's
+    config. With adapters only they train; without, every weight does. ``trainable=False`` gives
+    a frozen model in eval mode (the full-training reference).
     """
-    if "_component_" in cfg.model:
-        model = config.instantiate(cfg.model)
+    node = cfg.get("model")
+    if node is not None and "_component_" in node:
+        model = config.instantiate(node)
     else:
-        model = model_from_hf_config(checkpointer.config, **cfg.model.to_dict())
-    state_dict = checkpointer.load_checkpoint()
-    check_weights_fit(model, state_dict, builder=cfg.model.get("_component_"))
+        model = model_from_hf_config(checkpointer.config, **(node.to_dict() if node is not None else {}))
+    state_dict = checkpointer.load_checkpoint(weights_dir)
+    check_weights_fit(model, state_dict, builder=node.get("_component_") if node is not None else None)
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
     model.to(device=device, dtype=dtype)
-    set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
-    initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
-    set_trainable_params(model, get_adapter_params(model))
+    adapters = get_adapter_params(model)
+    if adapters:
+        set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
+        initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights
+        set_trainable_params(model, adapters)
+    if not trainable:
+        model.requires_grad_(False)
+        return model.eval()
     if cfg.enable_activation_checkpointing:
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
     if cfg.compile:
@@ -182,6 +193,16 @@ def completion_log_probs(model: torch.nn.Module, tokens: torch.Tensor, is_real: 
     return torch.zeros(r, n, device=logp.device, dtype=logp.dtype).masked_scatter(mask, logp)
 
 
+def reference_log_probs(model: torch.nn.Module, reference: torch.nn.Module | None, tokens: torch.Tensor,
+                        is_real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[R, n]`` the reference model's log-probabilities of the completions: the frozen copy
+    when there is one (full training), else the policy with its adapters switched off."""
+    if reference is not None:
+        return completion_log_probs(reference, tokens, is_real, mask)
+    with disable_adapter(model):
+        return completion_log_probs(model, tokens, is_real, mask)
+
+
 def score(reward_fns: list[Any], ds: PromptDataset, indices: list[int], texts: list[str], g: int) -> torch.Tensor:
     """``[R, F]`` rewards; a reward function that fails stops the run naming it and the row."""
     rows = [i for i in indices for _ in range(g)]
@@ -211,15 +232,22 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ds = build_prompts(cfg, tokenizer)
     reward_fns = [config.instantiate(node) for node in cfg.rewards]
     names = [reward_name(fn) for fn in reward_fns]
+    manager = CheckpointManager(output_dir, save_every_n_steps=cfg.save_every_n_steps, keep_last_n=cfg.keep_last_n_checkpoints)
+    manager.clean_temp()
+    resume_dir = manager.resolve_resume(cfg.resume)
     model = build_model(cfg, checkpointer, device, dtype)
+    lora = bool(get_adapter_params(model))  # else every weight trains
     # every tensor a save writes must have a name in the checkpoint's layout: fail now, not at the first save
     check_save_mappings(model.state_dict(), checkpointer.config, adapter_specs=get_adapter_specs(model))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    print(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} trainable (adapters)")
+    print(f"Model: {sum(p.numel() for p in model.parameters()):,} parameters, {sum(p.numel() for p in trainable):,} "
+          f"trainable ({'adapters' if lora else 'every weight'})")
     loss_fn = config.instantiate(cfg.loss)
+    reference = None if lora or loss_fn.reference_free else build_model(cfg, checkpointer, device, dtype, trainable=False)
     print(f"{len(ds)} prompts, {cfg.group_size} completions each; rewards: {', '.join(names)}; loss: "
           f"{type(loss_fn).__name__}" + (" (no KL term)" if loss_fn.reference_free else
-                                         ", reference = the base model (adapters off)"))
+                                         ", reference = the base model (adapters off)" if lora else
+                                         ", reference = a frozen copy of the source weights"))
 
     # ----- optimizer and schedule -----------------------------------------------------------------
     steps_per_epoch = training.steps_per_epoch(len(ds), batch_size=cfg.batch_size, gradient_accumulation_steps=1,
@@ -230,14 +258,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
     lr_scheduler = config.instantiate(cfg.lr_scheduler, optimizer, num_training_steps=total_steps * cfg.ppo_epochs)
 
     # ----- resume -----------------------------------------------------------------------------------
-    manager = CheckpointManager(output_dir, save_every_n_steps=cfg.save_every_n_steps, keep_last_n=cfg.keep_last_n_checkpoints)
-    manager.clean_temp()
     step, epoch, samples_seen = 0, 0, 0
-    resume_dir = manager.resolve_resume(cfg.resume)
     if resume_dir is not None:
-        adapter = checkpointer.load_adapter(resume_dir)
-        missing, unexpected = model.load_state_dict(adapter, strict=False)
-        validate_missing_and_unexpected_for_lora(model, lora_missing=missing, lora_unexpected=unexpected)
+        if lora:
+            adapter = checkpointer.load_adapter(resume_dir)
+            missing, unexpected = model.load_state_dict(adapter, strict=False)
+            validate_missing_and_unexpected_for_lora(model, lora_missing=missing, lora_unexpected=unexpected)
+        else:  # every weight, as saved
+            model.load_state_dict(checkpointer.load_checkpoint(resume_dir))
         step, epoch, samples_seen = restore_training_state(resume_dir, optimizer, lr_scheduler)
         print(f"Resumed from {resume_dir} at step {step} (epoch {epoch})")
     run_log = training.RunLog(cfg.metric_logger, total_steps=total_steps, initial_step=step, desc="grpo")
@@ -247,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
         def write(directory: Path) -> None:
-            adapter_only = bool(cfg.save_adapter_weights_only) and at < total_steps
+            adapter_only = lora and bool(cfg.save_adapter_weights_only) and at < total_steps
             checkpointer.write_checkpoint(directory, state_dict, adapter_specs=adapter_specs, adapter_only=adapter_only)
             # the torch RNG streams are saved too; sampling needs none: each row's generator is
             # seeded from (seed, epoch, row, sample), all of which this state restores
@@ -276,10 +304,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             meter.update(int(mask.sum()) + int(is_real.sum()))
             # 2. the reference's and (for several updates) the sampling policy's log-probabilities
             with torch.no_grad():
-                ref = None
-                if not loss_fn.reference_free:
-                    with disable_adapter(model):
-                        ref = completion_log_probs(model, tokens, is_real, mask)
+                ref = None if loss_fn.reference_free else reference_log_probs(model, reference, tokens, is_real, mask)
                 old = completion_log_probs(model, tokens, is_real, mask) if cfg.ppo_epochs > 1 else None
             # 3. ppo_epochs updates on these samples; the gradient is the mean over completions
             r = tokens.shape[0]
@@ -324,7 +349,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     print(f"Training took {time.perf_counter() - start:.1f}s for {total_steps - first_step} steps")
     print(run_log.plot(output_dir / "loss.png"))
     final = Path(last_saved if last_saved is not None else manager.latest()).resolve()
-    print(f"Checkpoints are in {output_dir.resolve()}; the final model (merged weights and peft adapter) is {final}")
+    print(f"Checkpoints are in {output_dir.resolve()}; the final model"
+          f"{' (merged weights and peft adapter)' if lora else ''} is {final}")
     print(f"Generate from it with:\n  tune run generate --config tiny/generate checkpoint_dir={final}")
     return final
 
