@@ -14,13 +14,15 @@ the model returns the logits of the completion positions (the output weight is s
 losses and rewards are summed over processes, so the gradient is the mean over every completion
 of the global batch. Because each completion samples from its own generator seeded by (seed,
 epoch, row, sample), a run on N processes with ``batch_size`` B / N samples what one process with
-B samples. Checkpoints are gathered to process 0, which writes them (merged weights, plus the peft adapter for LoRA). Copy it with ``tune cp grpo_distributed .`` and edit freely.
+B samples. Checkpoints are gathered to process 0, which writes them (merged weights, plus the
+peft adapter for LoRA). Copy it with ``tune cp grpo_distributed .`` and edit freely.
 
 In order, as on one device: check the config, build the tokenizer and the prompts with their
 reference answers (``torchtune.datasets.prompt_dataset``), the reward functions (``rewards:``, a
 list of components such as ``torchtune.training.ExactAnswerReward``, or your own, allowed with
 ``allowed_component_roots``), the model (base weights from the configured checkpointer; adapters
-on top when ``model`` holds LoRA options, else every weight trains), the loss (``torchtune.modules.GRPOLoss``), the optimizer and the schedule, then train.
+on top when ``model`` holds LoRA options, else every weight trains), the loss
+(``torchtune.modules.GRPOLoss``), the optimizer and the schedule, then train.
 Each step takes ``batch_size`` prompts and samples ``group_size`` completions of each with the
 policy and its KV cache (temperature / top-k / top-p). Completion ``k`` of dataset row ``i`` in
 epoch ``e`` draws from its own generator seeded by ``(seed, e, i, k)``, so what a row samples does

@@ -10,7 +10,8 @@ The script reads top to bottom: check the config, build the tokenizer and the pr
 reference answers (``torchtune.datasets.prompt_dataset``), the reward functions (``rewards:``, a
 list of components such as ``torchtune.training.ExactAnswerReward``, or your own, allowed with
 ``allowed_component_roots``), the model (base weights from the configured checkpointer; adapters
-on top when ``model`` holds LoRA options, else every weight trains), the loss (``torchtune.modules.GRPOLoss``), the optimizer and the schedule, then train.
+on top when ``model`` holds LoRA options, else every weight trains), the loss
+(``torchtune.modules.GRPOLoss``), the optimizer and the schedule, then train.
 Each step takes ``batch_size`` prompts and samples ``group_size`` completions of each with the
 policy and its KV cache (temperature / top-k / top-p). Completion ``k`` of dataset row ``i`` in
 epoch ``e`` draws from its own generator seeded by ``(seed, e, i, k)``, so what a row samples does
