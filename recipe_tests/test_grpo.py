@@ -176,7 +176,8 @@ def test_a_users_reward_runs_when_allowed_and_its_failure_names_it_and_the_row(t
               "log_every_n_steps=1", "epochs=1", f"output_dir={tmp_path / 'out'}")
     env = {"PYTHONPATH": str(tmp_path)}
     refused = tune_run(tt, *common, cwd=tmp_path, check=False, env=env)
-    assert refused.returncode != 0 and "allowed_component_roots: [my_rewards.]" in refused.stderr, refused.stderr[-2000:]
+    assert refused.returncode != 0, refused.stdout[-2000:]
+    assert "allowed_component_roots: [my_rewards.]" in refused.stderr, refused.stderr[-2000:]
     tune_run(tt, *common, "allowed_component_roots=[my_rewards.]", cwd=tmp_path, env=env)
     assert metrics(tmp_path / "out", "rewards/Picky") == [1.0, 1.0]
 

@@ -213,9 +213,10 @@ class PromptDataset(TokenizedDataset):
         else:
             messages = []
             for j, m in enumerate(value):
-                if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-                    raise ValueError(f"field {self._prompt_column!r} message {j} must be a {{'role': str, 'content': str}} "
-                                     f"dict, got {m!r:.80}")
+                well_formed = isinstance(m, Mapping) and all(isinstance(m.get(k), str) for k in ("role", "content"))
+                if not well_formed:
+                    raise ValueError(f"field {self._prompt_column!r} message {j} must be a "
+                                     f"{{'role': str, 'content': str}} dict, got {m!r:.80}")
                 messages.append(Message(role=m["role"], content=m["content"]))
         if not messages or not messages[-1].content.strip():
             raise ValueError(f"field {self._prompt_column!r} is empty; every row needs a prompt")

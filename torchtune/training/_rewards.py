@@ -186,7 +186,8 @@ def score_completions(
     """
     if not reward_fns:
         raise ValueError("no reward functions given; list at least one under 'rewards'")
-    if not len(completions) == len(answers) == len(prompts) or (locations is not None and len(locations) != len(completions)):
+    lengths_differ = not len(completions) == len(answers) == len(prompts)
+    if lengths_differ or (locations is not None and len(locations) != len(completions)):
         raise ValueError(f"{len(completions)} completions, {len(answers)} answers and {len(prompts)} prompts"
                          + (f" and {len(locations)} locations" if locations is not None else "") + " must be as many")
     out = torch.zeros(len(completions), len(reward_fns), dtype=torch.float32)

@@ -55,7 +55,8 @@ def test_column_map_system_prompt_and_message_list_prompts(tmp_path, tok):
     ({"prompt": "Hi", "answer": ["4"]}, r"p.jsonl line 2: field 'answer' must be a str or int or float, got list"),
     ({"prompt": "  ", "answer": "4"}, r"p.jsonl line 2: field 'prompt' is empty"),
     ({"prompt": [{"role": "user"}], "answer": "4"}, r"p.jsonl line 2: field 'prompt' message 0 must be a"),
-    ({"prompt": "word " * 80, "answer": "4"}, r"p.jsonl line 2: the prompt is longer than the tokenizer's max_seq_len=64"),
+    ({"prompt": "word " * 80, "answer": "4"},
+     r"p.jsonl line 2: the prompt is longer than the tokenizer's max_seq_len=64"),
 ])
 def test_bad_rows_name_file_row_and_field(tmp_path, tok, row, message):
     path = _jsonl(tmp_path / "p.jsonl", [{"prompt": "ok", "answer": "1"}, row])
