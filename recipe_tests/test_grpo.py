@@ -79,6 +79,57 @@ def test_grpo_reward_rises_and_the_output_loads_in_transformers_and_peft(tt, tmp
     assert (merged_logits - base_logits).abs().max() > 1e-3  # the adapters learnt something
 
 
+ROLLOUT = """
+import importlib.util, json, sys
+import torch, torchtune
+from torchtune import config
+from torchtune.datasets import prompt_dataset
+from torchtune.models import model_from_hf_config
+from torchtune.modules.tokenizers import HFModelTokenizer
+from torchtune.training.checkpointing import HuggingFaceCheckpointer
+
+root = torchtune.recipes_root()
+spec = importlib.util.spec_from_file_location("grpo", root / "grpo_single_device.py")
+grpo = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(grpo)
+tiny = root / "assets" / "tiny"
+checkpointer = HuggingFaceCheckpointer(tiny, sys.argv[1])
+model = model_from_hf_config(checkpointer.config)
+model.load_state_dict(checkpointer.load_checkpoint())
+model.to(torch.float32)
+tokenizer = HFModelTokenizer(str(tiny / "tokenizer.json"), str(tiny / "tokenizer_config.json"))
+ds = prompt_dataset(tokenizer, source="jsonl", data_files=str(tiny / "prompts.jsonl"))
+cfg = config.DictConfig({"group_size": 2, "seed": 0, "max_new_tokens": 6, "temperature": 1.0})
+rows = [0, 1, 2, 3]
+roll = grpo.rollout(model, ds, rows, cfg, 0, tokenizer, torch.device("cpu"))
+with torch.no_grad():
+    logp = grpo.completion_log_probs(model, roll["tokens"], roll["is_real"], roll["mask"])
+print(json.dumps({"tokens": roll["tokens"].tolist(), "is_real": roll["is_real"].tolist(),
+                  "mask": roll["mask"].tolist(), "logp": logp.tolist(), "root": str(root)}))
+"""
+
+
+def test_completion_log_probs_of_left_padded_rollouts_equal_transformers_on_each_row_alone(tt, tmp_path):
+    """The recipe's batch of sampled completions (left-padded prompts of different lengths, then
+    the completions) scored in one forward equals transformers scoring each row unpadded."""
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    out = json.loads(tt.run("python", "-c", ROLLOUT, str(tmp_path), cwd=tmp_path).stdout.strip().splitlines()[-1])
+    tokens, is_real, mask, logp = (torch.tensor(out[k]) for k in ("tokens", "is_real", "mask", "logp"))
+    s = is_real.shape[1]
+    assert len(set(is_real.sum(dim=1).tolist())) > 1  # prompts of different lengths: left padding is exercised
+    hf = AutoModelForCausalLM.from_pretrained(Path(out["root"]) / "assets" / "tiny", dtype=torch.float32).eval()
+    for r in range(tokens.shape[0]):
+        prompt, completion = tokens[r, :s][is_real[r]], tokens[r, s:][mask[r]]
+        ids = torch.cat([prompt, completion])[None]
+        with torch.no_grad():
+            logits = hf(ids).logits[0, len(prompt) - 1 : -1]  # the positions that predict the completion
+        want = F.log_softmax(logits.float(), dim=-1).gather(1, completion[:, None]).squeeze(1)
+        torch.testing.assert_close(logp[r][mask[r]], want, atol=1e-4, rtol=1e-4)
+        assert bool((logp[r][~mask[r]] == 0).all())
+
+
 def test_grpo_distributed_samples_and_scores_what_one_device_does(tt, tmp_path):
     single, dist = tmp_path / "single", tmp_path / "dist"
     common = ("max_steps_per_epoch=5", "epochs=1", "log_every_n_steps=1")
