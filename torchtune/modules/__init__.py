@@ -17,6 +17,7 @@ from torchtune.modules._loss import (
     chunked_cross_entropy,
     linear_cross_entropy,
 )
+from torchtune.modules._grpo_loss import GRPOLoss, GRPOLossOutput, group_advantages, token_log_probs
 from torchtune.modules._preference_loss import (
     DPOLoss,
     IPOLoss,
@@ -34,6 +35,8 @@ __all__ = [
     "ClampedSwiGLU",
     "DPOLoss",
     "FeedForward",
+    "GRPOLoss",
+    "GRPOLossOutput",
     "GroupedExperts",
     "IPOLoss",
     "KVCache",
@@ -51,12 +54,14 @@ __all__ = [
     "TransformerSelfAttentionLayer",
     "bind_loss",
     "chunked_cross_entropy",
+    "group_advantages",
     "linear_cross_entropy",
     "load_balancing_loss",
     "llama3_scale_frequencies",
     "reward_metrics",
     "reward_sums",
     "sequence_log_probs",
+    "token_log_probs",
     "yarn_frequencies",
 ]
 
