@@ -122,18 +122,23 @@ def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch
     before the loss projected only labelled positions); the other ``ours*`` use
     :class:`LinearCrossEntropyLoss`. ``ours-qlora`` is ``ours`` with ``quantize_base=True``:
     every adapted linear weight NF4 (torchao), the embedding and the output projection as the
-    row's dtype."""
+    row's dtype; ``ours-qlora-ac`` adds activation checkpointing per decoder layer."""
     cfg = SIZES[size]
     if impl.startswith("ours"):
         from torchtune.models import model_from_hf_config
         from torchtune.modules import ChunkedCrossEntropyLoss, LinearCrossEntropyLoss, bind_loss
         from torchtune.modules.peft import get_adapter_params, set_adapter_dtype, set_trainable_params
 
-        lora = {**LORA, "quantize_base": impl == "ours-qlora"} if method == "lora" else {}
+        lora = {**LORA, "quantize_base": impl.startswith("ours-qlora")} if method == "lora" else {}
         model = model_from_hf_config(cfg, **lora).to(DTYPES[dtype])  # NF4 weights stay NF4 under .to
         if method == "lora":
             set_adapter_dtype(model, torch.float32)  # as the recipes: fp32 master weights for adapters
             set_trainable_params(model, get_adapter_params(model))
+        if impl == "ours-qlora-ac":  # activation checkpointing per decoder layer, as the recipes' key does
+            from torchtune.modules import TransformerSelfAttentionLayer
+            from torchtune.training import apply_activation_checkpointing
+
+            apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
         if impl == "ours-baseline":
             model.set_num_output_chunks(4)
             return model, ChunkedCrossEntropyLoss()
@@ -166,7 +171,7 @@ def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch
 IMPLS = {  # impl -> (batches, fused AdamW, output_index: the model computes only labelled positions)
     "ours": ("free", True, True), "ours-padded": ("padded", True, True), "ours-packed": ("packed", True, True),
     "ours-baseline": ("padded", False, False), "0.6.1": ("padded", False, False),
-    "ours-qlora": ("free", True, True),
+    "ours-qlora": ("free", True, True), "ours-qlora-ac": ("free", True, True),
 }
 
 
@@ -394,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="our variants: ours = padding-free batches, output_index, LinearCrossEntropyLoss, "
                         "fused AdamW (the recipes' path); ours-padded / ours-packed = the same on padded / "
                         "packed batches; ours-baseline = padded, full logits, default AdamW; ours-qlora = "
-                        "ours with NF4 base weights (LoRA cases only)")
+                        "ours with NF4 base weights (LoRA cases only); ours-qlora-ac = that with activation "
+                        "checkpointing per decoder layer")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per padded batch")
     parser.add_argument("--pack-len", type=int, default=256, help="tokens per packed row")
     parser.add_argument("--pack-rows", type=int, default=2, help="packed rows per batch")
