@@ -85,7 +85,7 @@ class LoRALinear(nn.Module):
         self.lora_b = nn.Linear(rank, out_dim, bias=False)  # weight [out_dim, r]
         self.disabled = False
         self.initialize_parameters()
-        self._register_state_dict_hook(_dequantize_base_in_state_dict)
+        self.register_state_dict_post_hook(_dequantize_base_in_state_dict)
 
     def initialize_parameters(self) -> None:
         """Kaiming-uniform ``lora_a`` (as for ``nn.Linear``) and zero ``lora_b``."""
