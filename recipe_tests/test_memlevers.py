@@ -1,7 +1,8 @@
 """The full fine-tuning memory levers as packaged: `pip install 'torchtune[recipes,quant]'`, then `tune`.
 
 ``optimizer_in_bwd: true`` must give the default run's losses and weights exactly (it is the same
-arithmetic, moved into backward), on one device and under FSDP2, and resume exactly.
+arithmetic, moved into backward), on one device and under FSDP2 (full SFT and full DPO), and
+resume exactly.
 ``optimizer._component_=torchao.optim.AdamW8bit`` must stay close to AdamW, keep 8-bit state in
 its checkpoints and resume exactly. Runs are the tiny shipped config in fp32 for 8 steps.
 """
@@ -68,6 +69,18 @@ def test_optimizer_in_bwd_gives_the_default_run_and_resumes_exactly(tt, tmp_path
     assert losses(in_bwd) == losses(default)  # bit for bit: the same update of the same gradient
     assert_same_weights(default / "step_8", in_bwd / "step_8")
     resume_from_step_4(tt, in_bwd, *IN_BWD, distributed=distributed)
+
+
+def test_full_dpo_with_optimizer_in_bwd_gives_the_default_run(tt, tmp_path):
+    runs = {}
+    for name, overrides in (("default", ()), ("in_bwd", ("optimizer_in_bwd=true",))):
+        runs[name] = out = tmp_path / name
+        tt.run("tune", "run", "--nproc_per_node", "2", "full_dpo_distributed", "--config", "tiny/full_dpo_distributed",
+               f"output_dir={out}", "max_steps_per_epoch=4", "epochs=1", "log_every_n_steps=1", "dtype=fp32",
+               "clip_grad_norm=null", *overrides, cwd=tmp_path)
+    assert len(losses(runs["default"])) == 4
+    assert losses(runs["in_bwd"]) == losses(runs["default"])
+    assert_same_weights(runs["default"] / "step_4", runs["in_bwd"] / "step_4")
 
 
 def test_adamw8bit_stays_close_to_adamw_keeps_8bit_state_and_resumes_exactly(tt, tmp_path):
