@@ -122,7 +122,7 @@ RECIPES = {
 IN_BWD = """\
 # Less memory: optimizer_in_bwd: true updates each weight inside backward, so only one gradient
 # is alive (needs clip_grad_norm: null and gradient_accumulation_steps: 1); and/or
-# optimizer._component_=torchao.optim.AdamW8bit keeps Adam's moments in 8 bits ('quant' extra).
+# optimizer=torchao.optim.AdamW8bit{fused} keeps Adam's moments in 8 bits ('quant' extra).
 optimizer_in_bwd: false
 """
 
@@ -164,7 +164,7 @@ def render(family: str, size: str, suffix: str) -> str:
         # single device: project only the positions that carry a label (the model returns hidden states)
         loss="torchtune.modules.ChunkedCrossEntropyLoss" if distributed else "torchtune.modules.LinearCrossEntropyLoss",
         adapter_only="save_adapter_weights_only: false\n" if lora else "",
-        in_bwd="" if lora else IN_BWD,
+        in_bwd="" if lora else IN_BWD.format(fused="" if distributed else " ~optimizer.fused"),
         moe=(f"router_aux_loss_coef: {MOE_FAMILIES[family]}  # router load-balancing loss (logged as router_aux_loss)\n"
              if family in MOE_FAMILIES else ""),
     )
