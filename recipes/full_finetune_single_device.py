@@ -9,7 +9,9 @@ The script reads top to bottom: check the config, build the tokenizer and the da
 (weights from the configured checkpointer: a Hugging Face directory, a Meta checkpoint or a GGUF
 file), the optimizer and the schedule, then train with gradient accumulation; every
 ``save_every_n_steps`` optimizer steps and at the end it writes ``<output_dir>/step_<N>`` (the
-weights in the checkpointer's format plus the state needed to resume).
+weights in the checkpointer's format plus the state needed to resume). With
+``optimizer_in_bwd: true`` each parameter is updated inside backward instead, as soon as its
+gradient is ready (``torchtune.training.OptimizerInBackward``: less memory, the same run).
 Copy it with ``tune cp full_finetune_single_device .`` and edit freely.
 """
 

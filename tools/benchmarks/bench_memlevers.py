@@ -145,6 +145,8 @@ def machine(device: str) -> str:
 def table(rows: list[dict], args: argparse.Namespace) -> str:
     base = next(r for r in rows if r["case"] == "adamw")
     lines = [
+        "## Full fine-tuning memory levers (`tools/benchmarks/bench_memlevers.py`)",
+        "",
         f"{args.size} model ({base['params'] / 1e6:.0f}M parameters), {args.dtype}, {args.device}, "
         f"{args.seq_len} tokens per step, median of {args.steps} steps; {machine(args.device)}; "
         f"{datetime.date.today().isoformat()}; `python tools/benchmarks/bench_memlevers.py --size {args.size} "
