@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from torchtune.config import ConfigError
+
 if TYPE_CHECKING:
     from torch.distributed.fsdp import MixedPrecisionPolicy
 
@@ -161,5 +163,19 @@ def load_full_state_dict(model: nn.Module, full_state_dict: dict[str, torch.Tens
 def load_full_optimizer_state_dict(
     model: nn.Module, optimizer: torch.optim.Optimizer, full_state_dict: dict[str, Any]
 ) -> None:
-    """Load a full optimizer state dict (from :func:`gather_full_optimizer_state_dict`, on rank 0)."""
+    """Load a full optimizer state dict (from :func:`gather_full_optimizer_state_dict`, on rank 0).
+
+    Raises:
+        ConfigError: when the state holds tensor subclasses (torchao's 8-bit optimizer states):
+            they cannot be broadcast from rank 0 (torchao 0.18 implements no ``broadcast``).
+    """
+    for fqn, state in (full_state_dict.get("state") or {}).items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and type(value) is not torch.Tensor:
+                raise ConfigError(
+                    f"cannot resume under FSDP2: the saved optimizer state of {fqn!r} ({key}) is a "
+                    f"{type(value).__name__} (a quantised torchao optimizer state), which cannot be "
+                    "broadcast to the other processes. torchao's optimizers train and save under FSDP2 "
+                    "but cannot resume there yet; use torch.optim.AdamW for runs that must resume"
+                )
     _sd().set_optimizer_state_dict(model, optimizer, full_state_dict, options=_full_options(broadcast_from_rank0=True))
