@@ -118,10 +118,9 @@ class OptimizerInBackward:
         Returns:
             torch.Tensor: scalar fp32 norm; 0 when no gradient was seen.
         """
-        sq = self._sq_norm if self._sq_norm is not None else torch.zeros(())
-        if dist.is_available() and dist.is_initialized() and any(
-            hasattr(p, "to_local") for g in self.optimizer.param_groups for p in g["params"]
-        ):
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        sq = self._sq_norm if self._sq_norm is not None else torch.zeros((), device=params[0].device)
+        if dist.is_available() and dist.is_initialized() and any(hasattr(p, "to_local") for p in params):
             sq = sq.clone()
             dist.all_reduce(sq)
         return sq.sqrt()
