@@ -125,10 +125,10 @@ def run_case(case: str, size: str, dtype: str, device: str, seq_len: int, steps:
     peak = peak_bytes(dev)
     return {"case": case, "params": sum(p.numel() for p in params), "state_gib": state_bytes(optimizer) / _GIB,
             "peak_gib": peak / _GIB, "overhead_gib": (peak - held) / _GIB,
-            "step_s": sorted(times)[len(times) // 2], "final_loss": loss.item() / n}
+            "step_s": sorted(times)[len(times) // 2], "threads": torch.get_num_threads()}
 
 
-def machine(device: str) -> str:
+def machine(device: str, threads: int) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(0)
     name = platform.processor() or platform.machine()
@@ -139,7 +139,7 @@ def machine(device: str) -> str:
                 break
     except OSError:
         pass
-    return f"{name}, {torch.get_num_threads()} threads"
+    return f"{name}, {threads} thread{'s' if threads > 1 else ''}"
 
 
 def table(rows: list[dict], args: argparse.Namespace) -> str:
@@ -148,7 +148,7 @@ def table(rows: list[dict], args: argparse.Namespace) -> str:
         "## Full fine-tuning memory levers (`tools/benchmarks/bench_memlevers.py`)",
         "",
         f"{args.size} model ({base['params'] / 1e6:.0f}M parameters), {args.dtype}, {args.device}, "
-        f"{args.seq_len} tokens per step, median of {args.steps} steps; {machine(args.device)}; "
+        f"{args.seq_len} tokens per step, median of {args.steps} steps; {machine(args.device, base.get('threads', torch.get_num_threads()))}; "
         f"{datetime.date.today().isoformat()}; `python tools/benchmarks/bench_memlevers.py --size {args.size} "
         f"--dtype {args.dtype} --device {args.device} --seq-len {args.seq_len} --steps {args.steps}`",
         "",
