@@ -102,16 +102,13 @@ def test_adamw8bit_stays_close_to_adamw_keeps_8bit_state_and_resumes_exactly(tt,
     resume_from_step_4(tt, eight, *IN_BWD, *ADAMW8BIT)
 
 
-def test_adamw8bit_under_fsdp2_trains_and_saves_but_says_it_cannot_resume(tt, tmp_path):
+def test_adamw8bit_under_fsdp2_trains_saves_and_resumes_exactly(tt, tmp_path):
     out = tmp_path / "fsdp2_8bit"
     full(tt, out, *ADAMW8BIT, distributed=True)
     assert len(losses(out)) == 8 and losses(out)[-1] < losses(out)[0] - 0.5
-    assert "OptimState8bit" in (out / "step_4" / "recipe_state.json").read_text()
-    shutil.rmtree(out / "step_8")
-    proc = tt.run("tune", "run", "--nproc_per_node", "2", "full_finetune_distributed", "--config", "tiny/full_distributed",
-                  f"output_dir={out}", *SHORT, *ADAMW8BIT, "resume=auto", cwd=tmp_path, check=False)
-    assert proc.returncode != 0
-    assert "cannot resume under FSDP2" in proc.stderr and "use torch.optim.AdamW" in proc.stderr, proc.stderr[-3000:]
+    # gathered from the shards: still 2 moments x 30 quantised matrices
+    assert (out / "step_4" / "recipe_state.json").read_text().count("OptimState8bit") == 2 * 30
+    resume_from_step_4(tt, out, *ADAMW8BIT, distributed=True)
 
 
 def test_in_bwd_with_clipping_or_accumulation_stops_before_training(tt, tmp_path):

@@ -14,8 +14,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from torchtune.config import ConfigError
-
 if TYPE_CHECKING:
     from torch.distributed.fsdp import MixedPrecisionPolicy
 
@@ -163,19 +161,35 @@ def load_full_state_dict(model: nn.Module, full_state_dict: dict[str, torch.Tens
 def load_full_optimizer_state_dict(
     model: nn.Module, optimizer: torch.optim.Optimizer, full_state_dict: dict[str, Any]
 ) -> None:
-    """Load a full optimizer state dict (from :func:`gather_full_optimizer_state_dict`, on rank 0).
+    """Load a full optimizer state dict (from :func:`gather_full_optimizer_state_dict`).
+
+    Plain tensors are broadcast from rank 0. Quantised states (torchao's 8-bit optimizer
+    tensor subclasses) cannot be broadcast, so every process must pass the full state dict (the
+    recipes read it from the checkpoint on every process): each takes the rows of its own shard
+    from it (FSDP2 shards dim 0 in ``ceil(rows / world_size)`` chunks).
 
     Raises:
-        ConfigError: when the state holds tensor subclasses (torchao's 8-bit optimizer states):
-            they cannot be broadcast from rank 0 (torchao 0.18 implements no ``broadcast``).
+        ValueError: when a quantised state is given on one process only or does not match its shard.
     """
-    for fqn, state in (full_state_dict.get("state") or {}).items():
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor) and type(value) is not torch.Tensor:
-                raise ConfigError(
-                    f"cannot resume under FSDP2: the saved optimizer state of {fqn!r} ({key}) is a "
-                    f"{type(value).__name__} (a quantised torchao optimizer state), which cannot be "
-                    "broadcast to the other processes. torchao's optimizers train and save under FSDP2 "
-                    "but cannot resume there yet; use torch.optim.AdamW for runs that must resume"
-                )
-    _sd().set_optimizer_state_dict(model, optimizer, full_state_dict, options=_full_options(broadcast_from_rank0=True))
+    quantised = {(fqn, key): value for fqn, state in (full_state_dict.get("state") or {}).items()
+                 for key, value in state.items() if isinstance(value, torch.Tensor) and type(value) is not torch.Tensor}
+    plain = full_state_dict
+    if quantised:
+        plain = {**full_state_dict, "state": {
+            fqn: {k: v for k, v in state.items() if (fqn, k) not in quantised}
+            for fqn, state in full_state_dict["state"].items()}}
+    _sd().set_optimizer_state_dict(model, optimizer, plain, options=_full_options(broadcast_from_rank0=True))
+    if not quantised:
+        return
+    world_size, rank = get_world_size_and_rank()
+    params = dict(model.named_parameters())
+    for (fqn, key), full in quantised.items():
+        local = optimizer.state[params[fqn]][key]
+        shard = local.to_local() if hasattr(local, "to_local") else local
+        rows = -(-full.shape[0] // world_size) if hasattr(local, "to_local") else 0
+        start = min(rank * rows, full.shape[0])
+        if tuple(shard.shape) != (min(start + shard.shape[0], full.shape[0]) - start, *full.shape[1:]):
+            raise ValueError(f"saved optimizer state {fqn!r} ({key}) of shape {tuple(full.shape)} does not "
+                             f"match this process's shard {tuple(shard.shape)}")
+        with torch.no_grad():
+            shard.copy_(full[start:start + shard.shape[0]].to(shard.device))

@@ -270,15 +270,3 @@ def test_adamw8bit_in_backward_and_resume_are_exact(eager, tmp_path):
     for (name, p), q in zip(model.named_parameters(), ref_model.parameters()):
         assert torch.equal(p, q), name
 
-
-def test_fsdp2_resume_with_8bit_state_stops_with_a_clear_error():
-    from torchao.optim.subclass_8bit import OptimState8bit
-
-    from torchtune.training import load_full_optimizer_state_dict
-
-    layer = nn.Linear(64, 64)
-    full = {"state": {"weight": {"step": torch.tensor(1.0), "exp_avg": OptimState8bit.zeros((64, 64))}},
-            "param_groups": []}
-    with pytest.raises(ConfigError, match=r"cannot resume under FSDP2: the saved optimizer state of 'weight' "
-                                          r"\(exp_avg\) is a OptimState8bit"):
-        load_full_optimizer_state_dict(layer, torch.optim.AdamW(layer.parameters()), full)
