@@ -179,6 +179,12 @@ def load_full_optimizer_state_dict(
             fqn: {k: v for k, v in state.items() if (fqn, k) not in quantised}
             for fqn, state in full_state_dict["state"].items()}}
     _sd().set_optimizer_state_dict(model, optimizer, plain, options=_full_options(broadcast_from_rank0=True))
+    if dist.is_initialized():  # every process needs the quantised states itself: none can be broadcast
+        most = torch.tensor([float(len(quantised))], device=next(model.parameters()).device)
+        dist.all_reduce(most, op=dist.ReduceOp.MAX)
+        if int(most.item()) != len(quantised):
+            raise ValueError(f"this process was given {len(quantised)} quantised optimizer states, another "
+                             f"{int(most.item())}: pass the full optimizer state dict on every process")
     if not quantised:
         return
     world_size, rank = get_world_size_and_rank()
