@@ -267,6 +267,10 @@ class MultiHeadAttention(nn.Module):
             k = self.pos_embeddings(k, input_pos)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [1, n_h, n, h_d], [b, n_kv, s, h_d]
         allowed = self._query_mask(mask, q_row, q_slot, s, x.device)  # [n, s]
+        if b == 1:  # one row (padding-free): one call, no data-dependent split (compile-friendly)
+            out = self._attend(q, k, v, allowed[None])  # [1, n_h, n, h_d]
+            out = out.transpose(1, 2).reshape(1, n, self.num_heads * self.head_dim)  # [1, n, n_h * h_d]
+            return self.output_proj(out)
         counts = torch.bincount(q_row, minlength=b).tolist()  # queries per row (ascending index)
         outs, start = [], 0
         for r, count in enumerate(counts):

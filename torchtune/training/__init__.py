@@ -1,8 +1,8 @@
 """Training utilities used by the recipes.
 
-Device and dtype choice, schedulers, gradient clipping, activation checkpointing, seeding
-and RNG state, throughput and memory meters, the NaN/inf guard, metric loggers, validation
-loss, a loss plot and a progress bar: what every recipe shares. Gradient accumulation and
+Device, dtype and precision choice, compile, schedulers, gradient clipping, activation
+checkpointing and offloading, seeding and RNG state, throughput and memory meters, the NaN/inf
+guard, metric loggers, validation loss, a loss plot and a progress bar: what every recipe shares. Gradient accumulation and
 the loss step are written out in the recipes (see :func:`scale_grads`). Checkpointers live in
 :mod:`torchtune.training.checkpointing`.
 """
@@ -11,7 +11,16 @@ from torchtune.training._activation_checkpointing import (
     apply_activation_checkpointing,
     is_checkpointed,
 )
-from torchtune.training._device import DTYPES, bf16_supported, get_device, get_dtype
+from torchtune.training._activation_offloading import OffloadActivations, activation_offloading
+from torchtune.training._compile import check_compile, compile_model
+from torchtune.training._device import (
+    DTYPES,
+    PrecisionPlan,
+    bf16_supported,
+    get_device,
+    get_dtype,
+    precision_plan,
+)
 from torchtune.training._distributed import (
     gather_full_optimizer_state_dict,
     gather_full_state_dict,
@@ -54,18 +63,23 @@ __all__ = [
     "JsonlLogger",
     "MLFlowLogger",
     "MetricLogger",
+    "OffloadActivations",
+    "PrecisionPlan",
     "RunLog",
     "StdoutLogger",
     "TensorBoardLogger",
     "TokensPerSecond",
     "TrainingDivergedError",
     "WandBLogger",
+    "activation_offloading",
     "apply_activation_checkpointing",
     "bf16_supported",
     "build_metric_loggers",
+    "check_compile",
     "check_metric_loggers",
     "check_finite",
     "clip_grad_norm",
+    "compile_model",
     "count_tokens",
     "gather_full_optimizer_state_dict",
     "gather_full_state_dict",
@@ -83,6 +97,7 @@ __all__ = [
     "max_rss_bytes",
     "peak_memory_stats",
     "plot_loss",
+    "precision_plan",
     "progress_bar",
     "read_metric",
     "reset_peak_memory_stats",
