@@ -61,7 +61,10 @@ def compile_model(model: nn.Module, device: torch.device, *, backend: str = "ind
 
     Off CUDA, rows of documents then use the dense mask (``set_document_attention("dense")``,
     when it was ``"auto"``): per-document SDPA loops over the document lengths, which a compiled
-    layer would have to be recompiled for, and torch has no flex-attention backward on CPU.
+    layer would have to be recompiled for, and torch has no flex-attention backward on CPU. The
+    dense mask costs attention time that grows with the square of the row (on one CPU thread,
+    a row of 2,167 tokens: 768 ms against 37 ms per document, docs/benchmarks.md), so on CPU
+    ``compile`` pays off for short rows or packed data only.
 
     Args:
         model (nn.Module): a :class:`~torchtune.modules.TransformerDecoder` (or any module).
