@@ -5,7 +5,8 @@
 # for torchtune 0.6.1, and print one table: real tokens/s, MFU against the bf16 matmul peak
 # measured in the same run, peak GPU memory. Ours runs its fast path (padding-free rows padded to
 # 128 tokens, compiled layers, flex attention); torchtune 0.6.1 its defaults (padded batches,
-# eager). Sized to finish in under 8 minutes: pytest gets 150 s, the benchmark 330 s.
+# eager). Also times document attention on one padding-free row (per-document SDPA, flex, varlen).
+# Sized to finish in under 8 minutes: pytest 150 s, attention 90 s, the fine-tuning benchmark 300 s.
 #
 #   tools/benchmarks/gpu_check.sh [--dry-run] [--wheels DIR] [--out DIR]
 #
@@ -75,6 +76,12 @@ TESTS_RC=0
 ( cd "$ROOT" && PYTHONPATH="$ROOT" timeout 150 "$PY" -m pytest -q -p no:cacheprovider --import-mode=importlib \
     "${GPU_TESTS[@]}" 2>&1 | tee "$OUTDIR/pytest.log" ) || TESTS_RC=$?
 
+# ----- document attention: per-document SDPA, flex, varlen on one padding-free row ----------
+if [ "$DRY" = 1 ]; then ATTN=(--device cpu --samples 4 --repeats 2 --no-compile); else ATTN=(--device cuda --samples 64); fi
+stage "document attention: bench_document_attention.py ${ATTN[*]}"
+( cd "$ROOT" && timeout 90 "$PY" -W ignore tools/benchmarks/bench_document_attention.py "${ATTN[@]}" 2>&1 \
+    | tee "$OUTDIR/attention.log" | grep -E "^(\||row)" ) || stage "document attention benchmark failed (see $OUTDIR/attention.log)"
+
 # ----- the benchmark ------------------------------------------------------------------------
 if [ "$DRY" = 1 ]; then
   BENCH=(--device cpu --cases tiny:lora tiny:full --dtypes fp32 --steps 1 --warmup 1 --batch-size 4 --peak-n 256)
@@ -83,7 +90,7 @@ else
          --pad-to-multiple-of 128 --batch-size 32 --steps 6 --warmup 3)
 fi
 stage "benchmark: bench_finetune.py ${BENCH[*]} ${REF_ARGS[*]:-}"
-( cd "$ROOT" && timeout 330 "$PY" tools/benchmarks/bench_finetune.py "${BENCH[@]}" --impls ours "${REF_ARGS[@]}" \
+( cd "$ROOT" && timeout 300 "$PY" tools/benchmarks/bench_finetune.py "${BENCH[@]}" --impls ours "${REF_ARGS[@]}" \
     --json "$OUTDIR/bench.json" 2>&1 | tee "$OUTDIR/bench.log" ) || { stage "benchmark failed (see $OUTDIR/bench.log)"; exit 1; }
 
 stage "table"

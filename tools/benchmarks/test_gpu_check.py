@@ -44,6 +44,7 @@ def test_dry_run_runs_the_gpu_tests_and_the_benchmark_and_prints_the_table(tmp_p
     assert "test_gpu_path" in proc.stdout and "test_cuda" in proc.stdout  # found through the BUILD tags
     assert "skipped" in log and "error" not in log.lower()
     assert "torchtune 0.6.1 rows are left out" in proc.stdout  # no wheels given
+    assert "| sdpa (per document) |" in proc.stdout and "| flex eager |" in proc.stdout
     results = json.loads((tmp_path / "bench.json").read_text())["results"]
     assert sorted((r["size"], r["method"], r["device"]) for r in results) == [("tiny", "full", "cpu"), ("tiny", "lora", "cpu")]
     table = [line for line in proc.stdout.splitlines() if line.startswith("| this torchtune | tiny")]

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from torchtune.modules._block_causal_mask import BlockCausalMask
-from torchtune.modules._document_attention import document_block_mask, resolve_document_attention
+from torchtune.modules._document_attention import VarlenDocuments, document_block_mask, resolve_document_attention
 from torchtune.modules._transformer import TiedLinear, TransformerSelfAttentionLayer
 
 
@@ -70,8 +70,10 @@ class TransformerDecoder(nn.Module):
         Args:
             name (str): ``"auto"`` (flex on CUDA, else per-document SDPA), ``"sdpa"`` (one SDPA
                 call per document), ``"flex"`` (the whole row in one flex-attention kernel with a
-                block mask built once per batch; CUDA only for training) or ``"dense"`` (one SDPA
-                call with the ``[b, s, s]`` bool mask: fixed shapes, for compiled layers off CUDA).
+                block mask built once per batch; CUDA only for training), ``"varlen"`` (flash
+                attention over cumulative document lengths: CUDA, bf16/fp16, no softcapping) or
+                ``"dense"`` (one SDPA call with the ``[b, s, s]`` bool mask: fixed shapes, for
+                compiled layers off CUDA).
 
         Raises:
             ValueError: on an unknown name.
@@ -87,6 +89,8 @@ class TransformerDecoder(nn.Module):
             return [mask] * len(self.layers)
         if how == "dense":
             return [mask.dense(device)] * len(self.layers)
+        if how == "varlen":
+            return [VarlenDocuments.of(mask, device)] * len(self.layers)
         built: dict[int | None, object] = {}
         out = []
         for layer in self.layers:

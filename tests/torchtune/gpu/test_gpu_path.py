@@ -65,6 +65,25 @@ def test_flex_kernel_matches_transformers_and_per_document_gradients(name):
         torch.testing.assert_close(results["flex"][1][n], g, atol=2e-4, rtol=2e-3, msg=lambda m: f"{n}: {m}")
 
 
+@pytest.mark.parametrize("name", ["llama_gqa", "mistral_window"])
+def test_varlen_kernel_in_bf16_matches_per_document_sdpa(name):
+    config = dict(CONFIGS["llama_gqa"], model_type="mistral", sliding_window=16) if name == "mistral_window" else \
+        CONFIGS[name]
+    torch.manual_seed(0)
+    ours = model_from_hf_config(json.loads(AutoConfig.for_model(**config).to_json_string())).cuda().bfloat16()
+    _, tokens, input_pos = _row()
+    results = {}
+    for how in ("varlen", "sdpa"):
+        ours.zero_grad(set_to_none=True)
+        ours.set_document_attention(how)
+        logits = ours(tokens, mask=BlockCausalMask([LENS]), input_pos=input_pos)
+        logits.float().square().mean().backward()
+        results[how] = (logits.float(), {n: p.grad.float() for n, p in ours.named_parameters()})
+    torch.testing.assert_close(results["varlen"][0], results["sdpa"][0], atol=3e-2, rtol=3e-2)
+    for n, g in results["sdpa"][1].items():
+        torch.testing.assert_close(results["varlen"][1][n], g, atol=3e-2, rtol=5e-2, msg=lambda m: f"{n}: {m}")
+
+
 def test_compiled_flex_training_recompiles_a_bounded_number_of_times():
     torch.manual_seed(0)
     config = json.loads(AutoConfig.for_model(**CONFIGS["llama_gqa"]).to_json_string())

@@ -104,11 +104,31 @@ def test_flex_mask_is_the_block_causal_mask_with_window():
     assert torch.equal(got, expected)
 
 
-def test_auto_is_flex_on_cuda_and_per_document_sdpa_elsewhere():
+def test_auto_is_flex_on_cuda_and_per_document_sdpa_elsewhere(monkeypatch):
+    from torchtune.modules import _document_attention
     from torchtune.modules._document_attention import resolve_document_attention
 
+    monkeypatch.setattr(_document_attention, "_has_triton", lambda: True)
     assert resolve_document_attention("auto", torch.device("cuda")) == "flex"
+    monkeypatch.setattr(_document_attention, "_has_triton", lambda: False)  # flex needs Triton to compile
+    assert resolve_document_attention("auto", torch.device("cuda")) == "sdpa"
     assert resolve_document_attention("auto", torch.device("cpu")) == "sdpa"
     assert resolve_document_attention("dense", torch.device("cuda")) == "dense"
     with pytest.raises(ValueError, match="document_attention='fast'"):
         resolve_document_attention("fast", torch.device("cpu"))
+
+
+def test_varlen_documents_are_the_rows_end_to_end_and_refuse_what_flash_cannot_do():
+    from torchtune.modules._document_attention import VarlenDocuments, varlen_document_attention
+
+    docs = VarlenDocuments.of(BlockCausalMask([[3, 4], [1, 6]]), torch.device("cpu"))
+    assert docs.cu_seqlens.dtype == torch.int32 and docs.cu_seqlens.tolist() == [0, 3, 7, 8, 14]
+    assert docs.max_len == 6
+    q = torch.randn(2, 4, 7, 16)
+    with pytest.raises(ValueError, match="document_attention='varlen' needs bf16 or fp16"):
+        varlen_document_attention(q, q[:, :2], q[:, :2], docs, scale=0.25)
+    _, ours = _pair("gemma2_softcap_window")
+    ours.set_document_attention("varlen")
+    _, tokens, input_pos = _row()
+    with pytest.raises(ValueError, match="softcapping=2.0 has no varlen kernel; use document_attention='flex'"):
+        ours(tokens, mask=BlockCausalMask([LENS]), input_pos=input_pos)
