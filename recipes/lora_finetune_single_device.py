@@ -200,7 +200,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
         torch.set_num_threads(cfg.num_threads)  # CPU intra-op threads; tiny models run best on one
     device = training.get_device(cfg.device)
     dtype, dtype_reason = training.get_dtype(cfg.dtype, device)
-    plan = training.precision_plan(dtype, device)  # LoRA: the adapters are fp32 master weights already
     if cfg.compile:
         training.check_compile(device)  # a missing compiler stops the run here, not at step 1
     offload = training.activation_offloading(device, bool(cfg.get("enable_activation_offloading")))
@@ -286,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 meter.update(batch["tokens"])
-                with offload, plan.autocast():  # saved activations to host; bf16 on fp32 master weights
+                with offload:  # activations saved for backward wait in host memory (CUDA)
                     micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
                 micro_loss.backward()
                 loss_sum, num_tokens = loss_sum + micro_loss.detach(), num_tokens + n
@@ -306,9 +305,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
                              **router_metrics(model)}, step)
                 meter.reset()
             if val_loader is not None and cfg.run_val_every_n_steps and step % cfg.run_val_every_n_steps == 0:
-                with plan.autocast():
-                    val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),
-                                                   val_loader, max_batches=cfg.max_val_batches)
+                val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),
+                                               val_loader, max_batches=cfg.max_val_batches)
                 run_log.log({"val_loss": val}, step)
             if step == total_steps:
                 epoch, samples_seen = cfg.epochs, 0  # the saved state says: finished
