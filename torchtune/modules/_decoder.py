@@ -71,9 +71,10 @@ class TransformerDecoder(nn.Module):
             name (str): ``"auto"`` (flex on CUDA, else per-document SDPA), ``"sdpa"`` (one SDPA
                 call per document), ``"flex"`` (the whole row in one flex-attention kernel with a
                 block mask built once per batch; CUDA only for training), ``"varlen"`` (flash
-                attention over cumulative document lengths: CUDA, bf16/fp16, no softcapping) or
+                attention over cumulative document lengths: CUDA, bf16/fp16) or
                 ``"dense"`` (one SDPA call with the ``[b, s, s]`` bool mask: fixed shapes, for
-                compiled layers off CUDA).
+                compiled layers off CUDA). Layers with attention sinks (and, for varlen, with
+                softcapping) attend per document whatever the choice.
 
         Raises:
             ValueError: on an unknown name.
@@ -83,20 +84,25 @@ class TransformerDecoder(nn.Module):
 
     def _layer_masks(self, mask: BlockCausalMask, device: torch.device) -> list[object]:
         """What each layer gets for a :class:`BlockCausalMask`, built once per batch (and per
-        sliding window), outside the layers, so compiled layers see tensors only."""
+        sliding window), outside the layers, so compiled layers see tensors only. A layer the
+        chosen kernel cannot compute (attention sinks; softcapping for varlen) keeps the
+        :class:`BlockCausalMask` and attends per document."""
         how = resolve_document_attention(self.document_attention, device)
         if how == "sdpa":
             return [mask] * len(self.layers)
         if how == "dense":
             return [mask.dense(device)] * len(self.layers)
-        if how == "varlen":
-            return [VarlenDocuments.of(mask, device)] * len(self.layers)
         built: dict[int | None, object] = {}
-        out = []
+        out: list[object] = []
         for layer in self.layers:
-            window = getattr(getattr(layer, "attn", None), "sliding_window", None)
+            attn = getattr(layer, "attn", None)
+            if getattr(attn, "sinks", None) is not None or (how == "varlen" and getattr(attn, "softcapping", None)):
+                out.append(mask)
+                continue
+            window = getattr(attn, "sliding_window", None)
             if window not in built:
-                built[window] = document_block_mask(mask, device, window)
+                built[window] = (VarlenDocuments.of(mask, device) if how == "varlen"
+                                 else document_block_mask(mask, device, window))
             out.append(built[window])
         return out
 

@@ -128,7 +128,30 @@ def test_varlen_documents_are_the_rows_end_to_end_and_refuse_what_flash_cannot_d
     with pytest.raises(ValueError, match="document_attention='varlen' needs bf16 or fp16"):
         varlen_document_attention(q, q[:, :2], q[:, :2], docs, scale=0.25)
     _, ours = _pair("gemma2_softcap_window")
-    ours.set_document_attention("varlen")
     _, tokens, input_pos = _row()
+    attn = ours.layers[0].attn
+    x = torch.randn(1, tokens.shape[1], 32)
     with pytest.raises(ValueError, match="softcapping=2.0 has no varlen kernel; use document_attention='flex'"):
-        ours(tokens, mask=BlockCausalMask([LENS]), input_pos=input_pos)
+        attn(x, mask=docs.__class__.of(BlockCausalMask([LENS]), torch.device("cpu")), input_pos=input_pos)
+    # through the decoder, layers varlen cannot compute attend per document instead
+    ours.set_document_attention("varlen")
+    with torch.no_grad():
+        got = ours(tokens, mask=BlockCausalMask([LENS]), input_pos=input_pos)
+        ours.set_document_attention("sdpa")
+        torch.testing.assert_close(got, ours(tokens, mask=BlockCausalMask([LENS]), input_pos=input_pos), rtol=0, atol=0)
+
+
+def test_layers_with_attention_sinks_attend_per_document_under_flex(cpu_flex_backward):
+    torch.manual_seed(0)
+    config = dict(CONFIGS["llama_gqa"])
+    ours = model_from_hf_config(json.loads(AutoConfig.for_model(**config).to_json_string())).eval()
+    ours.layers[1].attn.sinks = torch.nn.Parameter(torch.randn(4))  # a gpt-oss style sink on one layer
+    _, tokens, input_pos = _row()
+    ours.set_document_attention("flex")
+    masks = ours._layer_masks(BlockCausalMask([LENS]), torch.device("cpu"))
+    assert isinstance(masks[1], BlockCausalMask) and not isinstance(masks[0], BlockCausalMask)
+    with torch.no_grad():
+        got = ours(tokens, mask=BlockCausalMask([LENS]), input_pos=input_pos)
+        ours.set_document_attention("sdpa")
+        torch.testing.assert_close(got, ours(tokens, mask=BlockCausalMask([LENS]), input_pos=input_pos),
+                                   atol=1e-5, rtol=1e-5)
