@@ -5,7 +5,6 @@ Tagged `gpu`; every test skips cleanly without CUDA. Run by tools/benchmarks/gpu
 
 import copy
 import json
-import os
 import socket
 
 import pytest
@@ -141,13 +140,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_fsdp2_on_nccl_with_fp32_master_weights_matches_autocast():
+def test_fsdp2_on_nccl_with_fp32_master_weights_matches_autocast(monkeypatch):
     """One NCCL process (one GPU lent): FSDP2 bf16 compute on fp32 shards with fp32 reduce gives
     the losses of the same model under torch.autocast on the same fp32 weights."""
     import torch.distributed as dist
     from torchtune.training import shard_model
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", WORLD_SIZE="1")
+    for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", WORLD_SIZE="1").items():
+        monkeypatch.setenv(key, value)  # restored after the test
     dist.init_process_group("nccl", rank=0, world_size=1)
     try:
         torch.manual_seed(0)
