@@ -22,7 +22,6 @@ Notation: b batch (rows), s row length, n_h query heads, n_kv key/value heads, h
 
 import functools
 import itertools
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,8 +29,6 @@ import torch
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from torchtune.modules._block_causal_mask import BlockCausalMask
-
-logger = logging.getLogger(__name__)
 
 #: The values ``document_attention`` takes.
 DOCUMENT_ATTENTION = ("auto", "sdpa", "flex", "varlen", "dense")
