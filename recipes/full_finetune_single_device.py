@@ -45,7 +45,8 @@ KNOWN_KEYS = (
     "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
     "gradient_accumulation_steps",
     "optimizer", "optimizer_in_bwd", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
-    "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
+    "enable_activation_checkpointing", "enable_activation_offloading", "compile", "pad_to_multiple_of",
+    "fp32_master_weights", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "resume",
 )
@@ -80,10 +81,7 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
     if cfg.enable_activation_checkpointing:
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
     if cfg.compile:
-        if cfg.get("padding_free", True) and not cfg.dataset.get("packed", False):
-            print("Note: compile=true with padding-free batches recompiles for new batch lengths and sample "
-                  "layouts; dataset.packed=true gives fixed shapes.")
-        model.compile()
+        training.compile_model(model, device)  # per decoder layer; pad_to_multiple_of bounds the recompiles
     return model
 
 
@@ -131,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
         torch.set_num_threads(cfg.num_threads)  # CPU intra-op threads; tiny models run best on one
     device = training.get_device(cfg.device)
     dtype, dtype_reason = training.get_dtype(cfg.dtype, device)
+    plan = training.precision_plan(dtype, device, fp32_master_weights=bool(cfg.get("fp32_master_weights")))
+    if cfg.compile:
+        training.check_compile(device)  # a missing compiler stops the run here, not at step 1
+    offload = training.activation_offloading(device, bool(cfg.get("enable_activation_offloading")))
     print(f"Device {device}, {dtype_reason}")
     output_dir = Path(cfg.output_dir)
     manager = CheckpointManager(output_dir, save_every_n_steps=cfg.save_every_n_steps, keep_last_n=cfg.keep_last_n_checkpoints)
@@ -141,10 +143,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     checkpointer: Checkpointer = config.instantiate(cfg.checkpointer)  # reads the model's config only
     tokenizer = config.instantiate(cfg.tokenizer)
     padding_free = cfg.get("padding_free", True)  # the samples of a batch end to end in one row
-    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free)
+    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free,
+                                 pad_to_multiple_of=cfg.get("pad_to_multiple_of") or 1)
     val_loader = build_validation_loader(cfg.get("dataset_val"), tokenizer, padding_free=padding_free,
                                          batch_size=cfg.batch_size)
-    model = build_model(cfg, checkpointer, device, dtype, resume_dir)
+    model = build_model(cfg, checkpointer, device, plan.param_dtype, resume_dir)
     check_save_mappings(model.state_dict(), checkpointer.config)  # fail now, not at the first save
     trainable = [p for p in model.parameters() if p.requires_grad]
     print(f"Model: {sum(p.numel() for p in trainable):,} parameters, all trainable")
@@ -195,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 meter.update(batch["tokens"])
-                micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
+                with offload, plan.autocast():  # saved activations to host; bf16 on fp32 master weights
+                    micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
                 if in_bwd is not None:  # the weights change during backward: check and scale first
                     training.check_finite(micro_loss.detach() / max(n, 1), step + 1)
                     in_bwd.prepare(grad_scale=1.0 / max(n, 1))  # mean over the step's tokens (one micro-batch)
@@ -220,8 +224,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
                              **router_metrics(model)}, step)
                 meter.reset()
             if val_loader is not None and cfg.run_val_every_n_steps and step % cfg.run_val_every_n_steps == 0:
-                val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),
-                                               val_loader, max_batches=cfg.max_val_batches)
+                with plan.autocast():
+                    val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),
+                                                   val_loader, max_batches=cfg.max_val_batches)
                 run_log.log({"val_loss": val}, step)
             if step == total_steps:
                 epoch, samples_seen = cfg.epochs, 0  # the saved state says: finished

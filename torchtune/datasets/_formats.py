@@ -250,7 +250,7 @@ def prompt_dataset(
 
 
 def build_sft_data(
-    node: Any, tokenizer: Any, *, padding_free: bool
+    node: Any, tokenizer: Any, *, padding_free: bool, pad_to_multiple_of: int = 1
 ) -> tuple[Dataset, Callable[[Any], dict[str, Any]]]:
     """The fine-tuning dataset a config node describes and the collate function that fits it
     (:func:`torchtune.data.sft_collate_fn`: packed rows, one padding-free row per batch, or
@@ -260,12 +260,15 @@ def build_sft_data(
         node (Any): the config's ``dataset`` node (``_component_`` + arguments).
         tokenizer (Any): the model tokenizer, passed as the builder's first argument.
         padding_free (bool): lay each batch's samples end to end in one row.
+        pad_to_multiple_of (int): round batch lengths up to a multiple of this many tokens
+            (the recipes' ``pad_to_multiple_of``, for ``compile``). Default 1.
 
     Returns:
         tuple[Dataset, Callable[[Any], dict[str, Any]]]: the dataset and its collate function.
     """
     ds = instantiate(node, tokenizer)
-    return ds, sft_collate_fn(ds, padding_free=padding_free, padding_idx=tokenizer.pad_id)
+    return ds, sft_collate_fn(ds, padding_free=padding_free, padding_idx=tokenizer.pad_id,
+                              pad_to_multiple_of=pad_to_multiple_of)
 
 
 def build_preference_data(

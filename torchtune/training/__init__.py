@@ -1,9 +1,9 @@
 """Training utilities used by the recipes.
 
-Device and dtype choice, schedulers, gradient clipping, activation checkpointing, seeding
-and RNG state, throughput and memory meters, the NaN/inf guard, metric loggers, validation
-loss, a loss plot and a progress bar: what every recipe shares. Gradient accumulation and
-the loss step are written out in the recipes (see :func:`scale_grads`);
+Device, dtype and precision choice, compile, schedulers, gradient clipping, activation
+checkpointing and offloading, seeding and RNG state, throughput and memory meters, the NaN/inf
+guard, metric loggers, validation loss, a loss plot and a progress bar: what every recipe shares.
+Gradient accumulation and the loss step are written out in the recipes (see :func:`scale_grads`);
 :class:`OptimizerInBackward` moves the optimizer step into backward. Checkpointers live in
 :mod:`torchtune.training.checkpointing`.
 """
@@ -12,7 +12,16 @@ from torchtune.training._activation_checkpointing import (
     apply_activation_checkpointing,
     is_checkpointed,
 )
-from torchtune.training._device import DTYPES, bf16_supported, get_device, get_dtype
+from torchtune.training._activation_offloading import OffloadActivations, activation_offloading
+from torchtune.training._compile import check_compile, compile_model
+from torchtune.training._device import (
+    DTYPES,
+    PrecisionPlan,
+    bf16_supported,
+    get_device,
+    get_dtype,
+    precision_plan,
+)
 from torchtune.training._distributed import (
     gather_full_optimizer_state_dict,
     gather_full_state_dict,
@@ -67,7 +76,9 @@ __all__ = [
     "JsonlLogger",
     "MLFlowLogger",
     "MetricLogger",
+    "OffloadActivations",
     "OptimizerInBackward",
+    "PrecisionPlan",
     "RewardError",
     "RunLog",
     "StdoutLogger",
@@ -75,13 +86,16 @@ __all__ = [
     "TokensPerSecond",
     "TrainingDivergedError",
     "WandBLogger",
+    "activation_offloading",
     "apply_activation_checkpointing",
     "bf16_supported",
     "build_metric_loggers",
+    "check_compile",
     "check_metric_loggers",
     "check_finite",
     "check_optimizer_in_bwd",
     "clip_grad_norm",
+    "compile_model",
     "count_tokens",
     "gather_full_optimizer_state_dict",
     "gather_full_state_dict",
@@ -99,6 +113,7 @@ __all__ = [
     "max_rss_bytes",
     "peak_memory_stats",
     "plot_loss",
+    "precision_plan",
     "progress_bar",
     "read_metric",
     "reset_peak_memory_stats",
