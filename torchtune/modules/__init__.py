@@ -17,6 +17,7 @@ from torchtune.modules._loss import (
     chunked_cross_entropy,
     linear_cross_entropy,
 )
+from torchtune.modules._kd_loss import DistillationLossOutput, KDLoss, distillation_loss, token_divergence
 from torchtune.modules._preference_loss import (
     DPOLoss,
     IPOLoss,
@@ -32,9 +33,11 @@ __all__ = [
     "BlockCausalMask",
     "ChunkedCrossEntropyLoss",
     "DPOLoss",
+    "DistillationLossOutput",
     "FeedForward",
     "GroupedExperts",
     "IPOLoss",
+    "KDLoss",
     "KVCache",
     "LinearCrossEntropyLoss",
     "MoE",
@@ -50,12 +53,14 @@ __all__ = [
     "TransformerSelfAttentionLayer",
     "bind_loss",
     "chunked_cross_entropy",
+    "distillation_loss",
     "linear_cross_entropy",
     "load_balancing_loss",
     "llama3_scale_frequencies",
     "reward_metrics",
     "reward_sums",
     "sequence_log_probs",
+    "token_divergence",
 ]
 
 # Renamed in 0.2: the loss module is private like its neighbours; import the names from here.
