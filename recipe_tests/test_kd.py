@@ -146,6 +146,20 @@ def test_full_student_reverse_kl_and_js_run(tt, tiny_dir, tmp_path):
     assert all(0 <= v <= 4 * 0.6932 for v in metrics(js, "kd_loss"))  # JS <= log 2, times temperature^2
 
 
+def test_padded_accumulated_batches_give_the_padding_free_losses(tt, tmp_path):
+    """8 samples laid end to end in one row = 2 accumulated right-padded batches of 4."""
+    free, padded = tmp_path / "free", tmp_path / "padded"
+    common = ("max_steps_per_epoch=4", "epochs=1", "log_every_n_steps=1", "dataset_val=null")
+    tune_run(tt, "knowledge_distillation_single_device", "--config", "tiny/kd_single_device", f"output_dir={free}",
+             *common, cwd=tmp_path)
+    tune_run(tt, "knowledge_distillation_single_device", "--config", "tiny/kd_single_device", f"output_dir={padded}",
+             *common, "padding_free=false", "batch_size=4", "gradient_accumulation_steps=2", cwd=tmp_path)
+    for key in ("loss", "ce_loss", "kd_loss"):
+        a, b = metrics(free, key), metrics(padded, key)
+        assert len(a) == len(b) == 4, key
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-5), key
+
+
 def test_teacher_with_another_vocabulary_stops_with_one_message(tt, tiny_dir, tmp_path):
     teacher = tmp_path / "teacher"
     teacher.mkdir()
