@@ -47,6 +47,7 @@ from torchtune.modules.peft import (
 from torchtune.training.checkpointing import (
     CheckpointManager,
     Checkpointer,
+    check_same_vocabulary,
     check_save_mappings,
     check_weights_fit,
     restore_training_state,
@@ -70,19 +71,6 @@ def check_config(cfg: config.DictConfig) -> None:
     config.validate(cfg, known_keys=KNOWN_KEYS)
     check_local_data_files(cfg)  # and the datasets extra for Hub data
     training.check_metric_loggers(cfg.get("metric_logger"))
-
-
-def check_same_vocabulary(checkpointer: Checkpointer, teacher_checkpointer: Checkpointer) -> None:
-    """Stop when the teacher's vocabulary differs from the student's: the divergence compares the
-    two next-token distributions token id by token id."""
-    student_v, teacher_v = checkpointer.config.get("vocab_size"), teacher_checkpointer.config.get("vocab_size")
-    if student_v != teacher_v:
-        raise config.ConfigError(
-            f"teacher_checkpointer: the teacher's vocab_size={teacher_v} (config of "
-            f"{getattr(teacher_checkpointer, 'checkpoint_dir', '?')}) differs from the student's vocab_size="
-            f"{student_v} (checkpointer: config of {getattr(checkpointer, 'checkpoint_dir', '?')}); distillation "
-            f"compares the models' next-token distributions token by token, so pick a teacher with the student's "
-            f"tokenizer (usually a bigger model of the same family)")
 
 
 def build_student(cfg: config.DictConfig, checkpointer: Checkpointer, device: torch.device, dtype: torch.dtype,
@@ -189,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     # ----- checkpointers, tokenizer, data, student, teacher, loss --------------------------------
     checkpointer: Checkpointer = config.instantiate(cfg.checkpointer)  # reads the model's config only
     teacher_checkpointer: Checkpointer = config.instantiate(cfg.teacher_checkpointer)
-    check_same_vocabulary(checkpointer, teacher_checkpointer)
+    check_same_vocabulary(checkpointer, teacher_checkpointer)  # before any weight is read
     tokenizer = config.instantiate(cfg.tokenizer)
     padding_free = cfg.get("padding_free", True)  # the samples of a batch end to end in one row
     ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free)
