@@ -224,9 +224,11 @@ def test_kd_distributed_matches_single_device(tt, tmp_path, student):
         assert a == pytest.approx(b, rel=1e-4, abs=1e-5), key
 
 
-def test_killed_distributed_kd_run_resumes_to_the_same_weights(tt, tmp_path):
+@pytest.mark.parametrize("student", ["lora", "full"])
+def test_killed_distributed_kd_run_resumes_to_the_same_weights(tt, tmp_path, student):
     args = ["run", "--nproc_per_node", "2", "knowledge_distillation_distributed", "--config", "tiny/kd_distributed",
-            "max_steps_per_epoch=6", "epochs=1", "save_every_n_steps=3", "dataset_val=null"]
+            "max_steps_per_epoch=6", "epochs=1", "save_every_n_steps=3", "dataset_val=null",
+            *(["~model"] if student == "full" else [])]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     tt.run("tune", *args, f"output_dir={whole}", cwd=tmp_path)
     _run_until_checkpoint(tt, tmp_path, broken, [*args, f"output_dir={broken}"])
