@@ -85,6 +85,7 @@ FAMILY_SIZES: dict[str, tuple[str, ...]] = {
     "qwen2_5": ("0.5B", "1.5B", "3B", "7B", "14B", "32B", "72B"),
     "qwen3": ("0.6B", "1.7B", "4B", "8B", "14B", "32B"),
     "qwen3_moe": ("30B-A3B", "235B-A22B"),
+    "gpt_oss": ("20B", "120B"),
     "gemma": ("2B", "7B"),
     "gemma2": ("2B", "9B", "27B"),
     "gemma3": ("1B", "4B", "12B", "27B"),

@@ -118,9 +118,10 @@ RECIPES = {
 }
 
 
-# Mixture-of-experts families: no adapters on the routed experts, and the router's load-balancing
-# loss (coefficient of the published config.json) added to the training loss.
-MOE_FAMILIES = {"qwen3_moe": 0.001}
+# Mixture-of-experts families: adapters on the attention only by default (one per expert is an
+# option), and the router's load-balancing loss (coefficient of the published config.json) added
+# to the training loss.
+MOE_FAMILIES = {"qwen3_moe": 0.001, "gpt_oss": 0.9}
 
 
 def builder_name(family: str, size: str) -> str:
@@ -143,7 +144,8 @@ def render(family: str, size: str, suffix: str) -> str:
     text = HEADER.format(what=what, family=family, size=size, command=command, name=name)
     model = (LORA_MODEL if lora else FULL_MODEL).format(family=family, builder=builder)
     if family in MOE_FAMILIES:
-        model = model.replace("apply_lora_to_mlp: true", "apply_lora_to_mlp: false  # the routed experts take no adapters")
+        model = model.replace("apply_lora_to_mlp: true",
+                              "apply_lora_to_mlp: false  # true: a LoRA adapter on every expert (many parameters)")
     text += model
     text += BODY.format(
         batch_size=2 if distributed else 4,

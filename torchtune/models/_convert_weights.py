@@ -8,9 +8,11 @@ on the way in and concatenated on the way out.
 
 import logging
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+
+from torchtune.models._mxfp4 import dequantize_mxfp4
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,17 @@ _QWEN3_MOE = {
 }
 _PER_EXPERT = re.compile(r"^(model\.layers\.\d+\.mlp\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
 _MOE_TYPES = ("qwen3_moe",)
+# gpt-oss: the router and stacked experts (biases included), and the attention's sinks (a parameter
+# of the attention module itself). Its files hold gate_up_proj as [E, d, 2h] with the gate and up
+# columns interleaved and down_proj as [E, h, d] (the Hub's files: MXFP4 blocks and scales);
+# ours are [E, 2h, d] (gate rows, then up rows) and [E, d, h].
+_GPT_OSS = {
+    **{k: v for k, v in _LLAMA.items() if not k.startswith("layers.{}.mlp.")},
+    "layers.{}.attn": "model.layers.{}.self_attn",
+    "layers.{}.mlp.router.gate": "model.layers.{}.mlp.router",
+    "layers.{}.mlp.experts": "model.layers.{}.mlp.experts",
+}
+_MXFP4 = re.compile(r"^(.*\.mlp\.experts\.(gate_up_proj|down_proj))_(blocks|scales)$")
 # Gemma 3 adds per-head q/k norms, already in the Llama table (as for Qwen3)
 _GEMMA3 = _GEMMA2
 # fused Hugging Face module -> torchtune modules in concatenation order (sizes from the config)
@@ -54,7 +67,7 @@ _PHI3_FUSED = {
     "model.layers.{}.self_attn.qkv_proj": ("layers.{}.attn.q_proj", "layers.{}.attn.k_proj", "layers.{}.attn.v_proj"),
     "model.layers.{}.mlp.gate_up_proj": ("layers.{}.mlp.w1", "layers.{}.mlp.w3"),
 }
-_PHI3 = {k: v for k, v in _LLAMA.items() if not k.startswith(("layers.{}.attn.q_", "layers.{}.attn.k_", "layers.{}.attn.v_"))}
+_PHI3 = {k: v for k, v in _LLAMA.items() if k not in {m for parts in _PHI3_FUSED.values() for m in parts}}
 
 # model_type -> (module table, fused modules)
 MODULE_TABLES: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
@@ -67,6 +80,7 @@ MODULE_TABLES: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
     "gemma2": (_GEMMA2, {}),
     "gemma3_text": (_GEMMA3, {}),
     "gemma3": (_GEMMA3, {}),
+    "gpt_oss": (_GPT_OSS, {}),
     "phi3": (_PHI3, _PHI3_FUSED),
     "smollm3": (_LLAMA, {}),
 }
@@ -138,6 +152,109 @@ def tune_to_hf_module_name(name: str, config: dict[str, Any]) -> str:
     return _map_module(name, _tables(config)[0])
 
 
+def hf_to_tune_module_name(name: str, config: dict[str, Any]) -> str:
+    """Map a Hugging Face module path to ours (inverse of :func:`tune_to_hf_module_name`).
+
+    Args:
+        name (str): e.g. ``"model.layers.3.mlp.experts"``.
+        config (dict[str, Any]): parsed Hugging Face ``config.json``.
+
+    Returns:
+        str: e.g. ``"layers.3.mlp.experts"``.
+
+    Raises:
+        ValueError: on an unsupported model_type or an unknown (or fused) module.
+    """
+    return _map_module(name, {v: k for k, v in _tables(config)[0].items()})
+
+
+def _num_experts(config: dict[str, Any]) -> int:
+    return config.get("num_experts", config.get("num_local_experts"))
+
+
+def expert_adapter_to_peft(
+    leaf: str, lora_a: torch.Tensor, lora_b: torch.Tensor, config: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Our per-expert adapter of ``experts.<leaf>`` as peft's LoRA on that expert parameter.
+
+    peft (``target_parameters``) keeps the E adapters of a stacked parameter as one ``lora_A``
+    ``[E * r, in]`` (expert-major) and one ``lora_B`` ``[out, r * E]`` (expert-minor), with
+    ``out`` in the order of the Hugging Face parameter (gpt-oss interleaves gate and up).
+
+    Args:
+        leaf (str): ``"gate_up_proj"`` or ``"down_proj"``.
+        lora_a (torch.Tensor): ours, ``[E, r, in]``.
+        lora_b (torch.Tensor): ours, ``[E, out, r]``.
+        config (dict[str, Any]): parsed Hugging Face ``config.json``.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: peft's ``lora_A.weight`` and ``lora_B.weight``.
+    """
+    if config.get("model_type") == "gpt_oss" and leaf == "gate_up_proj":
+        gate, up = lora_b.chunk(2, dim=1)
+        lora_b = torch.stack([gate, up], dim=2).flatten(1, 2)  # rows gate, up, gate, up, ...
+    e, r, in_dim = lora_a.shape
+    return lora_a.reshape(e * r, in_dim), lora_b.permute(1, 2, 0).reshape(lora_b.shape[1], r * e)
+
+
+def expert_adapter_from_peft(
+    leaf: str, lora_a: torch.Tensor, lora_b: torch.Tensor, config: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`expert_adapter_to_peft`: ours ``[E, r, in]`` and ``[E, out, r]``.
+
+    Raises:
+        ValueError: when the shapes do not divide by config.json's expert count.
+    """
+    e = _num_experts(config)
+    if not e or lora_a.shape[0] % e or lora_b.shape[1] % e:
+        raise ValueError(f"the peft adapter of experts.{leaf} ({list(lora_a.shape)}, {list(lora_b.shape)}) does not "
+                         f"hold one adapter for each of config.json's {e} experts")
+    r = lora_a.shape[0] // e
+    a = lora_a.reshape(e, r, lora_a.shape[1])
+    b = lora_b.reshape(lora_b.shape[0], r, e).permute(2, 0, 1)  # [E, out, r]
+    if config.get("model_type") == "gpt_oss" and leaf == "gate_up_proj":
+        b = torch.cat([b[:, 0::2], b[:, 1::2]], dim=1)  # gate rows, then up rows
+    return a.contiguous(), b.contiguous()
+
+
+class FusedPart(NamedTuple):
+    """Where a torchtune module lives in a Hugging Face layout that fuses it with its siblings.
+
+    Attributes:
+        hf_module (str): the fused Hugging Face module, e.g. ``"model.layers.0.self_attn.qkv_proj"``.
+        index (int): this module's position among the parts.
+        modules (tuple[str, ...]): the torchtune modules of all parts in concatenation order, e.g.
+            ``("layers.0.attn.q_proj", "layers.0.attn.k_proj", "layers.0.attn.v_proj")``.
+        sizes (tuple[int, ...]): each part's output rows (from the config), in the same order.
+    """
+
+    hf_module: str
+    index: int
+    modules: tuple[str, ...]
+    sizes: tuple[int, ...]
+
+
+def fused_part_of(name: str, config: dict[str, Any]) -> FusedPart | None:
+    """The fused Hugging Face module that holds torchtune module ``name``, if the layout fuses it.
+
+    Args:
+        name (str): a torchtune module path, e.g. ``"layers.3.mlp.w1"``.
+        config (dict[str, Any]): parsed Hugging Face ``config.json``.
+
+    Returns:
+        FusedPart | None: None when ``name`` has a Hugging Face module of its own.
+
+    Raises:
+        ValueError: on an unsupported model_type.
+    """
+    template, layer = _template(name)
+    for hf_template, parts in _tables(config)[1].items():
+        if template in parts:
+            return FusedPart(hf_template.format(layer), parts.index(template), tuple(p.format(layer) for p in parts),
+                             tuple(_fused_sizes(hf_template, config)))
+    return None
+
+
 def _expert_shapes(config: dict[str, Any]) -> tuple[int, int, int]:
     # the Hub's config.json says num_experts; transformers 5 writes num_local_experts
     num_experts = config.get("num_experts", config.get("num_local_experts"))
@@ -203,6 +320,60 @@ def _split_experts(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
+def _gpt_oss_experts_in(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """gpt-oss expert tensors of a file (MXFP4 decoded) in our layout, each shape checked."""
+    e, h, d = config.get("num_local_experts", config.get("num_experts")), config["intermediate_size"], config["hidden_size"]
+    out, packed = {}, {}
+    for key, value in state_dict.items():
+        match = _MXFP4.match(key)
+        if match is not None:
+            packed.setdefault(match.group(1), {})[match.group(3)] = value
+        else:
+            out[key] = value
+    for key, parts in packed.items():
+        if set(parts) != {"blocks", "scales"}:
+            raise ValueError(f"{key}: the MXFP4 checkpoint holds only its {sorted(parts)} (needs blocks and scales)")
+        out[key] = dequantize_mxfp4(parts["blocks"], parts["scales"]).transpose(1, 2)  # the file layout: [E, in, out]
+    if packed:
+        logger.info("model_type='gpt_oss': dequantised %d MXFP4 expert tensors to float32 (outputs are written "
+                    "in the training dtype, not MXFP4)", len(packed))
+    expected = {"gate_up_proj": (e, d, 2 * h), "gate_up_proj_bias": (e, 2 * h), "down_proj": (e, h, d),
+                "down_proj_bias": (e, d)}
+    for key in list(out):
+        leaf = key.rsplit(".", 1)[1]
+        if ".mlp.experts." not in key or leaf not in expected:
+            continue
+        value = out[key]
+        if tuple(value.shape) != expected[leaf]:
+            raise ValueError(f"{key} has shape {list(value.shape)} but config.json (num_local_experts={e}, "
+                             f"intermediate_size={h}, hidden_size={d}) implies {list(expected[leaf])}")
+        if leaf == "gate_up_proj":  # [E, d, 2h] interleaved -> [E, 2h, d], gate rows then up rows
+            rows = value.transpose(1, 2)
+            out[key] = torch.cat([rows[:, 0::2], rows[:, 1::2]], dim=1).contiguous()
+        elif leaf == "gate_up_proj_bias":
+            out[key] = torch.cat([value[:, 0::2], value[:, 1::2]], dim=1).contiguous()  # [E, 2h]
+        elif leaf == "down_proj":
+            out[key] = value.transpose(1, 2).contiguous()  # [E, d, h]
+    return out
+
+
+def _gpt_oss_experts_out(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our gpt-oss expert tensors in the layout of transformers' files (inverse of the above)."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.endswith(".mlp.experts.gate_up_proj") or key.endswith(".mlp.experts.gate_up_proj_bias"):
+            gate, up = value.chunk(2, dim=1)
+            value = torch.stack([gate, up], dim=2).flatten(1, 2)  # rows (or columns) gate, up, gate, up, ...
+            if key.endswith("gate_up_proj"):
+                value = value.transpose(1, 2)  # [E, d, 2h]
+            out[key] = value.contiguous()
+        elif key.endswith(".mlp.experts.down_proj"):
+            out[key] = value.transpose(1, 2).contiguous()  # [E, h, d]
+        else:
+            out[key] = value
+    return out
+
+
 def _tied(config: dict[str, Any]) -> bool:
     model_type = config.get("model_type")
     if model_type == "gemma3" and "tie_word_embeddings" in (config.get("text_config") or {}):
@@ -245,6 +416,8 @@ def hf_to_tune(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
         state_dict = _gemma3_text_keys(state_dict)
     if config.get("model_type") in _MOE_TYPES:
         state_dict = _stack_experts(state_dict, config)
+    if config.get("model_type") == "gpt_oss":
+        state_dict = _gpt_oss_experts_in(state_dict, config)
     out = {}
     for key, value in state_dict.items():
         if _IGNORED_HF.match(key) or (tied and key == "lm_head.weight"):
@@ -294,6 +467,8 @@ def tune_to_hf(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
         out[f"{hf_module}.{leaf}"] = torch.cat([parts[i] for i in range(len(parts))], dim=0)
     if config.get("model_type") in _MOE_TYPES:
         out = _split_experts(out)
+    if config.get("model_type") == "gpt_oss":
+        out = _gpt_oss_experts_out(out)
     if config.get("model_type") == "gemma3":  # transformers 5.x's multimodal layout
         out = {("model.language_model." + k[len("model."):] if k.startswith("model.") else k): v for k, v in out.items()}
     return out

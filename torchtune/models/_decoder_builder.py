@@ -1,11 +1,13 @@
-"""One builder for every Llama-shaped decoder (Llama, Mistral, Qwen, Gemma, Phi-3, SmolLM3)."""
+"""One builder for every Llama-shaped decoder (Llama, Mistral, Qwen, Gemma, Phi-3, SmolLM3, gpt-oss)."""
 
 from typing import Any
 
 from torch import nn
 
 from torchtune.models._lora_settings import LoRASettings, MoESettings, make_linear
+from torchtune.modules.peft import ExpertLoRA
 from torchtune.modules import (
+    ClampedSwiGLU,
     FeedForward,
     GroupedExperts,
     MoE,
@@ -62,6 +64,7 @@ def build_decoder(
     attn_softcapping: float | None = None,
     final_logit_softcapping: float | None = None,
     post_norms: bool = False,
+    attention_sinks: bool = False,
     moe: MoESettings | None = None,
     lora: LoRASettings | None = None,
 ) -> TransformerDecoder:
@@ -96,6 +99,8 @@ def build_decoder(
         final_logit_softcapping (float | None): output-logit soft-cap. Default: None.
         post_norms (bool): add post-attention / post-MLP norms as ``sa_scale`` / ``mlp_scale``
             (Gemma 2). Default: False.
+        attention_sinks (bool): a learned sink logit per head in every attention (gpt-oss).
+            Default: False.
         moe (MoESettings | None): mixture-of-experts feed-forward layers (stored as ``mlp.router``
             and ``mlp.experts``, see :class:`~torchtune.modules.MoE`). Default: None.
         lora (LoRASettings | None): adapters to add. Default: None.
@@ -106,7 +111,7 @@ def build_decoder(
     Raises:
         ValueError: on head counts that do not divide, a per-layer window or ``rope_layers``
             list of the wrong length, LoRA on a tied output, or ``apply_lora_to_mlp`` with MoE
-            layers (the routed experts take no adapters).
+            layers and DoRA or adapter dropout (each expert gets a plain LoRA adapter).
     """
     head_dim = _check_sizes(embed_dim, num_heads, num_kv_heads, head_dim)
     windows = sliding_window if isinstance(sliding_window, list) else [sliding_window] * num_layers
@@ -120,10 +125,11 @@ def build_decoder(
     sparse = [False] * num_layers if moe is None else list(moe.layers or [True] * num_layers)
     if len(sparse) != num_layers:
         raise ValueError(f"moe.layers has {len(sparse)} entries but num_layers={num_layers}")
-    if lora is not None and lora.apply_to_mlp and any(sparse):
+    if lora is not None and lora.apply_to_mlp and any(sparse) and (lora.use_dora or lora.dropout):
         raise ValueError(
-            "apply_lora_to_mlp=True is not supported for mixture-of-experts layers (per-expert adapters are not "
-            "implemented); set apply_lora_to_mlp=false: the attention adapters still apply"
+            f"apply_lora_to_mlp=True on mixture-of-experts layers gives each expert a LoRA adapter, which supports "
+            f"neither DoRA nor dropout (use_dora={lora.use_dora}, lora_dropout={lora.dropout}; peft's adapters on "
+            "expert parameters neither): set use_dora=false and lora_dropout=0.0, or apply_lora_to_mlp=false"
         )
     attn_lora = set(lora.attn_modules) if lora else set()
     mlp_lora = bool(lora and lora.apply_to_mlp)
@@ -143,11 +149,19 @@ def build_decoder(
     layers = []
     def feed_forward(is_sparse: bool) -> nn.Module:
         if is_sparse:
+            gated = None if moe.swiglu_limit is None else ClampedSwiGLU(alpha=moe.swiglu_alpha, limit=moe.swiglu_limit)
+            e, h = moe.num_experts, moe.hidden_dim
+            adapters = {}
+            if mlp_lora:  # one adapter per expert on both stacked projections
+                adapters = dict(gate_up_proj_lora=ExpertLoRA(e, embed_dim, 2 * h, lora.rank, lora.alpha),
+                                down_proj_lora=ExpertLoRA(e, h, embed_dim, lora.rank, lora.alpha))
             return MoE(
                 router=TopKRouter(dim=embed_dim, num_experts=moe.num_experts, top_k=moe.top_k,
-                                  norm_topk_prob=moe.norm_topk_prob),
+                                  norm_topk_prob=moe.norm_topk_prob, softmax_before_topk=moe.softmax_before_topk,
+                                  bias=moe.router_bias),
                 experts=GroupedExperts(dim=embed_dim, hidden_dim=moe.hidden_dim, num_experts=moe.num_experts,
-                                       activation=mlp_activation),
+                                       activation=None if gated is not None else mlp_activation,
+                                       gated_activation=gated, bias=moe.expert_bias, **adapters),
             )
         return FeedForward(
             gate_proj=make_linear(embed_dim, intermediate_dim, mlp_bias, lora, mlp_lora),
@@ -167,6 +181,7 @@ def build_decoder(
             pos_embeddings=positions(window, layer_uses_rope), q_norm=norm(head_dim) if qk_norm else None,
             k_norm=norm(head_dim) if qk_norm else None, max_seq_len=max_seq_len,
             attn_dropout=attn_dropout, sliding_window=window, softcapping=attn_softcapping, scale=attn_scale,
+            attention_sinks=attention_sinks,
         )
         layers.append(TransformerSelfAttentionLayer(
             attn=attn, mlp=feed_forward(is_sparse), sa_norm=norm(), mlp_norm=norm(),

@@ -24,8 +24,12 @@ def _rope(config: dict[str, Any]) -> tuple[float, dict[str, Any] | None]:
         return float(theta), None
     if rope_type == "linear":
         return float(theta), {"rope_type": "linear", "factor": float(scaling["factor"])}
+    if rope_type == "yarn":
+        keys = ("factor", "original_max_position_embeddings", "beta_fast", "beta_slow", "truncate", "attention_factor",
+                "mscale", "mscale_all_dim")
+        return float(theta), {"rope_type": "yarn", **{k: scaling[k] for k in keys if scaling.get(k) is not None}}
     if rope_type != "llama3":
-        raise ValueError(f"rope_type={rope_type!r} is not supported; supported: ['default', 'linear', 'llama3']")
+        raise ValueError(f"rope_type={rope_type!r} is not supported; supported: ['default', 'linear', 'llama3', 'yarn']")
     keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
     return float(theta), {k: scaling[k] for k in keys}
 
@@ -91,6 +95,26 @@ def _qwen3_moe(config: dict[str, Any]) -> dict[str, Any]:
                                     hidden_dim=config["moe_intermediate_size"],
                                     norm_topk_prob=bool(config.get("norm_topk_prob", False)), layers=layers)
     return kwargs
+
+
+def _gpt_oss(config: dict[str, Any]) -> dict[str, Any]:
+    """gpt-oss: every layer sparse (router with a bias, softmax over the top k logits, experts with
+    biases and the clamped SwiGLU), attention with biases and learned sinks, sliding-window and
+    full layers alternating (``layer_types``), YaRN RoPE."""
+    n = config["num_hidden_layers"]
+    types = config.get("layer_types") or ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n)]
+    window = config.get("sliding_window")
+    bias = bool(config.get("attention_bias", True))
+    moe = MoESettings(
+        num_experts=config.get("num_local_experts", config.get("num_experts", 0)), top_k=config["num_experts_per_tok"],
+        hidden_dim=config["intermediate_size"], norm_topk_prob=False, softmax_before_topk=False, router_bias=True,
+        expert_bias=True, swiglu_limit=float(config.get("swiglu_limit", 7.0)),
+        swiglu_alpha=float(config.get("swiglu_alpha", 1.702)),
+    )
+    return {
+        **_common(config), "qkv_bias": bias, "output_proj_bias": bias, "attention_sinks": True, "moe": moe,
+        "sliding_window": [window if t == "sliding_attention" else None for t in types],
+    }
 
 
 _GELU_TANH = ("gelu_pytorch_tanh", "gelu")  # Gemma's legacy "gelu" means the tanh approximation
@@ -217,6 +241,7 @@ CONFIG_READERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "gemma2": _gemma2,
     "gemma3": _gemma3,
     "gemma3_text": _gemma3_text,
+    "gpt_oss": _gpt_oss,
     "phi3": _phi3,
     "smollm3": _smollm3,
 }

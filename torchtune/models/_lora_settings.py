@@ -65,6 +65,13 @@ class MoESettings:
         layers (tuple[bool, ...] | None): one entry per layer, True for an MoE layer (the others
             keep the dense feed-forward of ``intermediate_dim``); None means every layer.
             Default: None.
+        softmax_before_topk (bool): softmax over all experts, then the top k (Qwen3-MoE); False
+            softmaxes the top k logits (gpt-oss). Default: True.
+        router_bias (bool): a bias on the router projection. Default: False.
+        expert_bias (bool): per-expert biases on both expert projections. Default: False.
+        swiglu_limit (float | None): the experts use :class:`~torchtune.modules.ClampedSwiGLU`
+            with this clamp (gpt-oss); None keeps ``act(gate) * up``. Default: None.
+        swiglu_alpha (float): its sigmoid gain. Default: 1.702.
 
     Raises:
         ValueError: on a non-positive size or ``top_k`` outside ``[1, num_experts]``.
@@ -75,6 +82,11 @@ class MoESettings:
     hidden_dim: int
     norm_topk_prob: bool = True
     layers: tuple[bool, ...] | None = None
+    softmax_before_topk: bool = True
+    router_bias: bool = False
+    expert_bias: bool = False
+    swiglu_limit: float | None = None
+    swiglu_alpha: float = 1.702
 
     def __post_init__(self) -> None:
         for name in ("num_experts", "hidden_dim"):

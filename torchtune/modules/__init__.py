@@ -5,9 +5,9 @@ from torchtune.modules._block_causal_mask import BlockCausalMask
 from torchtune.modules._decoder import TransformerDecoder
 from torchtune.modules._feed_forward import FeedForward
 from torchtune.modules._kv_cache import KVCache
-from torchtune.modules._moe import MoE, GroupedExperts, TopKRouter, load_balancing_loss
+from torchtune.modules._moe import ClampedSwiGLU, GroupedExperts, MoE, TopKRouter, load_balancing_loss
 from torchtune.modules._rms_norm import RMSNorm
-from torchtune.modules._rope import RotaryPositionalEmbeddings, llama3_scale_frequencies
+from torchtune.modules._rope import RotaryPositionalEmbeddings, llama3_scale_frequencies, yarn_frequencies
 from torchtune.modules._transformer import TiedLinear, TransformerSelfAttentionLayer
 from torchtune.utils import deprecated_aliases
 from torchtune.modules._loss import (
@@ -32,6 +32,7 @@ from torchtune.modules._preference_loss import (
 __all__ = [
     "BlockCausalMask",
     "ChunkedCrossEntropyLoss",
+    "ClampedSwiGLU",
     "DPOLoss",
     "DistillationLossOutput",
     "FeedForward",
@@ -61,6 +62,7 @@ __all__ = [
     "reward_sums",
     "sequence_log_probs",
     "token_divergence",
+    "yarn_frequencies",
 ]
 
 # Renamed in 0.2: the loss module is private like its neighbours; import the names from here.

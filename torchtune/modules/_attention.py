@@ -17,7 +17,7 @@ class MultiHeadAttention(nn.Module):
 
     Projections are passed in already built (so biases and LoRA live in them). Uses
     :func:`torch.nn.functional.scaled_dot_product_attention`; only attention-logit soft-capping
-    takes an explicit math path.
+    and attention sinks take an explicit math path.
 
     Args:
         embed_dim (int): model dimension d.
@@ -38,6 +38,9 @@ class MultiHeadAttention(nn.Module):
             back. Default: None.
         softcapping (float | None): logits become ``c * tanh(logits / c)``. Default: None.
         scale (float | None): logit scale; None means ``1 / sqrt(head_dim)``. Default: None.
+        attention_sinks (bool): a learned logit per query head, ``sinks [n_h]``, joins every
+            softmax as one more key whose value is zero, so a query can attend to nothing
+            (gpt-oss). Default: False.
 
     Raises:
         ValueError: on inconsistent head counts or out-of-range dropout.
@@ -63,6 +66,7 @@ class MultiHeadAttention(nn.Module):
         sliding_window: int | None = None,
         softcapping: float | None = None,
         scale: float | None = None,
+        attention_sinks: bool = False,
     ) -> None:
         super().__init__()
         if num_heads <= 0 or num_kv_heads <= 0:
@@ -85,6 +89,7 @@ class MultiHeadAttention(nn.Module):
         self.pos_embeddings = pos_embeddings
         self.q_norm, self.k_norm = q_norm, k_norm
         self.kv_cache = kv_cache
+        self.sinks = nn.Parameter(torch.zeros(num_heads)) if attention_sinks else None  # [n_h]
 
     def setup_cache(self, batch_size: int, dtype: torch.dtype, max_seq_len: int) -> None:
         """Allocate a :class:`KVCache` on the device of the projections.
@@ -107,7 +112,8 @@ class MultiHeadAttention(nn.Module):
         self, mask: torch.Tensor | None, q_slots: torch.Tensor, s_kv: int, device: torch.device
     ) -> torch.Tensor | None:
         """Combine the given mask with causality (when none given) and the sliding window."""
-        needs_explicit = self.kv_cache is not None or self.sliding_window is not None or self.softcapping
+        needs_explicit = (self.kv_cache is not None or self.sliding_window is not None or self.softcapping
+                          or self.sinks is not None)
         if mask is None and not needs_explicit:
             return None  # SDPA's causal path
         kv_slots = torch.arange(s_kv, device=device)
@@ -122,7 +128,7 @@ class MultiHeadAttention(nn.Module):
         dropout = self.attn_dropout if self.training else 0.0
         if mask is not None:
             mask = mask[:, None]  # [b, 1, s, s_kv]
-        if self.softcapping is None:
+        if self.softcapping is None and self.sinks is None:
             return F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=mask is None,
                 scale=self.scale, enable_gqa=self.num_kv_heads != self.num_heads,
@@ -131,9 +137,14 @@ class MultiHeadAttention(nn.Module):
         k = k.repeat_interleave(rep, dim=1)  # [b, n_h, s_kv, h_d]
         v = v.repeat_interleave(rep, dim=1)  # [b, n_h, s_kv, h_d]
         logits = torch.matmul(q, k.transpose(-2, -1)) * self.scale  # [b, n_h, s, s_kv]
-        logits = self.softcapping * torch.tanh(logits / self.softcapping)
-        logits = logits.masked_fill(~mask, float("-inf"))
-        probs = F.softmax(logits.float(), dim=-1).to(q.dtype)
+        if self.softcapping is not None:
+            logits = self.softcapping * torch.tanh(logits / self.softcapping)
+        logits = logits.masked_fill(~mask, float("-inf")).float()
+        if self.sinks is None:
+            probs = F.softmax(logits, dim=-1).to(q.dtype)
+        else:  # the sink is one more column of the softmax, dropped after it
+            sinks = self.sinks.float()[None, :, None, None].expand(*logits.shape[:-1], 1)  # [b, n_h, s, 1]
+            probs = F.softmax(torch.cat([logits, sinks], dim=-1), dim=-1)[..., :-1].to(q.dtype)
         probs = F.dropout(probs, p=dropout, training=self.training)
         return torch.matmul(probs, v)  # [b, n_h, s, h_d]
 

@@ -80,6 +80,39 @@ class TopKRouter(nn.Module):
         return logits, weights.to(x.dtype), indices
 
 
+class ClampedSwiGLU(nn.Module):
+    """gpt-oss's gated activation of the expert hidden state.
+
+    ``(clamp(up, -limit, limit) + 1) * g * sigmoid(alpha * g)`` with ``g = clamp(gate, max=limit)``.
+
+    Args:
+        alpha (float): the sigmoid's gain. Default: 1.702.
+        limit (float): the clamp. Default: 7.0.
+    """
+
+    def __init__(self, alpha: float = 1.702, limit: float = 7.0) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.limit = limit
+
+    def forward(self, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """Apply the activation.
+
+        Args:
+            gate (torch.Tensor): the gate half ``[..., h]``.
+            up (torch.Tensor): the up half ``[..., h]``.
+
+        Returns:
+            torch.Tensor: ``[..., h]``.
+        """
+        gate = gate.clamp(max=self.limit)
+        up = up.clamp(min=-self.limit, max=self.limit)
+        return (up + 1) * gate * torch.sigmoid(gate * self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, limit={self.limit}"
+
+
 class GroupedExperts(nn.Module):
     """E gated experts ``down(act(gate(x)) * up(x))`` held as two stacked weight tensors.
 
@@ -88,32 +121,68 @@ class GroupedExperts(nn.Module):
         hidden_dim (int): expert hidden dim h.
         num_experts (int): number of experts E.
         activation (nn.Module | None): gate activation; None means SiLU. Default: None.
+        gated_activation (nn.Module | None): a module mapping ``(gate, up)`` to the hidden state
+            (e.g. :class:`ClampedSwiGLU`), used instead of ``activation(gate) * up``. Default: None.
+        bias (bool): per-expert biases ``gate_up_proj_bias [E, 2h]`` and ``down_proj_bias [E, d]``
+            (gpt-oss). Default: False.
+        gate_up_proj_lora (nn.Module | None): per-expert adapters of ``gate_up_proj``
+            (:class:`~torchtune.modules.peft.ExpertLoRA` with ``in_dim=d, out_dim=2h``). Default: None.
+        down_proj_lora (nn.Module | None): per-expert adapters of ``down_proj`` (``in_dim=h,
+            out_dim=d``). Default: None.
 
     Attributes:
         gate_up_proj (nn.Parameter): ``[E, 2h, d]``, the gate rows then the up rows.
         down_proj (nn.Parameter): ``[E, d, h]``.
     """
 
-    def __init__(self, *, dim: int, hidden_dim: int, num_experts: int, activation: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        dim: int,
+        hidden_dim: int,
+        num_experts: int,
+        activation: nn.Module | None = None,
+        gated_activation: nn.Module | None = None,
+        bias: bool = False,
+        gate_up_proj_lora: nn.Module | None = None,
+        down_proj_lora: nn.Module | None = None,
+    ) -> None:
         super().__init__()
+        if activation is not None and gated_activation is not None:
+            raise ValueError("pass activation or gated_activation, not both")
         self.num_experts = num_experts
         self.dim = dim
         self.hidden_dim = hidden_dim
         self.gate_up_proj = nn.Parameter(torch.empty(num_experts, 2 * hidden_dim, dim))
         self.down_proj = nn.Parameter(torch.empty(num_experts, dim, hidden_dim))
-        self.activation = activation if activation is not None else nn.SiLU()
+        self.gate_up_proj_bias = nn.Parameter(torch.empty(num_experts, 2 * hidden_dim)) if bias else None
+        self.down_proj_bias = nn.Parameter(torch.empty(num_experts, dim)) if bias else None
+        self.gated_activation = gated_activation
+        self.activation = activation if activation is not None or gated_activation is not None else nn.SiLU()
         self.use_grouped_mm: bool | None = None  # None: wherever torch has a grouped-GEMM kernel
         self.reset_parameters()
+        for name, adapter, shape in (("gate_up_proj_lora", gate_up_proj_lora, (num_experts, dim, 2 * hidden_dim)),
+                                     ("down_proj_lora", down_proj_lora, (num_experts, hidden_dim, dim))):
+            got = None if adapter is None else (adapter.num_experts, adapter.in_dim, adapter.out_dim)
+            if adapter is not None and got != shape:
+                raise ValueError(f"{name} adapts (num_experts, in_dim, out_dim)={got} but the experts need {shape}")
+        self.gate_up_proj_lora = gate_up_proj_lora
+        self.down_proj_lora = down_proj_lora
 
     def reset_parameters(self) -> None:
         """Initialise each expert as ``nn.Linear`` would (uniform, bound ``1 / sqrt(fan_in)``)."""
-        for weight, fan_in in ((self.gate_up_proj, self.dim), (self.down_proj, self.hidden_dim)):
+        for weight, bias, fan_in in ((self.gate_up_proj, self.gate_up_proj_bias, self.dim),
+                                     (self.down_proj, self.down_proj_bias, self.hidden_dim)):
             bound = fan_in**-0.5
             nn.init.uniform_(weight, -bound, bound)
+            if bias is not None:
+                nn.init.uniform_(bias, -bound, bound)
 
     def _grouped(self, x: torch.Tensor, weight: torch.Tensor) -> bool:
         if self.use_grouped_mm is not None:
             return self.use_grouped_mm
+        if any(n * x.element_size() % 16 for n in (x.shape[-1], *weight.shape[-2:])):
+            return False  # the kernels need 16-byte strides (e.g. a rank-2 fp32 adapter): a matmul per expert
         if not hasattr(torch, "_grouped_mm"):
             return False
         if x.is_cuda:
@@ -141,6 +210,16 @@ class GroupedExperts(nn.Module):
         parts = [chunk @ weights[e].T for e, chunk in enumerate(x.split(counts.tolist())) if chunk.shape[0]]
         return torch.cat(parts) if parts else x.new_zeros(0, weight.shape[1])
 
+    def _adapted(self, x: torch.Tensor, weight: torch.Tensor, adapter: nn.Module | None,
+                 counts: torch.Tensor) -> torch.Tensor:
+        """``_matmuls`` plus each expert's low-rank update ``s * B_e (A_e x)``, when adapted."""
+        out = self._matmuls(x, weight, counts)
+        if adapter is None or adapter.disabled:
+            return out
+        # adapters may be fp32 master weights under a bf16 model: they compute in x's dtype
+        low_rank = self._matmuls(x, adapter.lora_a.weight.to(x.dtype), counts)  # [rows, r]
+        return out + adapter.scaling * self._matmuls(low_rank, adapter.lora_b.weight.to(x.dtype), counts)
+
     def forward(self, x: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Run each token through its k experts and sum the weighted outputs.
 
@@ -158,8 +237,15 @@ class GroupedExperts(nn.Module):
         counts = torch.bincount(flat, minlength=self.num_experts)  # [E]
         tokens = order // k  # token of each grouped assignment
         grouped = x.index_select(0, tokens)  # [n * k, d]
-        gate, up = self._matmuls(grouped, self.gate_up_proj, counts).chunk(2, dim=-1)  # [n * k, h] each
-        out = self._matmuls(self.activation(gate) * up, self.down_proj, counts)  # [n * k, d]
+        gate_up = self._adapted(grouped, self.gate_up_proj, self.gate_up_proj_lora, counts)  # [n * k, 2h]
+        experts = flat.index_select(0, order) if self.gate_up_proj_bias is not None else None  # expert of each row
+        if experts is not None:
+            gate_up = gate_up + self.gate_up_proj_bias.index_select(0, experts)
+        gate, up = gate_up.chunk(2, dim=-1)  # [n * k, h] each
+        hidden = self.gated_activation(gate, up) if self.gated_activation is not None else self.activation(gate) * up
+        out = self._adapted(hidden, self.down_proj, self.down_proj_lora, counts)  # [n * k, d]
+        if experts is not None:
+            out = out + self.down_proj_bias.index_select(0, experts)
         out = out * weights.reshape(-1).index_select(0, order)[:, None]
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(order.numel(), device=order.device)

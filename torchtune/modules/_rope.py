@@ -41,6 +41,64 @@ def llama3_scale_frequencies(inv_freq: torch.Tensor, scaling: dict[str, Any]) ->
     return (1.0 - smooth) * inv_freq / factor + smooth * inv_freq
 
 
+_YARN_KEYS = ("factor", "original_max_position_embeddings")
+
+
+def yarn_frequencies(dim: int, base: float, scaling: dict[str, Any]) -> tuple[torch.Tensor, float]:
+    """YaRN's inverse frequencies and attention factor (gpt-oss, the long-context Qwen models).
+
+    Each frequency is blended between its original value (extrapolation, for the fast dimensions
+    that complete more than ``beta_fast`` turns over the original context) and the value divided
+    by ``factor`` (interpolation, for those completing fewer than ``beta_slow``), with a linear
+    ramp between the two dimension bounds; cos and sin are then multiplied by the attention
+    factor, ``0.1 * ln(factor) + 1`` unless given.
+
+    Args:
+        dim (int): rotated features per head.
+        base (float): RoPE theta.
+        scaling (dict[str, Any]): ``factor`` and ``original_max_position_embeddings``; optional
+            ``beta_fast`` (default 32), ``beta_slow`` (default 1), ``truncate`` (round the ramp
+            bounds outwards, default True), ``attention_factor``, or ``mscale`` with
+            ``mscale_all_dim``.
+
+    Returns:
+        tuple[torch.Tensor, float]: inverse frequencies ``[dim // 2]`` and the attention factor.
+
+    Raises:
+        ValueError: when a required key is missing or ``factor`` is not positive.
+    """
+    missing = [k for k in _YARN_KEYS if k not in scaling]
+    if missing:
+        raise ValueError(f"yarn RoPE scaling={scaling} is missing keys {missing}; needs {list(_YARN_KEYS)}")
+    factor = float(scaling["factor"])
+    if not factor > 0:
+        raise ValueError(f"yarn RoPE scaling needs a positive 'factor'; got scaling={scaling}")
+    original = float(scaling["original_max_position_embeddings"])
+
+    def mscale(scale: float, m: float = 1.0) -> float:
+        return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+    attention_factor = scaling.get("attention_factor")
+    if attention_factor is None:
+        if scaling.get("mscale") and scaling.get("mscale_all_dim"):
+            attention_factor = mscale(factor, scaling["mscale"]) / mscale(factor, scaling["mscale_all_dim"])
+        else:
+            attention_factor = mscale(factor)
+
+    def dimension_of(turns: float) -> float:  # the dimension whose wavelength fits `turns` times in the context
+        return dim * math.log(original / (turns * 2 * math.pi)) / (2 * math.log(base))
+
+    low, high = dimension_of(float(scaling.get("beta_fast") or 32)), dimension_of(float(scaling.get("beta_slow") or 1))
+    if scaling.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    if low == high:
+        high += 0.001  # a ramp of zero width
+    ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0.0, 1.0)  # 0 = keep, 1 = scale
+    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))  # [dim // 2]
+    return inv_freq / factor * ramp + inv_freq * (1 - ramp), float(attention_factor)
+
+
 class RotaryPositionalEmbeddings(nn.Module):
     """Rotary positional embeddings applied to queries or keys.
 
@@ -54,8 +112,9 @@ class RotaryPositionalEmbeddings(nn.Module):
         base (float): the RoPE theta. Default: 10000.
         scaling (dict[str, Any] | None): frequency scaling, or None for plain RoPE. Either Llama
             3.1's parameters (see :func:`llama3_scale_frequencies`; ``rope_type`` absent or
-            ``"llama3"``) or ``{"rope_type": "linear", "factor": f}``, which divides every
-            frequency by ``f`` (positions interpolated, as Gemma 3's global layers). Default: None.
+            ``"llama3"``), ``{"rope_type": "linear", "factor": f}``, which divides every
+            frequency by ``f`` (positions interpolated, as Gemma 3's global layers), or
+            ``{"rope_type": "yarn", ...}`` (see :func:`yarn_frequencies`). Default: None.
 
     Raises:
         ValueError: when ``dim`` is not a positive even number, or ``scaling`` names an unknown
@@ -77,8 +136,8 @@ class RotaryPositionalEmbeddings(nn.Module):
         self.base = base
         self.scaling = scaling
         rope_type = (scaling or {}).get("rope_type", "llama3")
-        if scaling is not None and rope_type not in ("llama3", "linear"):
-            raise ValueError(f"scaling rope_type={rope_type!r} is not supported; supported: ['linear', 'llama3']")
+        if scaling is not None and rope_type not in ("llama3", "linear", "yarn"):
+            raise ValueError(f"scaling rope_type={rope_type!r} is not supported; supported: ['linear', 'llama3', 'yarn']")
         if rope_type == "linear" and not float(scaling.get("factor", 0)) > 0:
             raise ValueError(f"linear RoPE scaling needs a positive 'factor'; got scaling={scaling}")
         self.rope_init()
@@ -87,15 +146,18 @@ class RotaryPositionalEmbeddings(nn.Module):
         """(Re)compute the cos/sin cache; call after materialising a meta-device model."""
         exponent = torch.arange(0, self.dim, 2, dtype=torch.int64).float() / self.dim
         inv_freq = 1.0 / (self.base**exponent)  # [dim // 2]
-        if self.scaling is not None and self.scaling.get("rope_type") == "linear":
+        attention_factor = 1.0
+        if self.scaling is not None and self.scaling.get("rope_type") == "yarn":
+            inv_freq, attention_factor = yarn_frequencies(self.dim, self.base, self.scaling)
+        elif self.scaling is not None and self.scaling.get("rope_type") == "linear":
             inv_freq = inv_freq / float(self.scaling["factor"])  # position t acts as t / factor
         elif self.scaling is not None:
             inv_freq = llama3_scale_frequencies(inv_freq, self.scaling)
         pos = torch.arange(self.max_seq_len, dtype=torch.float32)
         freqs = torch.outer(pos, inv_freq)  # [max_seq_len, dim // 2]
         angles = torch.cat([freqs, freqs], dim=-1)  # [max_seq_len, dim]
-        self.register_buffer("cos_cache", angles.cos(), persistent=False)
-        self.register_buffer("sin_cache", angles.sin(), persistent=False)
+        self.register_buffer("cos_cache", angles.cos() * attention_factor, persistent=False)
+        self.register_buffer("sin_cache", angles.sin() * attention_factor, persistent=False)
 
     def forward(self, x: torch.Tensor, input_pos: torch.Tensor | None = None) -> torch.Tensor:
         """Rotate ``x`` by its positions.

@@ -20,6 +20,12 @@ CONFIGS = {
     "mistral_window": dict(_TINY, model_type="mistral", sliding_window=4),
     "qwen2_tied": dict(_TINY, model_type="qwen2", tie_word_embeddings=True, rope_theta=1e6),
     "qwen3_head_dim": dict(_TINY, model_type="qwen3", head_dim=16, tie_word_embeddings=False),
+    # Qwen's long-context setting: YaRN with its ramp inside the rotated dims, and mscale terms
+    "qwen2_yarn": dict(_TINY, model_type="qwen2", rope_theta=1e4, rope_scaling={
+        "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16, "beta_fast": 8.0,
+        "mscale": 1.2, "mscale_all_dim": 0.8}),
+    "llama_yarn_attention_factor": dict(_TINY, model_type="llama", rope_scaling={
+        "rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 8, "attention_factor": 1.3}),
 }
 
 
@@ -134,8 +140,10 @@ def test_hidden_states_match_transformers():
     [
         ({"model_type": "gpt2"}, r"model_type='gpt2' is not supported; supported: \[.*'llama', 'mistral'.*'qwen2', 'qwen3', 'qwen3_moe', 'smollm3'\]"),
         (dict(CONFIGS["llama2_mha_bias"], hidden_act="gelu"), r"hidden_act='gelu' is not supported"),
+        (dict(CONFIGS["llama2_mha_bias"], rope_scaling={"rope_type": "longrope", "factor": 2.0}),
+         r"rope_type='longrope' is not supported; supported: \['default', 'linear', 'llama3', 'yarn'\]"),
         (dict(CONFIGS["llama2_mha_bias"], rope_scaling={"rope_type": "yarn", "factor": 2.0}),
-         r"rope_type='yarn' is not supported; supported: \['default', 'linear', 'llama3'\]"),
+         r"yarn RoPE scaling=.* is missing keys \['original_max_position_embeddings'\]"),
     ],
 )
 def test_unsupported_configs(config, message):

@@ -142,13 +142,15 @@ def test_preset_matches_published_count(preset):
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in from_config.state_dict().items()}
 
 
-def test_lora_on_attention_and_refused_on_experts():
+def test_lora_on_attention_and_experts():
     sizes = dict(vocab_size=VOCAB, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8, embed_dim=32, num_experts=4,
                  num_experts_per_tok=2, moe_intermediate_dim=16, max_seq_len=32)
     model = lora_qwen3_moe(["q_proj", "v_proj"], lora_rank=4, **sizes)
     assert {k for k in model.state_dict() if "lora_a" in k} == {
         f"layers.{i}.attn.{p}.lora_a.weight" for i in range(2) for p in ("q_proj", "v_proj")}
-    with pytest.raises(ValueError, match="apply_lora_to_mlp=True is not supported for mixture-of-experts layers"):
-        lora_qwen3_moe(["q_proj"], apply_lora_to_mlp=True, **sizes)
+    experts = lora_qwen3_moe(["q_proj"], apply_lora_to_mlp=True, lora_rank=4, **sizes).layers[0].mlp.experts
+    assert experts.gate_up_proj_lora.lora_a.weight.shape == (4, 4, 32)  # one adapter per expert
+    with pytest.raises(ValueError, match="gives each expert a LoRA adapter, which supports neither DoRA nor dropout"):
+        lora_qwen3_moe(["q_proj"], apply_lora_to_mlp=True, use_dora=True, **sizes)
     with pytest.raises(ValueError, match=r"mlp_only_layers=\[0\] needs intermediate_dim"):
         qwen3_moe(mlp_only_layers=[0], **sizes)

@@ -49,15 +49,15 @@ def qwen3_moe(
         rope_base (float): RoPE theta. Default: 1e6.
         tie_word_embeddings (bool): output reuses the embedding matrix. Default: False.
         attn_dropout (float): attention dropout. Default: 0.0.
-        lora (LoRASettings | None): attention (and output) adapters; ``apply_to_mlp`` is refused
-            on MoE layers. Default: None.
+        lora (LoRASettings | None): adapters; ``apply_to_mlp`` puts one on every expert.
+            Default: None.
 
     Returns:
         TransformerDecoder: the model.
 
     Raises:
         ValueError: on inconsistent sizes, ``mlp_only_layers`` without ``intermediate_dim`` or
-            out of range, or ``apply_lora_to_mlp`` on MoE layers.
+            out of range, or DoRA/dropout with ``apply_lora_to_mlp`` on MoE layers.
     """
     dense = set(mlp_only_layers or [])
     if dense and intermediate_dim is None:
@@ -86,12 +86,13 @@ def lora_qwen3_moe(
     use_dora: bool = False,
     **sizes: int | float | bool | list[int] | None,
 ) -> TransformerDecoder:
-    """:func:`qwen3_moe` with LoRA/DoRA adapters on the attention (and output) projections.
+    """:func:`qwen3_moe` with LoRA/DoRA adapters on the attention (and output) projections, and
+    optionally LoRA on every expert.
 
     Args:
         lora_attn_modules (list[str]): any of q_proj, k_proj, v_proj, output_proj.
-        apply_lora_to_mlp (bool): must stay False on MoE layers (the routed experts take no
-            adapters). Default: False.
+        apply_lora_to_mlp (bool): a LoRA adapter on every expert's projections (dense layers:
+            on their feed-forward). Default: False.
         apply_lora_to_output (bool): adapt the output projection. Default: False.
         lora_rank (int): adapter rank. Default: 8.
         lora_alpha (float): adapter alpha. Default: 16.
@@ -103,7 +104,7 @@ def lora_qwen3_moe(
         TransformerDecoder: the model with adapters.
 
     Raises:
-        ValueError: on bad LoRA options (``apply_lora_to_mlp`` included) or sizes.
+        ValueError: on bad LoRA options (DoRA or dropout with ``apply_lora_to_mlp``) or sizes.
     """
     lora = LoRASettings(tuple(lora_attn_modules), apply_lora_to_mlp, apply_lora_to_output,
                         lora_rank, lora_alpha, lora_dropout, use_dora)

@@ -1,5 +1,6 @@
 """Parameter-efficient fine-tuning: LoRA, DoRA and adapter utilities."""
 
+from torchtune.modules.peft._expert_lora import ExpertLoRA
 from torchtune.modules.peft._lora import DoRALinear, LoRALinear
 from torchtune.modules.peft._utils import (
     AdapterSpec,
@@ -18,6 +19,7 @@ from torchtune.modules.peft._utils import (
 __all__ = [
     "AdapterSpec",
     "DoRALinear",
+    "ExpertLoRA",
     "LoRALinear",
     "disable_adapter",
     "get_adapter_params",

@@ -162,14 +162,18 @@ def get_merged_lora_ckpt(
                 f"no alpha for the adapter of {prefix!r}: pass adapter_specs=get_adapter_specs(model) "
                 "(or one alpha= for every adapter)"
             )
-        base = state_dict[f"{prefix}.weight"]
+        # a linear layer's adapter sits in it (<prefix>.weight); an expert adapter beside its
+        # stacked weight (<experts>.gate_up_proj_lora next to <experts>.gate_up_proj)
+        base_key = f"{prefix}.weight" if f"{prefix}.weight" in state_dict else prefix.removesuffix("_lora")
+        base = state_dict[base_key]
         lora_a, lora_b = state_dict[key], state_dict[f"{prefix}.lora_b.weight"]
-        scale = (alpha if alpha is not None else spec.alpha) / (rank if rank is not None else lora_a.shape[0])
-        adapted = base.float() + scale * (lora_b.float() @ lora_a.float())  # [out, in]
+        # lora_a is [r, in], or [E, r, in] for expert adapters
+        scale = (alpha if alpha is not None else spec.alpha) / (rank if rank is not None else lora_a.shape[-2])
+        adapted = base.float() + scale * (lora_b.float() @ lora_a.float())  # [out, in] (or [E, out, in])
         magnitude = state_dict.get(f"{prefix}.magnitude")
         if magnitude is not None:
             adapted = dora_weight(adapted, magnitude.float())
-        merged[f"{prefix}.weight"] = adapted.to(base.dtype)
+        merged[base_key] = adapted.to(base.dtype)
     return merged
 
 

@@ -48,20 +48,20 @@ def test_meta_device_model_is_checked_too():
         check_weights_fit(model, _checkpoint())
 
 
-def test_save_mappings_refuse_a_lora_target_the_layout_fuses():
+def test_save_mappings_check_adapters_on_a_fused_layout():
     from transformers import Phi3Config
 
     from torchtune.modules.peft import get_adapter_specs
     from torchtune.training.checkpointing import check_save_mappings
 
-    lora = dict(lora_attn_modules=["q_proj", "v_proj"], apply_lora_to_mlp=False, lora_rank=2, lora_alpha=4)
-    llama = LlamaConfig(**SMALL).to_dict()
-    model = model_from_hf_config(llama, **lora)
-    check_save_mappings(model.state_dict(), llama, adapter_specs=get_adapter_specs(model))  # maps: no error
     phi3 = Phi3Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=4, max_position_embeddings=64).to_dict()
-    model = model_from_hf_config(phi3, **lora)
-    with pytest.raises(ConfigError, match=r"no mapping for module 'layers\.0\.attn\.q_proj'.*model\.lora_attn_modules"):
+    lora = dict(lora_attn_modules=["q_proj", "v_proj"], apply_lora_to_mlp=True, lora_rank=2, lora_alpha=4)
+    model = model_from_hf_config(phi3, **lora)  # LoRA on parts of qkv_proj / gate_up_proj: written fused
+    check_save_mappings(model.state_dict(), phi3, adapter_specs=get_adapter_specs(model))
+    model = model_from_hf_config(phi3, **{**lora, "use_dora": True})
+    with pytest.raises(ConfigError, match=r"DoRA on 'model\.layers\.0\.self_attn\.qkv_proj'.*got \['layers\.0\.attn\.q_proj', "
+                                          r"'layers\.0\.attn\.v_proj'\].*model\.lora_attn_modules"):
         check_save_mappings(model.state_dict(), phi3, adapter_specs=get_adapter_specs(model))
     check_save_mappings(model_from_hf_config(phi3).state_dict(), phi3)  # without adapters Phi-3 saves fine
 

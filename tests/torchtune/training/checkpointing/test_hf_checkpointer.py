@@ -201,3 +201,104 @@ def test_peft_key_errors(tmp_path):
         save_peft_adapter(tmp_path, {"layers.0.attn.q_proj.lora_a.weight": torch.ones(1, 4)}, config)
     with pytest.raises(ValueError, match=r"key='layers.0.attn.q_proj.weight' is not an adapter key"):
         adapter_to_peft({"layers.0.attn.q_proj.weight": torch.ones(1)}, config)
+
+
+def _phi3_dir(tmp_path):
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    torch.manual_seed(0)
+    hf = Phi3ForCausalLM(Phi3Config(**SIZES, tie_word_embeddings=False, pad_token_id=0)).eval()
+    hf.save_pretrained(tmp_path / "src")
+    return tmp_path / "src"
+
+
+def _phi3_hf(src):
+    from transformers import Phi3ForCausalLM
+
+    return Phi3ForCausalLM.from_pretrained(src).eval()
+
+
+def _train_looking(model, seed):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("lora_a.weight", "lora_b.weight")):
+                param.copy_(0.3 * torch.randn_like(param))
+            elif name.endswith("magnitude"):
+                param.mul_(1 + 0.1 * torch.rand_like(param))
+
+
+@pytest.mark.parametrize("targets, use_dora", [
+    (["q_proj", "v_proj", "output_proj"], False),  # the shipped Phi configs: parts of qkv_proj
+    (["k_proj"], False),
+    (["q_proj", "k_proj", "v_proj"], True),  # DoRA needs every part of a fused module
+])
+def test_adapters_on_a_fused_layout_load_in_peft(tmp_path, targets, use_dora):
+    """Phi-3's layout fuses q/k/v into qkv_proj and gate/up into gate_up_proj: our per-part adapters
+    are written as one peft adapter per fused module, which peft loads with equal logits."""
+    src = _phi3_dir(tmp_path)
+    checkpointer = HuggingFaceCheckpointer(src, tmp_path / "out")
+    model = _ours(checkpointer, lora_attn_modules=targets, apply_lora_to_mlp=True, lora_rank=2, lora_alpha=8.0,
+                  use_dora=use_dora)
+    _train_looking(model, seed=3)
+    out = _save(checkpointer, tmp_path / "out" / "step_1", model.state_dict(), adapter_specs=get_adapter_specs(model))
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    expected_targets = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj", "output_proj": "o_proj"}
+    assert config["target_modules"] == sorted({expected_targets[t] for t in targets} | {"gate_up_proj", "down_proj"})
+    expected = _logits(model)
+    peft_model = PeftModel.from_pretrained(_phi3_hf(src), out / "adapter").eval()
+    torch.testing.assert_close(_hf_logits(peft_model), expected, rtol=1e-5, atol=1e-5)
+    merged = AutoModelForCausalLM.from_pretrained(out).eval()
+    torch.testing.assert_close(_hf_logits(merged), expected, rtol=1e-4, atol=1e-4)
+    adapter = checkpointer.load_adapter(out)  # resume: each part gets back exactly its own adapter
+    state = model.state_dict()
+    assert adapter.keys() == {k for k in state if k.endswith(("lora_a.weight", "lora_b.weight", "magnitude"))}
+    assert all(torch.equal(adapter[k], state[k]) for k in adapter)
+
+
+def test_a_fused_peft_adapter_from_elsewhere_loads_into_our_parts(tmp_path):
+    """An adapter that peft itself made on qkv_proj / gate_up_proj (no torchtune metadata) loads into
+    per-part adapters of the fused rank, with peft's logits."""
+    from peft import LoraConfig, get_peft_model
+
+    src = _phi3_dir(tmp_path)
+    peft_model = get_peft_model(_phi3_hf(src), LoraConfig(r=2, lora_alpha=4.0, target_modules=["qkv_proj", "gate_up_proj"]))
+    torch.manual_seed(4)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_" in name:
+                param.copy_(0.3 * torch.randn_like(param))
+    peft_model.save_pretrained(tmp_path / "peft")
+    expected = _hf_logits(peft_model.eval())
+    checkpointer = HuggingFaceCheckpointer(src, tmp_path / "out")
+    model = _ours(checkpointer, lora_attn_modules=["q_proj", "k_proj", "v_proj"], apply_lora_to_mlp=True,
+                  lora_rank=2, lora_alpha=4.0)
+    adapter = checkpointer.load_adapter(tmp_path / "peft")
+    assert not [k for k in adapter if ".w2." in k]  # down_proj was not a target
+    missing, unexpected = model.load_state_dict(adapter, strict=False)
+    assert not unexpected and not [k for k in missing if "lora" in k and ".w2." not in k]
+    torch.testing.assert_close(_logits(model.eval()), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_parts_with_different_ranks_and_alphas_load_in_peft(tmp_path):
+    src = _phi3_dir(tmp_path)
+    checkpointer = HuggingFaceCheckpointer(src, tmp_path / "out")
+    model = _ours(checkpointer, lora_attn_modules=["q_proj", "v_proj"], lora_rank=2, lora_alpha=8.0)
+    old = model.layers[0].attn.v_proj  # one part with another rank and alpha: its B is rescaled into the fused B
+    model.layers[0].attn.v_proj = LoRALinear(old.in_dim, old.out_dim, rank=4, alpha=3.0)
+    model.layers[0].attn.v_proj.weight.data.copy_(old.weight)
+    _train_looking(model, seed=5)
+    out = _save(checkpointer, tmp_path / "out" / "s", model.state_dict(), adapter_specs=get_adapter_specs(model))
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    # layer 0: ranks 2 + 4 at the first part's alpha / rank = 4; layer 1: ranks 2 + 2
+    modules = [f"model.layers.{i}.self_attn.qkv_proj" for i in range(2)]
+    assert [(config["rank_pattern"].get(m, config["r"]), config["alpha_pattern"].get(m, config["lora_alpha"]))
+            for m in modules] == [(6, 24.0), (4, 16.0)]
+    expected = _logits(model)
+    peft_model = PeftModel.from_pretrained(_phi3_hf(src), out / "adapter").eval()
+    torch.testing.assert_close(_hf_logits(peft_model), expected, rtol=1e-5, atol=1e-5)
+    adapter = checkpointer.load_adapter(out)
+    state = model.state_dict()
+    for key in adapter:  # the rescaled part comes back up to rounding, the others exactly
+        torch.testing.assert_close(adapter[key], state[key], rtol=1e-6, atol=0)
+        assert "layers.0.attn.v_proj.lora_b" in key or torch.equal(adapter[key], state[key]), key
