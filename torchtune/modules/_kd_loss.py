@@ -12,6 +12,7 @@ backward pass (activation checkpointing), so only one chunk's ``[n_i, v]`` logit
 exist at once, never the whole batch's.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -85,7 +86,7 @@ def token_divergence(
     elif divergence == "reverse":
         div = (log_s.exp() * (log_s - log_t)).sum(-1)
     else:
-        log_m = torch.logaddexp(log_s, log_t) - torch.log(torch.tensor(2.0, device=log_s.device))  # [..., v]
+        log_m = torch.logaddexp(log_s, log_t) - math.log(2.0)  # [..., v], log of the average distribution
         div = 0.5 * ((log_t.exp() * (log_t - log_m)).sum(-1) + (log_s.exp() * (log_s - log_m)).sum(-1))
     return div * temperature**2
 
