@@ -155,7 +155,7 @@ def test_model_files_are_checked_when_present(tmp_path, tune):
     config = tmp_path / "mine.yaml"
     config.write_text(LORA_CONFIG.format(model_dir=model_dir, out=tmp_path / "out", data=data))
     code, out, err = tune(["validate", str(config)])  # (err holds transformers' save progress bar)
-    assert code == 0 and "error" not in err
+    assert code == 0 and "tune: error" not in err
     assert out.splitlines()[1] == (f"Against {model_dir}: the model builds, its 21 checkpoint tensors fit and every "
                                    "tensor a save writes has a name in the checkpoint's layout.")
     # another size than the checkpoint
@@ -170,13 +170,17 @@ def test_model_files_are_checked_when_present(tmp_path, tune):
     assert code == 1 and "does not exist" in err and "none.jsonl" in err
 
 
-def test_lora_target_the_layout_fuses_is_found_by_validate(tmp_path, tune):
+def test_adapters_the_layout_cannot_hold_are_found_by_validate(tmp_path, tune):
+    """Phi-3 fuses q/k/v: LoRA on some of them is written fused and passes; DoRA on some of them
+    (a magnitude per row of the fused weight) cannot be written and is found before any training."""
     model_dir, data = _model_dir(tmp_path, "Phi3", pad_token_id=0, bos_token_id=0, eos_token_id=0)
     config = tmp_path / "mine.yaml"
     config.write_text(LORA_CONFIG.format(model_dir=model_dir, out=tmp_path / "out", data=data))
     code, out, err = tune(["validate", str(config)])
+    assert code == 0 and "every tensor a save writes has a name in the checkpoint's layout" in out, err
+    code, out, err = tune(["validate", str(config), "model.use_dora=true"])
     assert (code, out) == (1, "")
-    assert "no mapping for module 'layers.0.attn.q_proj'" in err and "Traceback" not in err, err
+    assert "DoRA on 'model.layers.0.self_attn.qkv_proj'" in err and "Traceback" not in err, err
 
 
 # Distillation configs: the teacher (teacher_checkpointer) is checked too, its vocabulary first.
@@ -221,4 +225,4 @@ def test_distillation_teacher_of_another_vocabulary_is_named(tmp_path, tune):
     assert code == 1
     assert (f"teacher_checkpointer: the teacher's vocab_size=128 (config of {teacher}) differs from the student's "
             f"vocab_size=64 (checkpointer: config of {model_dir})") in err
-    assert err.count("error") == 1  # (err also holds transformers' save progress bars)
+    assert err.count("tune: error") == 1  # (err also holds transformers' save progress bars)
