@@ -103,6 +103,7 @@ def distillation_loss(
     temperature: float = 1.0,
     num_chunks: int = 8,
     ignore_index: int = CROSS_ENTROPY_IGNORE_IDX,
+    recompute: bool = True,
 ) -> DistillationLossOutput:
     """Mixed cross-entropy and distillation loss over the labelled positions, chunk by chunk.
 
@@ -110,8 +111,11 @@ def distillation_loss(
     t))`` over the positions whose label is not ``ignore_index``, with ``s`` and ``t`` the
     student's and the teacher's full logits. Rows of at least 256 positions at a time
     (``num_chunks`` chunks at most) are projected (when a ``*_project`` is given) and upcast to
-    fp32. The teacher runs without gradients. When gradients are recorded, each chunk is
-    recomputed in the backward pass, so only one chunk of either model's logits is alive at once.
+    fp32. The teacher runs without gradients. When gradients are recorded and ``recompute`` is
+    set, each chunk is recomputed in the backward pass, so only one chunk of either model's logits
+    is alive at once; without ``recompute`` every chunk's softmax outputs (student and teacher)
+    stay alive until backward, which saves the second projection of each chunk (faster, about as
+    much memory as the full logits).
 
     Args:
         student (torch.Tensor): ``[b, s, v]`` logits, or ``[b, s, d]`` final normed hidden states
@@ -131,6 +135,8 @@ def distillation_loss(
             temperature 1. Default 1.0.
         num_chunks (int): most row chunks, >= 1. Default 8.
         ignore_index (int): the label of unscored positions. Default -100.
+        recompute (bool): recompute each chunk in backward instead of keeping its logits.
+            Default True.
 
     Returns:
         DistillationLossOutput: the mixed loss (with gradients) and its two parts (0 with no
@@ -171,7 +177,7 @@ def distillation_loss(
         return torch.stack([ce, kd])  # [2]
 
     size = _chunk_rows(keep.numel(), num_chunks)
-    recompute = torch.is_grad_enabled() and rows.requires_grad
+    recompute = recompute and torch.is_grad_enabled() and rows.requires_grad
     sums = torch.zeros(2, dtype=torch.float32, device=student.device)
     for h, h_t, y in zip(rows.split(size), teacher_rows.split(size), targets.split(size)):
         if recompute:  # keep only the chunk's inputs; its logits are rebuilt in backward
@@ -200,13 +206,17 @@ class KDLoss(nn.Module):
         num_output_chunks (int): most row chunks of the labelled positions (none under 256
             rows), >= 1. Default 8.
         ignore_index (int): label value excluded from the loss. Default -100.
+        recompute (bool): recompute each chunk's logits in backward, so that one chunk of them is
+            alive at a time; False keeps them (faster, about the memory of the full logits).
+            Default True.
 
     Raises:
         ValueError: when an argument is out of range.
     """
 
     def __init__(self, kd_ratio: float = 0.5, divergence: str = "forward", temperature: float = 1.0,
-                 num_output_chunks: int = 8, ignore_index: int = CROSS_ENTROPY_IGNORE_IDX) -> None:
+                 num_output_chunks: int = 8, ignore_index: int = CROSS_ENTROPY_IGNORE_IDX,
+                 recompute: bool = True) -> None:
         super().__init__()
         if not 0.0 <= kd_ratio <= 1.0:
             raise ValueError(f"kd_ratio={kd_ratio} must lie in [0, 1]")
@@ -217,7 +227,7 @@ class KDLoss(nn.Module):
         if num_output_chunks < 1:
             raise ValueError(f"num_output_chunks={num_output_chunks} must be >= 1")
         self.kd_ratio, self.divergence, self.temperature = kd_ratio, divergence, temperature
-        self.num_output_chunks, self.ignore_index = num_output_chunks, ignore_index
+        self.num_output_chunks, self.ignore_index, self.recompute = num_output_chunks, ignore_index, recompute
 
     def forward(
         self,
@@ -232,5 +242,5 @@ class KDLoss(nn.Module):
         return distillation_loss(
             student, teacher, labels, student_project=student_project, teacher_project=teacher_project,
             kd_ratio=self.kd_ratio, divergence=self.divergence, temperature=self.temperature,
-            num_chunks=self.num_output_chunks, ignore_index=self.ignore_index,
+            num_chunks=self.num_output_chunks, ignore_index=self.ignore_index, recompute=self.recompute,
         )

@@ -44,15 +44,16 @@ def _reference(student_logits, teacher_logits, labels, divergence, temperature, 
     return (1 - kd_ratio) * ce + kd_ratio * kd, ce, kd
 
 
+@pytest.mark.parametrize("recompute", [True, False])
 @pytest.mark.parametrize("divergence", ["forward", "reverse", "js"])
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
-def test_loss_and_gradients_equal_full_logit_reference(divergence, temperature):
+def test_loss_and_gradients_equal_full_logit_reference(divergence, temperature, recompute):
     torch.manual_seed(0)
     labels = _labels(3, 300)  # 600 scored rows: three chunks of >= 256 rows
     student = torch.randn(3, 300, V, requires_grad=True)
     teacher = torch.randn(3, 300, V) * 2
     out = distillation_loss(student, teacher, labels, kd_ratio=0.3, divergence=divergence, temperature=temperature,
-                            num_chunks=3)
+                            num_chunks=3, recompute=recompute)
     ref_student = student.detach().clone().requires_grad_(True)
     expected, ce, kd = _reference(ref_student, teacher, labels, divergence, temperature, 0.3)
     torch.testing.assert_close(out.loss, expected, rtol=1e-5, atol=1e-6)
@@ -184,5 +185,8 @@ def test_memory_kept_for_backward_is_far_below_one_batch_of_logits():
         return 0.5 * F.cross_entropy(s, labels[0]) + 0.5 * kd
 
     full = _saved_bytes(full_logits_loss)
-    assert full >= 2 * logits_bytes
+    kept = _saved_bytes(lambda: distillation_loss(
+        hidden, teacher_hidden, labels, student_project=lambda h: h @ w_s.T, teacher_project=lambda h: h @ w_t.T,
+        num_chunks=4, recompute=False).loss)
+    assert full >= 2 * logits_bytes and kept >= logits_bytes  # recompute=False keeps every chunk's softmax
     assert chunked < logits_bytes / 8, (chunked, full, logits_bytes)  # measured 0.17 MB vs 9.9 MB (logits 2.5 MB)
