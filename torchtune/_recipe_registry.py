@@ -170,6 +170,22 @@ RECIPES: list[Recipe] = [
         extras=("recipes",),
     ),
     Recipe(
+        name="grpo_single_device",
+        file_name="grpo_single_device.py",
+        configs=[_config("tiny/grpo_single_device")],
+        supports_distributed=False,
+        bazel_name="grpo",
+        extras=("recipes",),
+    ),
+    Recipe(
+        name="grpo_distributed",
+        file_name="grpo_distributed.py",
+        configs=[_config("tiny/grpo_distributed")],
+        supports_distributed=True,
+        bazel_name="grpo_distributed",
+        extras=("recipes",),
+    ),
+    Recipe(
         name="generate",
         file_name="generate.py",
         configs=[_config("tiny/generate")],

@@ -11,6 +11,7 @@ Outputs:
     instructions_val.jsonl  held-out records of the same tasks
     preferences.jsonl       preference pairs ``{"prompt", "chosen", "rejected"}`` of the same tasks
     preferences_val.jsonl   held-out pairs
+    prompts.jsonl           prompts with numeric reference answers ``{"prompt", "answer"}`` (GRPO)
     tokenizer.json          a byte-level BPE trained on the records with the ``tokenizers`` library
     tokenizer_config.json   ChatML chat template and special tokens
     config.json             a 4-layer Llama-architecture model in Hugging Face format
@@ -38,6 +39,7 @@ except ModuleNotFoundError:  # run from a source checkout: python tools/assets/m
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "recipes" / "assets" / "tiny"
 NUM_TRAIN, NUM_VAL = 400, 40
 NUM_PREF_TRAIN = 200  # pairs made from the first training records; the held-out pairs use every val record
+NUM_PROMPTS = 200  # GRPO prompts, from the tasks whose answer is a number
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -122,6 +124,19 @@ def make_preferences(records: list[dict[str, str]], seed: int) -> list[dict[str,
     ]
 
 
+def make_prompts(seed: int, count: int) -> list[dict[str, str]]:
+    """``count`` prompts ``{"prompt", "answer"}`` of the tasks whose answer is a number (adding,
+    counting words, the next number), drawn with ``random.Random(seed)``: a verifiable toy task."""
+    rng = random.Random(seed)
+    prompts: list[dict[str, str]] = []
+    while len(prompts) < count:
+        r = _task(rng)
+        if r["output"].isdigit():
+            text = f"{r['instruction']}\n{r['input']}" if r["input"] else r["instruction"]
+            prompts.append({"prompt": f"{text}\nAnswer with a number.", "answer": r["output"]})
+    return prompts
+
+
 def _chatml(record: dict[str, str]) -> str:
     """A record as the recipes see it: the Alpaca prompt (``alpaca_dataset``) in ChatML."""
     user = AlpacaInstructTemplate.format(record["instruction"], record["input"])
@@ -192,6 +207,8 @@ files byte for byte). Same licence as the torchtune project; no third-party data
 - `preferences.jsonl` ({num_pref} pairs) and `preferences_val.jsonl` ({num_val} pairs):
   `{{"prompt", "chosen", "rejected"}}` pairs of the same tasks (the Alpaca prompt, the right
   answer and a near-miss wrong one) for the DPO recipes.
+- `prompts.jsonl` ({num_prompts} rows): `{{"prompt", "answer"}}` prompts of the tasks whose answer
+  is a number (addition, counting words, next number) for the GRPO recipes.
 - `tokenizer.json`: a byte-level BPE ({tok_vocab} tokens) trained on those records (in the
   Alpaca prompt that `alpaca_dataset` uses);
   `tokenizer_config.json` holds a ChatML chat template (`<|im_start|>`, `<|im_end|>`).
@@ -216,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     _write_jsonl(out / "instructions_val.jsonl", val)
     _write_jsonl(out / "preferences.jsonl", make_preferences(train[:NUM_PREF_TRAIN], 2))
     _write_jsonl(out / "preferences_val.jsonl", make_preferences(val, 3))
+    _write_jsonl(out / "prompts.jsonl", make_prompts(4, NUM_PROMPTS))
 
     tok = make_tokenizer([_chatml(r) for r in train], MODEL["vocab_size"])
     tok.save(str(out / "tokenizer.json"))
@@ -255,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     weights = make_weights(0)
     save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "README.md").write_text(README.format(
-        num_train=NUM_TRAIN, num_val=NUM_VAL, num_pref=NUM_PREF_TRAIN, tok_vocab=tok.get_vocab_size(),
+        num_train=NUM_TRAIN, num_val=NUM_VAL, num_pref=NUM_PREF_TRAIN, num_prompts=NUM_PROMPTS, tok_vocab=tok.get_vocab_size(),
         layers=MODEL["num_hidden_layers"], dim=MODEL["hidden_size"],
         heads=MODEL["num_attention_heads"], kv_heads=MODEL["num_key_value_heads"],
         vocab=MODEL["vocab_size"], params=sum(w.numel() for w in weights.values()),

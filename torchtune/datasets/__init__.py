@@ -1,6 +1,12 @@
 """Dataset builders and sources (local JSON/JSONL/CSV/Parquet/text, or Hugging Face datasets)."""
 
-from torchtune.datasets._base import PreferenceDataset, SFTDataset, TextCompletionDataset, TokenizedDataset
+from torchtune.datasets._base import (
+    PreferenceDataset,
+    PromptDataset,
+    SFTDataset,
+    TextCompletionDataset,
+    TokenizedDataset,
+)
 from torchtune.datasets._formats import (
     CONVERSATION_STYLES,
     build_preference_data,
@@ -9,6 +15,7 @@ from torchtune.datasets._formats import (
     chat_dataset,
     instruct_dataset,
     preference_dataset,
+    prompt_dataset,
     text_completion_dataset,
 )
 from torchtune.datasets._public import (
@@ -31,6 +38,7 @@ __all__ = [
     "CONVERSATION_STYLES",
     "LOCAL_FORMATS",
     "PreferenceDataset",
+    "PromptDataset",
     "Rows",
     "SFTDataset",
     "TextCompletionDataset",
@@ -47,6 +55,7 @@ __all__ = [
     "local_data_files",
     "parse_split",
     "preference_dataset",
+    "prompt_dataset",
     "samsum_dataset",
     "slimorca_dataset",
     "text_completion_dataset",

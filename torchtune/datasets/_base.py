@@ -1,4 +1,4 @@
-"""Eagerly tokenized datasets: SFT, text completion and preference pairs."""
+"""Eagerly tokenized datasets: SFT, text completion, preference pairs and prompts with answers."""
 
 import logging
 from typing import Any, Callable, Mapping
@@ -6,7 +6,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from torch.utils.data import Dataset
 
-from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, get_field, labels_from_tokens
+from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, Message, get_field, labels_from_tokens
 from torchtune.datasets._sources import Rows, load_rows
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,8 @@ class TokenizedDataset(Dataset):
 
     A row that fails its transforms raises ``ValueError`` naming its location (file and line
     or row) and the underlying problem. Samples cut to ``max_seq_len`` are counted and
-    reported in one warning. An empty result raises.
+    reported in one warning. An empty result raises. ``locations[i]`` says where sample ``i``
+    came from (e.g. ``"data.jsonl line 7"``).
 
     Args:
         source (str): see ``load_rows``.
@@ -44,6 +45,7 @@ class TokenizedDataset(Dataset):
     ) -> None:
         rows = load_rows(source, data_files=data_files, split=split, **load_kwargs)
         self._samples: list[dict[str, np.ndarray]] = []
+        self.locations: list[str] = []
         self.num_truncated = 0
         kept = self._build(rows, filter_fn)
         if self.num_truncated:
@@ -70,6 +72,7 @@ class TokenizedDataset(Dataset):
                 raise ValueError(f"{rows.where(i)}: {e}") from e
             self.num_truncated += int(sample.pop("truncated", False))
             self._samples.append(sample)
+            self.locations.append(rows.where(i))
         return kept
 
     def prepare(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,3 +174,68 @@ class PreferenceDataset(TokenizedDataset):
             out[f"{key}_input_ids"] = _array(sample["tokens"])
             out[f"{key}_labels"] = _array(labels)
         return out
+
+
+class PromptDataset(TokenizedDataset):
+    """Prompts with reference answers, for reinforcement learning on sampled completions (GRPO).
+
+    A row holds a ``prompt`` (a string, taken as one user message, or an OpenAI-style message
+    list of ``{"role", "content"}`` dicts) and, unless ``answer_column`` is None, an ``answer``
+    (a string; numbers are turned into their text). The prompt is tokenized with the chat
+    template's assistant header at its end (``add_end_tokens=False``), ready for generation.
+
+    Args:
+        source (str): see ``load_rows``.
+        tokenizer: a model tokenizer (``__call__(sample, inference=True)``, ``max_seq_len``).
+        prompt_column (str): the prompt's column. Default ``"prompt"``.
+        answer_column (str | None): the reference answer's column; None for rows without one
+            (rewards that need an answer then raise). Default ``"answer"``.
+        system_prompt (str | None): a system message put before each prompt. Default None.
+        **kwargs: ``filter_fn``, ``split``, ``data_files`` and ``load_rows`` arguments.
+
+    Samples are ``{"tokens": int64 [s], "prompt": str, "answer": str | None}``, ``prompt``
+    being the text of the prompt's last message (what reward functions read). A row with a
+    missing or mistyped field, an empty prompt, or a prompt longer than the tokenizer's
+    ``max_seq_len`` (it would lose its end, the assistant header) raises ``ValueError`` naming
+    the file and row.
+    """
+
+    def __init__(self, *, source: str, tokenizer: Any, prompt_column: str = "prompt",
+                 answer_column: str | None = "answer", system_prompt: str | None = None, **kwargs: Any):
+        self._tokenizer, self._system = tokenizer, system_prompt
+        self._prompt_column, self._answer_column = prompt_column, answer_column
+        super().__init__(source=source, **kwargs)
+
+    def _messages(self, row: Mapping[str, Any]) -> list[Message]:
+        value = get_field(row, self._prompt_column, (str, list))
+        if isinstance(value, str):
+            messages = [Message(role="user", content=value)]
+        else:
+            messages = []
+            for j, m in enumerate(value):
+                well_formed = isinstance(m, Mapping) and all(isinstance(m.get(k), str) for k in ("role", "content"))
+                if not well_formed:
+                    raise ValueError(f"field {self._prompt_column!r} message {j} must be a "
+                                     f"{{'role': str, 'content': str}} dict, got {m!r:.80}")
+                messages.append(Message(role=m["role"], content=m["content"]))
+        if not messages or not messages[-1].content.strip():
+            raise ValueError(f"field {self._prompt_column!r} is empty; every row needs a prompt")
+        if self._system is not None:
+            messages = [Message(role="system", content=self._system)] + [m for m in messages if m.role != "system"]
+        return messages
+
+    def prepare(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Tokenize one row's prompt and read its answer."""
+        messages = self._messages(row)
+        answer = None
+        if self._answer_column is not None:
+            answer = get_field(row, self._answer_column, (str, int, float))
+            answer = answer if isinstance(answer, str) else str(answer)
+        out = self._tokenizer({"messages": messages}, inference=True)
+        if out.get("truncated", False):
+            max_len = getattr(self._tokenizer, "max_seq_len", None)
+            raise ValueError(
+                f"the prompt is longer than the tokenizer's max_seq_len={max_len} and would lose its end; raise "
+                "max_seq_len or drop the row with filter_fn"
+            )
+        return {"tokens": _array(out["tokens"]), "prompt": messages[-1].content, "answer": answer}

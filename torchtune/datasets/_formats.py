@@ -1,4 +1,4 @@
-"""Dataset builders: instruct, chat, text completion and preference data from any source."""
+"""Dataset builders: instruct, chat, text completion, preference and prompt data from any source."""
 
 from typing import Any, Callable, Mapping
 
@@ -15,7 +15,7 @@ from torchtune.data import (
     epoch_sample_order,
     sft_collate_fn,
 )
-from torchtune.datasets._base import PreferenceDataset, SFTDataset, TextCompletionDataset
+from torchtune.datasets._base import PreferenceDataset, PromptDataset, SFTDataset, TextCompletionDataset
 
 
 CONVERSATION_STYLES = ("sharegpt", "openai")
@@ -198,6 +198,54 @@ def preference_dataset(
     return PreferenceDataset(
         source=source, message_transform=ChosenRejectedToMessages(column_map, new_system_prompt),
         tokenizer=tokenizer, filter_fn=filter_fn, split=split, data_files=data_files, **load_kwargs,
+    )
+
+
+def prompt_dataset(
+    tokenizer: Any,
+    *,
+    source: str,
+    column_map: Mapping[str, str] | None = None,
+    system_prompt: str | None = None,
+    filter_fn: Callable[[Mapping[str, Any]], bool] | None = None,
+    split: str = "train",
+    data_files: Any = None,
+    **load_kwargs: Any,
+) -> PromptDataset:
+    """Prompts with reference answers, for GRPO and other reinforcement learning on sampled
+    completions.
+
+    A row holds a ``prompt`` (a string or a message list) and an ``answer`` (a string or a
+    number) that reward functions such as :class:`~torchtune.training.ExactAnswerReward` check
+    completions against. ``column_map={"prompt": "question", "answer": "solution"}`` reads
+    other column names; ``{"answer": None}`` reads rows without answers. A bad row raises
+    ``ValueError`` naming the file, the row and the field.
+
+    Args:
+        tokenizer: a model tokenizer.
+        source (str): local format/path or Hugging Face dataset.
+        column_map (Mapping[str, str] | None): ``{"prompt": ..., "answer": ...}`` renames.
+            Default None.
+        system_prompt (str | None): a system message before every prompt. Default None.
+        filter_fn (Callable | None): row filter. Default None.
+        split (str): split spec. Default ``"train"``.
+        data_files (Any): local files. Default None.
+        **load_kwargs: passed to ``load_rows``.
+
+    Returns:
+        PromptDataset: samples ``{"tokens", "prompt", "answer"}``; ``locations`` names their rows.
+
+    Raises:
+        ValueError: on unknown ``column_map`` keys, or a bad row (naming file and row).
+    """
+    column_map = dict(column_map or {})
+    unknown = sorted(set(column_map) - {"prompt", "answer"})
+    if unknown:
+        raise ValueError(f"column_map has unknown keys {unknown}; expected keys among ['prompt', 'answer']")
+    return PromptDataset(
+        source=source, tokenizer=tokenizer, prompt_column=column_map.get("prompt", "prompt"),
+        answer_column=column_map.get("answer", "answer"), system_prompt=system_prompt, filter_fn=filter_fn,
+        split=split, data_files=data_files, **load_kwargs,
     )
 
 

@@ -95,16 +95,18 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     stop_tokens: Sequence[int] | None = None,
-    rng: torch.Generator | None = None,
+    rng: torch.Generator | Sequence[torch.Generator] | None = None,
     return_logits: bool = False,
+    stop_early: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Continue a batch of prompts, one token at a time, using the model's KV cache.
 
     Prompts are left-padded; each row's positions start at 0 at its first real token and
     padding is never attended to. The prompt is run once (prefill), then one token per step.
     The model's caches are (re)allocated for this batch with ``s + max_new_tokens`` slots and
-    stay enabled afterwards. A row that produced a stop token gets ``pad_id`` after it; the
-    loop ends when every row has stopped or ``max_new_tokens`` tokens were produced.
+    stay enabled afterwards (``model.delete_caches()`` frees them). A row that produced a stop
+    token gets ``pad_id`` after it; the loop ends when every row has stopped (unless
+    ``stop_early`` is False) or ``max_new_tokens`` tokens were produced.
 
     Args:
         model (nn.Module): a decoder following the model call contract
@@ -117,9 +119,13 @@ def generate(
         top_k (int | None): top-k filtering. Default: None.
         top_p (float | None): nucleus filtering. Default: None.
         stop_tokens (Sequence[int] | None): ids that end a row (kept in the output). Default: None.
-        rng (torch.Generator | None): random source for sampling. Default: None.
+        rng (torch.Generator | Sequence[torch.Generator] | None): random source for sampling,
+            or one generator per row (see :func:`sample_next_token`). Default: None.
         return_logits (bool): also return the logits each new token was drawn from.
             Default: False.
+        stop_early (bool): end the loop once every row has stopped. False always runs
+            ``max_new_tokens`` steps, as processes that share sharded weights (FSDP) must: each
+            forward call is a collective. Default: True.
 
     Returns:
         tuple[torch.Tensor, torch.Tensor | None]: tokens ``[b, s + n]`` (the padded prompts
@@ -157,7 +163,7 @@ def generate(
         token = token.masked_fill(stopped, pad_id)
         new_tokens.append(token)
         stopped |= torch.isin(token, stop_ids)
-        if bool(stopped.all()) or step == max_new_tokens - 1:
+        if (stop_early and bool(stopped.all())) or step == max_new_tokens - 1:
             break
         slot = s + step
         out = model(token[:, None], mask=mask[:, slot : slot + 1], input_pos=input_pos[:, slot : slot + 1])

@@ -3,6 +3,8 @@
 Notation: b batch, v vocab.
 """
 
+from collections.abc import Sequence
+
 import torch
 
 
@@ -58,7 +60,7 @@ def sample_next_token(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> torch.Tensor:
     """Pick one token per row from next-token logits.
 
@@ -72,14 +74,17 @@ def sample_next_token(
         top_k (int | None): keep only the k most likely tokens. Default: None.
         top_p (float | None): keep the smallest set of tokens with this much mass, in
             ``(0, 1]``. Default: None.
-        generator (torch.Generator | None): random source for reproducible draws; must live on
-            the device of ``logits``. Default: None.
+        generator (torch.Generator | Sequence[torch.Generator] | None): random source for
+            reproducible draws, on the device of ``logits``; or one generator per row, so that
+            each row's draw depends only on its own logits and generator, not on the other rows
+            of the batch (batches split across processes then sample alike). Default: None.
 
     Returns:
         torch.Tensor: token ids ``[b]`` long.
 
     Raises:
-        ValueError: when ``logits`` is not 2-D or a sampling argument is out of range.
+        ValueError: when ``logits`` is not 2-D, a sampling argument is out of range, or the
+            number of per-row generators is not the number of rows.
     """
     if logits.dim() != 2:
         raise ValueError(f"logits must be [b, v], got shape {list(logits.shape)}")
@@ -92,4 +97,9 @@ def sample_next_token(
     if top_p is not None:
         scaled = top_p_filter(scaled, top_p)
     probs = torch.softmax(scaled, dim=-1)  # [b, v]
-    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+    if len(generator) != probs.shape[0]:
+        raise ValueError(f"got {len(generator)} generators for {probs.shape[0]} rows; pass one per row")
+    rows = [torch.multinomial(probs[i : i + 1], num_samples=1, generator=g) for i, g in enumerate(generator)]
+    return torch.cat(rows, dim=0).squeeze(-1)  # [b]

@@ -18,6 +18,7 @@ from torchtune.modules._loss import (
     linear_cross_entropy,
 )
 from torchtune.modules._kd_loss import DistillationLossOutput, KDLoss, distillation_loss, token_divergence
+from torchtune.modules._grpo_loss import GRPOLoss, GRPOLossOutput, group_advantages, token_log_probs
 from torchtune.modules._preference_loss import (
     DPOLoss,
     IPOLoss,
@@ -36,6 +37,8 @@ __all__ = [
     "DPOLoss",
     "DistillationLossOutput",
     "FeedForward",
+    "GRPOLoss",
+    "GRPOLossOutput",
     "GroupedExperts",
     "IPOLoss",
     "KDLoss",
@@ -55,6 +58,7 @@ __all__ = [
     "bind_loss",
     "chunked_cross_entropy",
     "distillation_loss",
+    "group_advantages",
     "linear_cross_entropy",
     "load_balancing_loss",
     "llama3_scale_frequencies",
@@ -62,6 +66,7 @@ __all__ = [
     "reward_sums",
     "sequence_log_probs",
     "token_divergence",
+    "token_log_probs",
     "yarn_frequencies",
 ]
 

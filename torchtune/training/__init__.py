@@ -44,16 +44,28 @@ from torchtune.training._metric_logging import (
 from torchtune.training._nan_guard import TrainingDivergedError, check_finite
 from torchtune.training._plot import plot_loss, read_metric
 from torchtune.training._progress import progress_bar
+from torchtune.training._rewards import (
+    AnswerInPromptReward,
+    ExactAnswerReward,
+    FormatReward,
+    RewardError,
+    reward_name,
+    score_completions,
+)
 from torchtune.training._seed import get_rng_state, set_rng_state, set_seed
 from torchtune.training._throughput import TokensPerSecond, count_tokens
 from torchtune.training._validation import validation_loss
 from torchtune.utils import deprecated_aliases
 
 __all__ = [
+    "AnswerInPromptReward",
     "DTYPES",
+    "ExactAnswerReward",
+    "FormatReward",
     "JsonlLogger",
     "MLFlowLogger",
     "MetricLogger",
+    "RewardError",
     "RunLog",
     "StdoutLogger",
     "TensorBoardLogger",
@@ -86,7 +98,9 @@ __all__ = [
     "progress_bar",
     "read_metric",
     "reset_peak_memory_stats",
+    "reward_name",
     "scale_grads",
+    "score_completions",
     "set_rng_state",
     "set_seed",
     "shard_model",

@@ -185,3 +185,23 @@ def test_bf16_greedy_follows_transformers_bf16(seed) -> None:
     first_tie = int(near_tie.nonzero()[0, 0]) if bool(near_tie.any()) else 32
     assert first_tie >= 4, "test model too flat: pick another seed"
     assert out[0, : len(prompt) + first_tie].tolist() == theirs[0, : len(prompt) + first_tie].tolist()
+
+
+def test_per_row_generators_sample_a_row_alike_in_any_batch(models) -> None:
+    _, ours = models
+    gens = lambda rows: [torch.Generator().manual_seed(100 + r) for r in rows]  # noqa: E731
+    batch, _ = generate(ours, PROMPTS, max_new_tokens=6, temperature=1.0, top_p=0.95, rng=gens([0, 1, 2]))
+    s = max(len(p) for p in PROMPTS)
+    for row, prompt in enumerate(PROMPTS):
+        alone, _ = generate(ours, [prompt], max_new_tokens=6, temperature=1.0, top_p=0.95, rng=gens([row]))
+        assert batch[row, s:].tolist() == alone[0, len(prompt):].tolist()
+
+
+def test_stop_early_false_runs_every_step(models) -> None:
+    _, ours = models
+    free, _ = generate(ours, PROMPTS, max_new_tokens=8, temperature=0.0)
+    stops = sorted({int(t) for t in free[:, 7]})  # every row's first new token stops it
+    early, _ = generate(ours, PROMPTS, max_new_tokens=8, temperature=0.0, stop_tokens=stops)
+    full, _ = generate(ours, PROMPTS, max_new_tokens=8, temperature=0.0, stop_tokens=stops, stop_early=False)
+    assert early.shape[1] == 7 + 1 and full.shape[1] == 7 + 8
+    assert torch.equal(full[:, : 7 + 1], early) and bool((full[:, 7 + 1 :] == 0).all())

@@ -96,3 +96,23 @@ def test_bad_sampling_arguments(kwargs: dict, message: str) -> None:
 def test_logits_must_be_2d() -> None:
     with pytest.raises(ValueError, match=r"logits must be \[b, v\], got shape \[4\]"):
         sample_next_token(torch.zeros(4))
+
+
+def test_per_row_generators_make_each_row_independent_of_the_batch() -> None:
+    torch.manual_seed(2)
+    logits = torch.randn(4, 50)
+    seeds = [11, 12, 13, 14]
+    together = sample_next_token(logits, temperature=1.0, top_p=0.9,
+                                 generator=[torch.Generator().manual_seed(s) for s in seeds])
+    # each row alone, with its own generator, and a direct draw from that row's filtered softmax
+    for i, s in enumerate(seeds):
+        alone = sample_next_token(logits[i : i + 1], temperature=1.0, top_p=0.9,
+                                  generator=[torch.Generator().manual_seed(s)])
+        probs = torch.softmax(_reference_top_p(logits[i : i + 1], 0.9), dim=-1)
+        direct = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(s))
+        assert int(together[i]) == int(alone[0]) == int(direct[0, 0])
+
+
+def test_per_row_generators_must_match_the_rows() -> None:
+    with pytest.raises(ValueError, match="got 2 generators for 3 rows"):
+        sample_next_token(torch.zeros(3, 5), generator=[torch.Generator(), torch.Generator()])
