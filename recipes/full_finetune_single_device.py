@@ -9,7 +9,9 @@ The script reads top to bottom: check the config, build the tokenizer and the da
 (weights from the configured checkpointer: a Hugging Face directory, a Meta checkpoint or a GGUF
 file), the optimizer and the schedule, then train with gradient accumulation; every
 ``save_every_n_steps`` optimizer steps and at the end it writes ``<output_dir>/step_<N>`` (the
-weights in the checkpointer's format plus the state needed to resume).
+weights in the checkpointer's format plus the state needed to resume). With
+``optimizer_in_bwd: true`` each parameter is updated inside backward instead, as soon as its
+gradient is ready (``torchtune.training.OptimizerInBackward``: less memory, the same run).
 Copy it with ``tune cp full_finetune_single_device .`` and edit freely.
 """
 
@@ -42,7 +44,7 @@ KNOWN_KEYS = (
     "model_dir", "output_dir", "model", "tokenizer", "checkpointer", "dataset", "dataset_val",
     "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
     "gradient_accumulation_steps",
-    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
+    "optimizer", "optimizer_in_bwd", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
     "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "resume",
@@ -53,6 +55,7 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
+    training.check_optimizer_in_bwd(cfg)  # no clipping or accumulation with the step in backward
     check_local_data_files(cfg)  # and the datasets extra for Hub data
     training.check_metric_loggers(cfg.get("metric_logger"))
 
@@ -154,7 +157,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     steps_per_epoch = training.steps_per_epoch(len(ds), batch_size=cfg.batch_size, gradient_accumulation_steps=accum,
                                                max_steps_per_epoch=cfg.max_steps_per_epoch)
     total_steps = steps_per_epoch * cfg.epochs
-    optimizer = config.instantiate(cfg.optimizer, trainable)
+    if device.type == "cpu" and not cfg.compile:  # torchao's optimizers compile their step: a minute per shape on CPU
+        torch.compiler.set_stance("force_eager")
+    optimizer = config.instantiate(cfg.optimizer, trainable)  # e.g. torchao.optim.AdamW8bit: 8-bit Adam moments
+    # optimizer_in_bwd: each parameter is updated inside backward as soon as its gradient is
+    # ready, and the gradient freed (one parameter's gradient alive at a time, not all of them)
+    in_bwd = training.OptimizerInBackward(optimizer) if cfg.get("optimizer_in_bwd", False) else None
     lr_scheduler = config.instantiate(cfg.lr_scheduler, optimizer, num_training_steps=total_steps)
 
     # ----- resume -----------------------------------------------------------------------------------
@@ -188,20 +196,26 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 batch = next(batches)
                 meter.update(batch["tokens"])
                 micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
+                if in_bwd is not None:  # the weights change during backward: check and scale first
+                    training.check_finite(micro_loss.detach() / max(n, 1), step + 1)
+                    in_bwd.prepare(grad_scale=1.0 / max(n, 1))  # mean over the step's tokens (one micro-batch)
                 micro_loss.backward()
                 loss_sum, num_tokens = loss_sum + micro_loss.detach(), num_tokens + n
                 samples_seen += cfg.batch_size
             loss = loss_sum / max(num_tokens, 1)
-            training.check_finite(loss, step + 1)  # stop before a NaN reaches the weights
-            training.scale_grads(model, 1.0 / max(num_tokens, 1))  # mean over all tokens of the step
-            grad_norm = training.clip_grad_norm(trainable, cfg.clip_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            if in_bwd is None:
+                training.check_finite(loss, step + 1)  # stop before a NaN reaches the weights
+                training.scale_grads(model, 1.0 / max(num_tokens, 1))  # mean over all tokens of the step
+                grad_norm = training.clip_grad_norm(trainable, cfg.clip_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                grad_norm = in_bwd.grad_norm()  # the optimizer already stepped, inside backward
             lr_scheduler.step()
             step += 1
             run_log.step(loss.item())
             if step % cfg.log_every_n_steps == 0 or step == total_steps:
-                run_log.log({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm),
+                run_log.log({"loss": loss.item(), "lr": float(optimizer.param_groups[0]["lr"]), "grad_norm": float(grad_norm),
                              "tokens_per_second": meter.rate(), **training.peak_memory_stats(device),
                              **router_metrics(model)}, step)
                 meter.reset()

@@ -3,7 +3,8 @@
 Device and dtype choice, schedulers, gradient clipping, activation checkpointing, seeding
 and RNG state, throughput and memory meters, the NaN/inf guard, metric loggers, validation
 loss, a loss plot and a progress bar: what every recipe shares. Gradient accumulation and
-the loss step are written out in the recipes (see :func:`scale_grads`). Checkpointers live in
+the loss step are written out in the recipes (see :func:`scale_grads`);
+:class:`OptimizerInBackward` moves the optimizer step into backward. Checkpointers live in
 :mod:`torchtune.training.checkpointing`.
 """
 
@@ -42,6 +43,7 @@ from torchtune.training._metric_logging import (
     trim_metric_log,
 )
 from torchtune.training._nan_guard import TrainingDivergedError, check_finite
+from torchtune.training._optimizer_in_backward import OptimizerInBackward, check_optimizer_in_bwd
 from torchtune.training._plot import plot_loss, read_metric
 from torchtune.training._progress import progress_bar
 from torchtune.training._rewards import (
@@ -65,6 +67,7 @@ __all__ = [
     "JsonlLogger",
     "MLFlowLogger",
     "MetricLogger",
+    "OptimizerInBackward",
     "RewardError",
     "RunLog",
     "StdoutLogger",
@@ -77,6 +80,7 @@ __all__ = [
     "build_metric_loggers",
     "check_metric_loggers",
     "check_finite",
+    "check_optimizer_in_bwd",
     "clip_grad_norm",
     "count_tokens",
     "gather_full_optimizer_state_dict",
