@@ -38,7 +38,7 @@ def test_entries_are_well_formed():
 
 def test_family_table_expands_to_four_configs_per_size():
     n_sizes = sum(len(s) for s in registry.FAMILY_SIZES.values())
-    # the presets listed in the design, plus Qwen3-MoE (2), Gemma 3 (4), SmolLM3 (1) and SmolLM2 (3)
+    # the presets listed in the design, plus Qwen3-MoE (2), gpt-oss (2), Gemma 3 (4), SmolLM3 (1) and SmolLM2 (3)
     assert n_sizes == 44
     # + 13 tiny configs (2 of them GRPO's, 2 KD's); the SmolLM2 main job (smollm2/135M_lora_single_device)
     # is hand-written in place of its generated config
