@@ -22,7 +22,8 @@ def test_names_are_unique():
     bazel_names = [r.bazel_name for r in registry.RECIPES]
     assert sorted(bazel_names) == sorted(
         ["lora", "full", "lora_distributed", "full_distributed", "lora_dpo", "lora_dpo_distributed",
-         "full_dpo_distributed", "generate", "eval", "grpo", "grpo_distributed"]
+         "full_dpo_distributed", "generate", "eval", "grpo", "grpo_distributed",
+         "kd", "kd_distributed"]
     )
 
 
@@ -37,12 +38,12 @@ def test_entries_are_well_formed():
 
 def test_family_table_expands_to_four_configs_per_size():
     n_sizes = sum(len(s) for s in registry.FAMILY_SIZES.values())
-    # the presets listed in the design, plus Qwen3-MoE (2), Gemma 3 (4), SmolLM3 (1) and SmolLM2 (3)
+    # the presets listed in the design, plus Qwen3-MoE (2), gpt-oss (2), Gemma 3 (4), SmolLM3 (1) and SmolLM2 (3)
     assert n_sizes == 44
-    # + 11 tiny configs; the SmolLM2 main job (smollm2/135M_lora_single_device) is hand-written in place of
-    # its generated config
+    # + 13 tiny configs (2 of them GRPO's, 2 KD's); the SmolLM2 main job (smollm2/135M_lora_single_device)
+    # is hand-written in place of its generated config
     assert registry.HAND_WRITTEN == {"smollm2/135M_lora_single_device"}
-    assert len(CONFIG_NAMES) == 4 * n_sizes + 11
+    assert len(CONFIG_NAMES) == 4 * n_sizes + 13
     assert registry.get_config("smollm2/135M_lora_single_device")[0].name == "lora_finetune_single_device"
     assert "qwen2_5/0.5B_lora_single_device" in CONFIG_NAMES
     assert "phi3/mini_full" in CONFIG_NAMES

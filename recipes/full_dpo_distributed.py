@@ -45,7 +45,7 @@ from torchtune.training.checkpointing import (
 KNOWN_KEYS = (
     "model_dir", "output_dir", "model", "tokenizer", "checkpointer", "dataset", "dataset_val",
     "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
-    "gradient_accumulation_steps", "optimizer", "lr_scheduler", "loss", "clip_grad_norm", "device", "dtype",
+    "gradient_accumulation_steps", "optimizer", "optimizer_in_bwd", "lr_scheduler", "loss", "clip_grad_norm", "device", "dtype",
     "num_threads", "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "resume", "backend",
@@ -56,6 +56,7 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
+    training.check_optimizer_in_bwd(cfg)  # no clipping or accumulation with the step in backward
     check_local_data_files(cfg)  # and the datasets extra for Hub data
     training.check_metric_loggers(cfg.get("metric_logger"))
 
@@ -182,7 +183,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     steps_per_epoch = training.steps_per_epoch(len(ds), batch_size=cfg.batch_size, gradient_accumulation_steps=accum,
                                                world_size=world_size, max_steps_per_epoch=cfg.max_steps_per_epoch)
     total_steps = steps_per_epoch * cfg.epochs
-    optimizer = config.instantiate(cfg.optimizer, trainable)
+    if device.type == "cpu" and not cfg.compile:  # torchao's optimizers compile their step: a minute per shape on CPU
+        torch.compiler.set_stance("force_eager")
+    optimizer = config.instantiate(cfg.optimizer, trainable)  # e.g. torchao.optim.AdamW8bit: 8-bit Adam moments
+    # optimizer_in_bwd: each process updates a parameter's shard inside backward as soon as FSDP
+    # has reduce-scattered its gradient (already the mean over the global pairs), and frees it
+    in_bwd = training.OptimizerInBackward(optimizer) if cfg.get("optimizer_in_bwd", False) else None
     lr_scheduler = config.instantiate(cfg.lr_scheduler, optimizer, num_training_steps=total_steps)
 
     # ----- resume -----------------------------------------------------------------------------------
@@ -237,6 +243,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 batch = next(batches)
                 real = training.count_tokens(batch["tokens"], tokenizer.pad_id)
                 micro_loss, micro_rewards = forward_loss(model, reference_model, loss_fn, batch, cfg.batch_size, device)
+                if in_bwd is not None:  # the weights change during backward: check the global loss first
+                    now = micro_loss.detach().clone()
+                    dist.all_reduce(now)
+                    training.check_finite(now / (pairs_per_step * world_size), step + 1)
+                    in_bwd.prepare()  # the loss below is already scaled to the mean: gradients as they come
                 # FSDP averages the gradients over processes: the step's gradient is the mean over its global pairs
                 (micro_loss / pairs_per_step).backward()
                 totals += torch.cat([micro_loss.detach()[None], micro_rewards,
@@ -245,16 +256,19 @@ def main(argv: Sequence[str] | None = None) -> Path:
             dist.all_reduce(totals)  # sums over processes
             meter.update(int(totals[5]))
             loss = totals[0] / (pairs_per_step * world_size)
-            training.check_finite(loss, step + 1)  # stop before a NaN reaches the weights
-            grad_norm = training.clip_grad_norm(trainable, cfg.clip_grad_norm)
-            grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            if in_bwd is None:
+                training.check_finite(loss, step + 1)  # stop before a NaN reaches the weights
+                grad_norm = training.clip_grad_norm(trainable, cfg.clip_grad_norm)
+                grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                grad_norm = in_bwd.grad_norm()  # the optimizer already stepped, inside backward
             lr_scheduler.step()
             step += 1
             run_log.step(loss.item())
             if step % cfg.log_every_n_steps == 0 or step == total_steps:
-                run_log.log({"loss": loss.item(), **reward_metrics(totals[1:5]), "lr": optimizer.param_groups[0]["lr"],
+                run_log.log({"loss": loss.item(), **reward_metrics(totals[1:5]), "lr": float(optimizer.param_groups[0]["lr"]),
                              "grad_norm": float(grad_norm), "tokens_per_second": meter.rate(),
                              **training.peak_memory_stats(device)}, step)
                 meter.reset()

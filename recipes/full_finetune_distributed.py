@@ -45,8 +45,9 @@ KNOWN_KEYS = (
     "model_dir", "output_dir", "model", "tokenizer", "checkpointer", "dataset", "dataset_val",
     "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
     "gradient_accumulation_steps",
-    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
-    "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
+    "optimizer", "optimizer_in_bwd", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
+    "enable_activation_checkpointing", "enable_activation_offloading", "compile", "pad_to_multiple_of",
+    "fp32_master_weights", "reduce_dtype", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "resume", "backend",
 )
@@ -56,12 +57,13 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
+    training.check_optimizer_in_bwd(cfg)  # no clipping or accumulation with the step in backward
     check_local_data_files(cfg)  # and the datasets extra for Hub data
     training.check_metric_loggers(cfg.get("metric_logger"))
 
 
 def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torch.device, dtype: torch.dtype,
-                resume_dir: Path | None) -> torch.nn.Module:
+                resume_dir: Path | None, mp_policy: Any = None) -> torch.nn.Module:
     """The sharded model with its weights loaded (from ``resume_dir`` when resuming); every
     parameter trains.
 
@@ -81,12 +83,9 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
     model.to(device=device, dtype=dtype)
     if cfg.enable_activation_checkpointing:
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
-    training.shard_model(model)  # FSDP2: one unit per decoder layer, plus the root
+    training.shard_model(model, mp_policy=mp_policy)  # FSDP2: one unit per decoder layer, plus the root
     if cfg.compile:
-        if cfg.get("padding_free", True) and not cfg.dataset.get("packed", False):
-            print("Note: compile=true with padding-free batches recompiles for new batch lengths and sample "
-                  "layouts; dataset.packed=true gives fixed shapes.")
-        model.compile()
+        training.compile_model(model, device)  # per decoder layer; pad_to_multiple_of bounds the recompiles
     return model
 
 
@@ -141,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
         torch.set_num_threads(cfg.num_threads)  # CPU intra-op threads per process
     device = training.get_device(cfg.device, distributed=True)
     dtype, dtype_reason = training.get_dtype(cfg.dtype, device)
+    plan = training.precision_plan(dtype, device, fp32_master_weights=bool(cfg.get("fp32_master_weights")),
+                                   reduce_dtype=cfg.get("reduce_dtype"), distributed=True)
+    if cfg.compile:
+        training.check_compile(device)  # a missing compiler stops the run here, not at step 1
+    offload = training.activation_offloading(device, bool(cfg.get("enable_activation_offloading")))
     say(f"Device {device} x {world_size} processes, {dtype_reason}")
     output_dir = Path(cfg.output_dir)
     manager = CheckpointManager(output_dir, save_every_n_steps=cfg.save_every_n_steps, keep_last_n=cfg.keep_last_n_checkpoints)
@@ -151,10 +155,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     checkpointer: Checkpointer = config.instantiate(cfg.checkpointer)  # reads the model's config only
     tokenizer = config.instantiate(cfg.tokenizer)
     padding_free = cfg.get("padding_free", True)  # the samples of a batch end to end in one row
-    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free)
+    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free,
+                                 pad_to_multiple_of=cfg.get("pad_to_multiple_of") or 1)
     val_loader = build_validation_loader(cfg.get("dataset_val"), tokenizer, padding_free=padding_free,
                                          batch_size=cfg.batch_size, world_size=world_size, rank=rank)  # a share each
-    model = build_model(cfg, checkpointer, device, dtype, resume_dir)
+    model = build_model(cfg, checkpointer, device, plan.param_dtype, resume_dir, mp_policy=plan.mp_policy())
     check_save_mappings(model.state_dict(), checkpointer.config)  # fail now, not at the first save
     trainable = [p for p in model.parameters() if p.requires_grad]
     say(f"Model: {sum(p.numel() for p in trainable):,} parameters, all trainable, sharded over {world_size} processes")
@@ -170,7 +175,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     steps_per_epoch = training.steps_per_epoch(len(ds), batch_size=cfg.batch_size, gradient_accumulation_steps=accum,
                                                world_size=world_size, max_steps_per_epoch=cfg.max_steps_per_epoch)
     total_steps = steps_per_epoch * cfg.epochs
-    optimizer = config.instantiate(cfg.optimizer, trainable)
+    if device.type == "cpu" and not cfg.compile:  # torchao's optimizers compile their step: a minute per shape on CPU
+        torch.compiler.set_stance("force_eager")
+    optimizer = config.instantiate(cfg.optimizer, trainable)  # e.g. torchao.optim.AdamW8bit: 8-bit Adam moments
+    # optimizer_in_bwd: each process updates a parameter's shard inside backward as soon as FSDP
+    # has reduce-scattered its gradient, and frees that gradient
+    in_bwd = training.OptimizerInBackward(optimizer) if cfg.get("optimizer_in_bwd", False) else None
     lr_scheduler = config.instantiate(cfg.lr_scheduler, optimizer, num_training_steps=total_steps)
 
     # ----- resume -----------------------------------------------------------------------------------
@@ -210,7 +220,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 real = training.count_tokens(batch["tokens"], tokenizer.pad_id)
-                micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
+                with offload, plan.autocast():  # saved activations to host; bf16 on fp32 master weights
+                    micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
+                if in_bwd is not None:  # the weights change during backward: global loss and tokens first
+                    now = torch.stack([micro_loss.detach(), torch.tensor(float(n), device=device)])
+                    dist.all_reduce(now)
+                    training.check_finite(now[0] / max(float(now[1]), 1.0), step + 1)
+                    in_bwd.prepare(grad_scale=world_size / max(float(now[1]), 1.0))  # as scale_grads below
                 micro_loss.backward()
                 totals += torch.stack([micro_loss.detach(), torch.tensor(float(n), device=device),
                                        torch.tensor(float(real), device=device)])
@@ -219,24 +235,28 @@ def main(argv: Sequence[str] | None = None) -> Path:
             meter.update(int(totals[2]))
             num_tokens = max(float(totals[1]), 1.0)
             loss = totals[0] / num_tokens
-            training.check_finite(loss, step + 1)  # stop before a NaN reaches the weights
-            # FSDP averaged the gradients over processes; make them the mean over every token
-            training.scale_grads(model, world_size / num_tokens)
-            grad_norm = training.clip_grad_norm(trainable, cfg.clip_grad_norm)
-            grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            if in_bwd is None:
+                training.check_finite(loss, step + 1)  # stop before a NaN reaches the weights
+                # FSDP averaged the gradients over processes; make them the mean over every token
+                training.scale_grads(model, world_size / num_tokens)
+                grad_norm = training.clip_grad_norm(trainable, cfg.clip_grad_norm)
+                grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                grad_norm = in_bwd.grad_norm()  # the optimizer already stepped, inside backward
             lr_scheduler.step()
             step += 1
             run_log.step(loss.item())
             if step % cfg.log_every_n_steps == 0 or step == total_steps:
-                run_log.log({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm),
+                run_log.log({"loss": loss.item(), "lr": float(optimizer.param_groups[0]["lr"]), "grad_norm": float(grad_norm),
                              "tokens_per_second": meter.rate(), **training.peak_memory_stats(device),
                              **router_metrics(model)}, step)
                 meter.reset()
             if val_loader is not None and cfg.run_val_every_n_steps and step % cfg.run_val_every_n_steps == 0:
-                val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),
-                                               val_loader, max_batches=cfg.max_val_batches)
+                with plan.autocast():
+                    val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),
+                                                   val_loader, max_batches=cfg.max_val_batches)
                 run_log.log({"val_loss": val}, step)
             if step == total_steps:
                 epoch, samples_seen = cfg.epochs, 0  # the saved state says: finished

@@ -9,7 +9,9 @@ The script reads top to bottom: check the config, build the tokenizer and the da
 (weights from the configured checkpointer: a Hugging Face directory, a Meta checkpoint or a GGUF
 file), the optimizer and the schedule, then train with gradient accumulation; every
 ``save_every_n_steps`` optimizer steps and at the end it writes ``<output_dir>/step_<N>`` (the
-weights in the checkpointer's format plus the state needed to resume).
+weights in the checkpointer's format plus the state needed to resume). With
+``optimizer_in_bwd: true`` each parameter is updated inside backward instead, as soon as its
+gradient is ready (``torchtune.training.OptimizerInBackward``: less memory, the same run).
 Copy it with ``tune cp full_finetune_single_device .`` and edit freely.
 """
 
@@ -42,8 +44,9 @@ KNOWN_KEYS = (
     "model_dir", "output_dir", "model", "tokenizer", "checkpointer", "dataset", "dataset_val",
     "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
     "gradient_accumulation_steps",
-    "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
-    "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
+    "optimizer", "optimizer_in_bwd", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
+    "enable_activation_checkpointing", "enable_activation_offloading", "compile", "pad_to_multiple_of",
+    "fp32_master_weights", "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "resume",
 )
@@ -53,6 +56,7 @@ def check_config(cfg: config.DictConfig) -> None:
     """Stop before any work when the config cannot run: unknown keys, bad component arguments,
     missing dataset files."""
     config.validate(cfg, known_keys=KNOWN_KEYS)
+    training.check_optimizer_in_bwd(cfg)  # no clipping or accumulation with the step in backward
     check_local_data_files(cfg)  # and the datasets extra for Hub data
     training.check_metric_loggers(cfg.get("metric_logger"))
 
@@ -77,10 +81,7 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
     if cfg.enable_activation_checkpointing:
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
     if cfg.compile:
-        if cfg.get("padding_free", True) and not cfg.dataset.get("packed", False):
-            print("Note: compile=true with padding-free batches recompiles for new batch lengths and sample "
-                  "layouts; dataset.packed=true gives fixed shapes.")
-        model.compile()
+        training.compile_model(model, device)  # per decoder layer; pad_to_multiple_of bounds the recompiles
     return model
 
 
@@ -128,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
         torch.set_num_threads(cfg.num_threads)  # CPU intra-op threads; tiny models run best on one
     device = training.get_device(cfg.device)
     dtype, dtype_reason = training.get_dtype(cfg.dtype, device)
+    plan = training.precision_plan(dtype, device, fp32_master_weights=bool(cfg.get("fp32_master_weights")))
+    if cfg.compile:
+        training.check_compile(device)  # a missing compiler stops the run here, not at step 1
+    offload = training.activation_offloading(device, bool(cfg.get("enable_activation_offloading")))
     print(f"Device {device}, {dtype_reason}")
     output_dir = Path(cfg.output_dir)
     manager = CheckpointManager(output_dir, save_every_n_steps=cfg.save_every_n_steps, keep_last_n=cfg.keep_last_n_checkpoints)
@@ -138,10 +143,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     checkpointer: Checkpointer = config.instantiate(cfg.checkpointer)  # reads the model's config only
     tokenizer = config.instantiate(cfg.tokenizer)
     padding_free = cfg.get("padding_free", True)  # the samples of a batch end to end in one row
-    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free)
+    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free,
+                                 pad_to_multiple_of=cfg.get("pad_to_multiple_of") or 1)
     val_loader = build_validation_loader(cfg.get("dataset_val"), tokenizer, padding_free=padding_free,
                                          batch_size=cfg.batch_size)
-    model = build_model(cfg, checkpointer, device, dtype, resume_dir)
+    model = build_model(cfg, checkpointer, device, plan.param_dtype, resume_dir)
     check_save_mappings(model.state_dict(), checkpointer.config)  # fail now, not at the first save
     trainable = [p for p in model.parameters() if p.requires_grad]
     print(f"Model: {sum(p.numel() for p in trainable):,} parameters, all trainable")
@@ -154,7 +160,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     steps_per_epoch = training.steps_per_epoch(len(ds), batch_size=cfg.batch_size, gradient_accumulation_steps=accum,
                                                max_steps_per_epoch=cfg.max_steps_per_epoch)
     total_steps = steps_per_epoch * cfg.epochs
-    optimizer = config.instantiate(cfg.optimizer, trainable)
+    if device.type == "cpu" and not cfg.compile:  # torchao's optimizers compile their step: a minute per shape on CPU
+        torch.compiler.set_stance("force_eager")
+    optimizer = config.instantiate(cfg.optimizer, trainable)  # e.g. torchao.optim.AdamW8bit: 8-bit Adam moments
+    # optimizer_in_bwd: each parameter is updated inside backward as soon as its gradient is
+    # ready, and the gradient freed (one parameter's gradient alive at a time, not all of them)
+    in_bwd = training.OptimizerInBackward(optimizer) if cfg.get("optimizer_in_bwd", False) else None
     lr_scheduler = config.instantiate(cfg.lr_scheduler, optimizer, num_training_steps=total_steps)
 
     # ----- resume -----------------------------------------------------------------------------------
@@ -187,27 +198,35 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 meter.update(batch["tokens"])
-                micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
+                with offload, plan.autocast():  # saved activations to host; bf16 on fp32 master weights
+                    micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
+                if in_bwd is not None:  # the weights change during backward: check and scale first
+                    training.check_finite(micro_loss.detach() / max(n, 1), step + 1)
+                    in_bwd.prepare(grad_scale=1.0 / max(n, 1))  # mean over the step's tokens (one micro-batch)
                 micro_loss.backward()
                 loss_sum, num_tokens = loss_sum + micro_loss.detach(), num_tokens + n
                 samples_seen += cfg.batch_size
             loss = loss_sum / max(num_tokens, 1)
-            training.check_finite(loss, step + 1)  # stop before a NaN reaches the weights
-            training.scale_grads(model, 1.0 / max(num_tokens, 1))  # mean over all tokens of the step
-            grad_norm = training.clip_grad_norm(trainable, cfg.clip_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            if in_bwd is None:
+                training.check_finite(loss, step + 1)  # stop before a NaN reaches the weights
+                training.scale_grads(model, 1.0 / max(num_tokens, 1))  # mean over all tokens of the step
+                grad_norm = training.clip_grad_norm(trainable, cfg.clip_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                grad_norm = in_bwd.grad_norm()  # the optimizer already stepped, inside backward
             lr_scheduler.step()
             step += 1
             run_log.step(loss.item())
             if step % cfg.log_every_n_steps == 0 or step == total_steps:
-                run_log.log({"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"], "grad_norm": float(grad_norm),
+                run_log.log({"loss": loss.item(), "lr": float(optimizer.param_groups[0]["lr"]), "grad_norm": float(grad_norm),
                              "tokens_per_second": meter.rate(), **training.peak_memory_stats(device),
                              **router_metrics(model)}, step)
                 meter.reset()
             if val_loader is not None and cfg.run_val_every_n_steps and step % cfg.run_val_every_n_steps == 0:
-                val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),
-                                               val_loader, max_batches=cfg.max_val_batches)
+                with plan.autocast():
+                    val = training.validation_loss(model, lambda b: forward_loss(model, loss_fn, output, b, device),
+                                                   val_loader, max_batches=cfg.max_val_batches)
                 run_log.log({"val_loss": val}, step)
             if step == total_steps:
                 epoch, samples_seen = cfg.epochs, 0  # the saved state says: finished

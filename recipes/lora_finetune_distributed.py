@@ -55,7 +55,8 @@ KNOWN_KEYS = (
     "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
     "gradient_accumulation_steps",
     "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
-    "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
+    "enable_activation_checkpointing", "enable_activation_offloading", "compile", "pad_to_multiple_of",
+    "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "save_adapter_weights_only", "resume", "backend",
 )
@@ -99,10 +100,7 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
     training.shard_model(model)  # FSDP2: one unit per decoder layer, plus the root
     if cfg.compile:
-        if cfg.get("padding_free", True) and not cfg.dataset.get("packed", False):
-            print("Note: compile=true with padding-free batches recompiles for new batch lengths and sample "
-                  "layouts; dataset.packed=true gives fixed shapes.")
-        model.compile()
+        training.compile_model(model, device)  # per decoder layer; pad_to_multiple_of bounds the recompiles
     return model
 
 
@@ -157,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
         torch.set_num_threads(cfg.num_threads)  # CPU intra-op threads per process
     device = training.get_device(cfg.device, distributed=True)
     dtype, dtype_reason = training.get_dtype(cfg.dtype, device)
+    if cfg.compile:
+        training.check_compile(device)  # a missing compiler stops the run here, not at step 1
+    offload = training.activation_offloading(device, bool(cfg.get("enable_activation_offloading")))
     say(f"Device {device} x {world_size} processes, {dtype_reason}")
     output_dir = Path(cfg.output_dir)
     manager = CheckpointManager(output_dir, save_every_n_steps=cfg.save_every_n_steps, keep_last_n=cfg.keep_last_n_checkpoints)
@@ -167,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     checkpointer: Checkpointer = config.instantiate(cfg.checkpointer)  # reads the model's config only
     tokenizer = config.instantiate(cfg.tokenizer)
     padding_free = cfg.get("padding_free", True)  # the samples of a batch end to end in one row
-    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free)
+    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free,
+                                 pad_to_multiple_of=cfg.get("pad_to_multiple_of") or 1)
     val_loader = build_validation_loader(cfg.get("dataset_val"), tokenizer, padding_free=padding_free,
                                          batch_size=cfg.batch_size, world_size=world_size, rank=rank)  # a share each
     training.set_seed(cfg.seed)  # the same adapter initialisation on every process ...
@@ -244,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 real = training.count_tokens(batch["tokens"], tokenizer.pad_id)
-                micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
+                with offload:  # activations saved for backward wait in host memory (CUDA)
+                    micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
                 micro_loss.backward()
                 totals += torch.stack([micro_loss.detach(), torch.tensor(float(n), device=device),
                                        torch.tensor(float(real), device=device)])

@@ -61,7 +61,8 @@ KNOWN_KEYS = (
     "seed", "shuffle", "padding_free", "batch_size", "epochs", "max_steps_per_epoch",
     "gradient_accumulation_steps",
     "optimizer", "lr_scheduler", "loss", "num_output_chunks", "clip_grad_norm", "router_aux_loss_coef", "device", "dtype", "num_threads",
-    "enable_activation_checkpointing", "compile", "metric_logger", "log_every_n_steps",
+    "enable_activation_checkpointing", "enable_activation_offloading", "compile", "pad_to_multiple_of",
+    "metric_logger", "log_every_n_steps",
     "run_val_every_n_steps", "max_val_batches", "save_every_n_steps", "keep_last_n_checkpoints",
     "save_adapter_weights_only", "resume", "output_formats", "sample_prompts", "sample_max_new_tokens",
 )
@@ -103,10 +104,7 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
     if cfg.enable_activation_checkpointing:
         training.apply_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
     if cfg.compile:
-        if cfg.get("padding_free", True) and not cfg.dataset.get("packed", False):
-            print("Note: compile=true with padding-free batches recompiles for new batch lengths and sample "
-                  "layouts; dataset.packed=true gives fixed shapes.")
-        model.compile()
+        training.compile_model(model, device)  # per decoder layer; pad_to_multiple_of bounds the recompiles
     return model
 
 
@@ -202,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
         torch.set_num_threads(cfg.num_threads)  # CPU intra-op threads; tiny models run best on one
     device = training.get_device(cfg.device)
     dtype, dtype_reason = training.get_dtype(cfg.dtype, device)
+    if cfg.compile:
+        training.check_compile(device)  # a missing compiler stops the run here, not at step 1
+    offload = training.activation_offloading(device, bool(cfg.get("enable_activation_offloading")))
     print(f"Device {device}, {dtype_reason}")
     output_dir = Path(cfg.output_dir)
 
@@ -209,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     checkpointer: Checkpointer = config.instantiate(cfg.checkpointer)  # reads the model's config only
     tokenizer = config.instantiate(cfg.tokenizer)
     padding_free = cfg.get("padding_free", True)  # the samples of a batch end to end in one row
-    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free)
+    ds, collate = build_sft_data(cfg.dataset, tokenizer, padding_free=padding_free,
+                                 pad_to_multiple_of=cfg.get("pad_to_multiple_of") or 1)
     val_loader = build_validation_loader(cfg.get("dataset_val"), tokenizer, padding_free=padding_free,
                                          batch_size=cfg.batch_size)
     model = build_model(cfg, checkpointer, device, dtype)
@@ -283,7 +285,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             for _ in range(accum):
                 batch = next(batches)
                 meter.update(batch["tokens"])
-                micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
+                with offload:  # activations saved for backward wait in host memory (CUDA)
+                    micro_loss, n = forward_loss(model, loss_fn, output, batch, device, aux_coef)
                 micro_loss.backward()
                 loss_sum, num_tokens = loss_sum + micro_loss.detach(), num_tokens + n
                 samples_seen += cfg.batch_size

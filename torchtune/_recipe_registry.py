@@ -201,6 +201,22 @@ RECIPES: list[Recipe] = [
         bazel_name="eval",
         extras=("recipes", "eval"),
     ),
+    Recipe(
+        name="knowledge_distillation_single_device",
+        file_name="knowledge_distillation_single_device.py",
+        configs=[_config("tiny/kd_single_device")],
+        supports_distributed=False,
+        bazel_name="kd",
+        extras=("recipes",),
+    ),
+    Recipe(
+        name="knowledge_distillation_distributed",
+        file_name="knowledge_distillation_distributed.py",
+        configs=[_config("tiny/kd_distributed")],
+        supports_distributed=True,
+        bazel_name="kd_distributed",
+        extras=("recipes",),
+    ),
 ]
 
 

@@ -90,7 +90,7 @@ loss:
   _component_: {loss}
 num_output_chunks: 8
 clip_grad_norm: 1.0
-{moe}
+{in_bwd}{moe}
 device: {device}
 dtype: auto  # bf16 on CUDA with bf16 and on AMX or AVX512-BF16 CPUs, else fp32; or fp32 / bf16
 num_threads: null
@@ -116,6 +116,15 @@ RECIPES = {
     "lora": ("lora_finetune_distributed", "LoRA fine-tuning with FSDP2", True, True),
     "full": ("full_finetune_distributed", "Full fine-tuning with FSDP2", False, True),
 }
+
+
+# Full fine-tuning only: the memory levers (docs/user_guide.md, "Memory").
+IN_BWD = """\
+# Less memory: optimizer_in_bwd: true updates each weight inside backward, so only one gradient
+# is alive (needs clip_grad_norm: null and gradient_accumulation_steps: 1); and/or
+# optimizer=torchao.optim.AdamW8bit{fused} keeps Adam's moments in 8 bits ('quant' extra).
+optimizer_in_bwd: false
+"""
 
 
 # Mixture-of-experts families: adapters on the attention only by default (one per expert is an
@@ -157,6 +166,7 @@ def render(family: str, size: str, suffix: str) -> str:
         # single device: project only the positions that carry a label (the model returns hidden states)
         loss="torchtune.modules.ChunkedCrossEntropyLoss" if distributed else "torchtune.modules.LinearCrossEntropyLoss",
         adapter_only="save_adapter_weights_only: false\n" if lora else "",
+        in_bwd="" if lora else IN_BWD.format(fused="" if distributed else " ~optimizer.fused"),
         moe=(f"router_aux_loss_coef: {MOE_FAMILIES[family]}  # router load-balancing loss (logged as router_aux_loss)\n"
              if family in MOE_FAMILIES else ""),
     )

@@ -216,6 +216,8 @@ files byte for byte). Same licence as the torchtune project; no third-party data
   Llama-architecture model ({layers} layers, dim {dim}, {heads} heads, {kv_heads} KV heads,
   vocab {vocab}, {params:,} parameters) with seeded random bf16 weights. It knows nothing
   until fine-tuned; it exists so that every recipe runs anywhere in seconds.
+- `teacher/`: a bigger model with the same vocabulary, fine-tuned on the instructions, the
+  teacher of the distillation recipes (made by `tools/assets/make_tiny_teacher.py`, see its README).
 """
 
 

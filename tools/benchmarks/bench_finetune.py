@@ -59,6 +59,11 @@ SIZES = {
              "num_hidden_layers": 12, "num_attention_heads": 12, "num_key_value_heads": 4},
     "1B": {**LLAMA, "vocab_size": 32000, "hidden_size": 2048, "intermediate_size": 5632,
            "num_hidden_layers": 22, "num_attention_heads": 32, "num_key_value_heads": 4},
+    # Llama-3.2-1B's shape (its config.json): 128k vocabulary, tied embeddings, 8 key/value heads
+    "llama3.2-1B": {**LLAMA, "vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 8192,
+                    "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
+                    "head_dim": 64, "rope_theta": 500000.0, "tie_word_embeddings": True,
+                    "max_position_embeddings": 2048},
 }
 LORA = {"lora_attn_modules": ["q_proj", "k_proj", "v_proj", "output_proj"], "apply_lora_to_mlp": True,
         "lora_rank": 16, "lora_alpha": 32}
@@ -67,24 +72,37 @@ LORA = {"lora_attn_modules": ["q_proj", "k_proj", "v_proj", "output_proj"], "app
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
-def matmul_peak_gflops(dtype: str = "fp32", n: int = 2048, repeats: int = 16) -> float:
-    """Best observed dense matmul rate (GFLOP/s) for ``[n, n] @ [n, n]`` in ``dtype``."""
-    a, b = torch.randn(n, n, dtype=DTYPES[dtype]), torch.randn(n, n, dtype=DTYPES[dtype])
+def matmul_peak_gflops(dtype: str = "fp32", n: int = 2048, repeats: int = 16, device: str = "cpu") -> float:
+    """Best observed dense matmul rate (GFLOP/s) for ``[n, n] @ [n, n]`` in ``dtype`` on
+    ``device`` (on CUDA ``n`` is at least 8192 and each product is timed with CUDA events)."""
+    if device == "cuda":
+        n = max(n, 8192)
+    a, b = (torch.randn(n, n, dtype=DTYPES[dtype], device=device) for _ in range(2))
     a @ b  # warm up
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
+        if device == "cuda":
+            start_event, end_event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start_event.record()
+            a @ b
+            end_event.record()
+            end_event.synchronize()
+            best = min(best, start_event.elapsed_time(end_event) / 1e3)
+        else:
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
 
 
-def make_batches(path: Path, batch_size: int, warmup: int, steps: int, pack_len: int, pack_rows: int) -> None:
+def make_batches(path: Path, batch_size: int, warmup: int, steps: int, pack_len: int, pack_rows: int,
+                 pad_to_multiple_of: int = 1) -> None:
     """Tokenize the shipped instructions as the recipes do and save, as plain tensors, the same
     records three ways: ``warmup + steps`` right-padded batches of ``batch_size`` samples, the
     same batches padding-free (each batch's samples end to end in one row), and those very
     samples packed (``PackedDataset``, rows of ``pack_len``, ``pack_rows`` rows a batch; the
-    warmup samples and the timed samples packed apart). Also saved: the timed records' real
+    warmup samples and the timed samples packed apart; padding-free rows rounded up to
+    ``pad_to_multiple_of`` tokens, for ``--compile``). Also saved: the timed records' real
     token count and sum of (real tokens x mean sample length) per padded batch, for the FLOPs."""
     from torch.utils.data import DataLoader
 
@@ -104,7 +122,8 @@ def make_batches(path: Path, batch_size: int, warmup: int, steps: int, pack_len:
         packs = PackedDataset(group, max_seq_len=pack_len, padding_idx=tokenizer.pad_id)
         packed = [padded_collate_packed([packs[j] for j in range(i, min(i + pack_rows, len(packs)))])
                   for i in range(0, len(packs), pack_rows)]
-        free = [padding_free_collate_sft(group[i : i + batch_size]) for i in range(0, len(group), batch_size)]
+        free = [padding_free_collate_sft(group[i : i + batch_size], pad_to_multiple_of=pad_to_multiple_of,
+                                         padding_idx=tokenizer.pad_id) for i in range(0, len(group), batch_size)]
         for batch in packed + free:  # saved as plain lists (weights_only loading); rebuilt in run_case
             batch["seq_lens"] = [list(row) for row in batch.pop("mask").seq_lens]
         data[name] = {"padded": padded, "packed": packed, "free": free}
@@ -152,7 +171,8 @@ def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch
         sizes = dict(vocab_size=cfg["vocab_size"], num_layers=cfg["num_hidden_layers"],
                      num_heads=cfg["num_attention_heads"], num_kv_heads=cfg["num_key_value_heads"],
                      embed_dim=cfg["hidden_size"], max_seq_len=cfg["max_position_embeddings"],
-                     intermediate_dim=cfg["intermediate_size"], rope_base=10000, tie_word_embeddings=False)
+                     intermediate_dim=cfg["intermediate_size"], rope_base=int(cfg["rope_theta"]),
+                     tie_word_embeddings=cfg["tie_word_embeddings"])
         if method == "lora":
             model = lora_llama3_2(LORA["lora_attn_modules"], LORA["apply_lora_to_mlp"], **sizes,
                                   lora_rank=LORA["lora_rank"], lora_alpha=LORA["lora_alpha"])
@@ -202,19 +222,31 @@ def train_step(model, loss_fn, optimizer, trainable: list, batch: dict, output_i
     optimizer.zero_grad(set_to_none=True)
 
 
-def run_case(impl: str, size: str, method: str, batches_path: Path, dtype: str = "fp32") -> dict:
-    """Time training steps over the saved timed batches (after the untimed warmup ones)."""
+def run_case(impl: str, size: str, method: str, batches_path: Path, dtype: str = "fp32", device: str = "cpu",
+             compile_layers: bool = False) -> dict:
+    """Time training steps over the saved timed batches (after the untimed warmup ones), on
+    ``device``; ``compile_layers`` compiles each decoder layer (``torch.compile``) first."""
     import resource
 
     torch.manual_seed(0)
     data = torch.load(batches_path, weights_only=True)
     kind, fused, output_index = IMPLS[impl]
+    for group in ("warmup", "timed"):
+        data[group][kind] = [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in b.items()}
+                             for b in data[group][kind]]
     if kind in ("free", "packed"):
         from torchtune.modules import BlockCausalMask
 
         for batch in data["warmup"][kind] + data["timed"][kind]:
             batch["mask"] = BlockCausalMask(batch.pop("seq_lens"))
-    model, loss_fn = build(impl, size, method, dtype)
+    cuda = device == "cuda"
+    with torch.device(device):
+        model, loss_fn = build(impl, size, method, dtype)
+    compile_layers = compile_layers and impl.startswith("ours")  # 0.6.1 runs its default: compile off
+    if compile_layers:
+        from torchtune.training import compile_model
+
+        compile_model(model, torch.device(device))  # per layer; the document mask is built outside
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=True) if fused else torch.optim.AdamW(trainable, lr=1e-4)
     cfg = SIZES[size]
@@ -222,27 +254,36 @@ def run_case(impl: str, size: str, method: str, batches_path: Path, dtype: str =
     n_matmul = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "tok_embeddings" not in n)
     for batch in data["warmup"][kind]:
         train_step(model, loss_fn, optimizer, trainable, batch, output_index)
+    if cuda:
+        torch.cuda.synchronize()
     start = time.perf_counter()
     for batch in data["timed"][kind]:
         train_step(model, loss_fn, optimizer, trainable, batch, output_index)
+    if cuda:
+        torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1024**3  # before the counting pass
+    gpu = ({"peak_gpu_alloc_gib": torch.cuda.max_memory_allocated() / 1024**3,
+            "peak_gpu_reserved_gib": torch.cuda.max_memory_reserved() / 1024**3} if cuda else {})
     # the FLOPs this implementation really executes on the timed records (forward and backward,
     # counted by torch's FlopCounterMode in an extra untimed pass without optimizer steps)
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
-        for batch in data["timed"][kind]:
-            forward_backward(model, loss_fn, batch, output_index)
-            optimizer.zero_grad(set_to_none=True)
-    executed = counter.get_total_flops()
+    executed = float("nan")  # not counted on CUDA (flex attention and compiled layers escape the counter)
+    if not cuda:
+        with FlopCounterMode(display=False) as counter:
+            for batch in data["timed"][kind]:
+                forward_backward(model, loss_fn, batch, output_index)
+                optimizer.zero_grad(set_to_none=True)
+        executed = counter.get_total_flops()
     # model FLOPs of the records (same for every impl): weights for every real token (output
     # projection included) plus attention products at each padded batch's mean sample length
     forward = 2 * n_matmul * data["timed_real"] + 4 * layers * d * data["timed_real_x_len"]
     flops = forward * (2 if method == "lora" else 3)
     steps = len(data["timed"][kind])
     warmup_batches = len(data["warmup"]["padded"])
-    return {"impl": impl, "size": size, "method": method, "dtype": dtype, "params": sum(p.numel() for p in model.parameters()),
+    return {"impl": impl, "size": size, "method": method, "dtype": dtype, "device": device, "compiled": compile_layers,
+            **gpu, "params": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in trainable), "batches": kind,
             "batch_shape": list(data["timed"][kind][0]["tokens"].shape),
             "steps": steps, "tokens_per_second": data["timed_real"] / elapsed, "gflops": flops / elapsed / 1e9,
@@ -410,6 +451,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=sorted(DTYPES),
                         help="dtypes every case runs in (both libraries)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (peak and cases alike)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cuda: models, batches and the matmul peak on the GPU; peak memory from "
+                        "torch.cuda.max_memory_allocated/reserved (see tools/benchmarks/gpu_check.sh)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile each decoder layer of our model (torchtune 0.6.1 keeps its default, eager)")
+    parser.add_argument("--pad-to-multiple-of", type=int, default=1,
+                        help="round padding-free rows up to this many tokens (use 128 with --compile)")
+    parser.add_argument("--peak-n", type=int, default=2048,
+                        help="matrix size of the matmul peak measurement (at least 8192 on CUDA)")
+    parser.add_argument("--table", action="store_true",
+                        help="print one table (tokens/s, MFU, peak memory) of the rows, e.g. with --from-json")
+    parser.add_argument("--reference-pythonpath",
+                        help="PYTHONPATH for the torchtune 0.6.1 runs (a pip --target folder), e.g. with "
+                        "--reference-python set to this very interpreter")
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--json", type=Path, help="also save the results (and the peak) to this file")
     parser.add_argument("--from-json", type=Path, nargs="+",
@@ -421,9 +476,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", nargs=5, metavar=("IMPL", "SIZE", "METHOD", "BATCHES", "DTYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but torch sees no CUDA GPU here")
     if args.one:
         impl, size, method, batches, dtype = args.one
-        print(json.dumps(run_case(impl, size, method, Path(batches), dtype)))
+        print(json.dumps(run_case(impl, size, method, Path(batches), dtype, args.device, args.compile)))
         return 0
     if args.from_json:
         saved = [json.loads(path.read_text()) for path in args.from_json]
@@ -432,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
             for d, p in s.get("peaks", {"fp32": s.get("peak", 0.0)}).items():
                 peaks[d] = max(peaks.get(d, 0.0), p)
         return report([r for s in saved for r in s["results"]], peaks, args, [c for s in saved for c in s["commands"]])
-    peaks = {d: matmul_peak_gflops(d) for d in args.dtypes}  # measured again at the end; the best counts
+    peaks = {d: matmul_peak_gflops(d, n=args.peak_n, device=args.device) for d in args.dtypes}  # again at the end
     cases = [tuple(c.split(":")) for c in args.cases] if args.cases else [
         (size, method) for size in args.sizes for method in args.methods]
     reference = [tuple(c.split(":")) for c in args.reference_cases] if args.reference_cases else cases
@@ -442,13 +499,23 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         batches = Path(tmp) / "batches.pt"
-        make_batches(batches, args.batch_size, args.warmup, args.steps, args.pack_len, args.pack_rows)
+        make_batches(batches, args.batch_size, args.warmup, args.steps, args.pack_len, args.pack_rows,
+                     args.pad_to_multiple_of)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # each interpreter its own torchtune
+        ref_env = dict(env, PYTHONPATH=args.reference_pythonpath) if args.reference_pythonpath else env
+        flags = ["--threads", str(args.threads), "--device", args.device] + (["--compile"] if args.compile else [])
         samples: dict = {}
         for _ in range(args.repeats):  # interleaved, so that load changes hit every case alike
             for impl, python, (size, method), dtype in runs:
-                cmd = [python, __file__, "--one", impl, size, method, str(batches), dtype, "--threads", str(args.threads)]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+                cmd = [python, __file__, "--one", impl, size, method, str(batches), dtype, *flags]
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=ref_env if impl == "0.6.1" else env)
+                if proc.returncode and impl == "0.6.1":  # the comparison is optional: our rows still count
+                    print(f"torchtune 0.6.1 {size} {method} {dtype} failed, row left out:\n{proc.stderr[-2000:]}",
+                          flush=True)
+                    continue
+                if proc.returncode:
+                    raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
+                out = proc.stdout
                 result = json.loads(out.strip().splitlines()[-1])
                 print(f"{impl:>13} {size:>5} {method:>4} {dtype}: {result['tokens_per_second']:8.0f} tokens/s  "
                       f"{result['gflops']:6.1f} GFLOP/s  peak RSS {result['peak_rss_gib']:.2f} GiB", flush=True)
@@ -459,21 +526,41 @@ def main(argv: list[str] | None = None) -> int:
         median["tokens_per_second_all"] = [round(r["tokens_per_second"], 1) for r in runs_of_case]
         median["peak_rss_gib"] = max(r["peak_rss_gib"] for r in runs_of_case)
         results.append(median)
-    peaks = {d: max(p, matmul_peak_gflops(d)) for d, p in peaks.items()}
+    peaks = {d: max(p, matmul_peak_gflops(d, n=args.peak_n, device=args.device)) for d, p in peaks.items()}
     command = (f"python tools/benchmarks/bench_finetune.py --cases {' '.join(f'{s}:{m}' for s, m in cases)} "
                f"--dtypes {' '.join(args.dtypes)} --impls {' '.join(args.impls)} --reference-python /tmp/tt061/bin/python --reference-cases "
                f"{' '.join(f'{s}:{m}' for s, m in reference)} --steps {args.steps} --warmup {args.warmup} "
                f"--repeats {args.repeats}")
+    if args.device == "cuda":
+        command += f" --device cuda --pad-to-multiple-of {args.pad_to_multiple_of}" + (" --compile" if args.compile else "")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{machine()}; {cpu_flags()}"
     if args.json:
         args.json.write_text(json.dumps({"peaks": peaks, "results": results, "commands": [command],
-                                         "machine": f"{machine()}; {cpu_flags()}"}, indent=1))
+                                         "machine": where}, indent=1))
     return report(results, peaks, args, [command])
+
+
+def gpu_table(results: list[dict], peaks: dict[str, float]) -> str:
+    """One markdown table of the rows: real tokens/s, MFU over the measured matmul peak of the
+    row's dtype, peak GPU memory (allocated / reserved; peak RSS on CPU)."""
+    lines = ["| library | model | method | dtype | compiled | tokens/s (real) | MFU | peak memory (GiB) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        memory = (f"{r['peak_gpu_alloc_gib']:.2f} alloc / {r['peak_gpu_reserved_gib']:.2f} reserved"
+                  if "peak_gpu_alloc_gib" in r else f"{r['peak_rss_gib']:.2f} RSS")
+        lines.append(f"| {IMPL_NAMES[r['impl']]} | {r['size']} | {r['method']} | {r.get('dtype', 'fp32')} | "
+                     f"{'yes' if r.get('compiled') else 'no'} | {_rate(r['tokens_per_second'])} | "
+                     f"{100 * r['gflops'] / peaks[r.get('dtype', 'fp32')]:.1f}% | {memory} |")
+    peak_text = ", ".join(f"{d} {p / 1e3:.1f} TFLOP/s" for d, p in peaks.items())
+    return "\n".join(lines) + f"\n\nmeasured dense matmul peak: {peak_text}"
 
 
 def report(results: list[dict], peaks: dict[str, float], args: argparse.Namespace, commands: list[str]) -> int:
     """Print the results (and write the docs with ``--write-docs``)."""
     for dtype, peak in peaks.items():
         print(f"dense {dtype} matmul peak (best of start and end): {peak:.1f} GFLOP/s")
+    if args.table or any(r.get("device") == "cuda" for r in results):
+        print(gpu_table(results, peaks))
     for r in results:
         peak = peaks[r.get("dtype", "fp32")]
         print(f"{r['impl']:>13} {r['size']:>5} {r['method']:>4} {r.get('dtype', 'fp32')}: median {r['tokens_per_second']:.0f} tokens/s "

@@ -20,5 +20,6 @@ TEST_PACKAGES = [
     "//tests/torchtune/training",
     "//tests/torchtune/training/checkpointing",
     "//tools",
+    "//tools/benchmarks",
     "//tools/build_defs",
 ]

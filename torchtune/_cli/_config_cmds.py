@@ -119,7 +119,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def _validate_one(args: argparse.Namespace) -> int:
     """Load and validate ``args.config``; print a confirmation when it is well-formed."""
-    from torchtune._cli._preflight import check_files, check_model, model_files
+    from torchtune._cli._preflight import check_files, check_model, check_teacher, model_files
     from torchtune.config import ConfigError, load_config, validate
 
     path = resolve_config(args.config)
@@ -136,6 +136,8 @@ def _validate_one(args: argparse.Namespace) -> int:
             check_files(cfg, tokenizer=files is not None or cfg.get("checkpointer") is None)
             if files is not None:
                 checked = check_model(cfg)
+                teacher = check_teacher(cfg)  # distillation configs
+                checked += f"; {teacher}" if teacher else ""
     except ConfigError as e:
         raise CLIError(f"{path}: {e}") from None
     print(f"Config {args.config} is well-formed.")

@@ -94,3 +94,36 @@ def check_model(cfg: DictConfig) -> str:
         checked += f", its {len(state_dict)} checkpoint tensors fit"
     check_save_mappings(model.state_dict(), checkpointer.config, adapter_specs=get_adapter_specs(model))
     return checked + " and every tensor a save writes has a name in the checkpoint's layout"
+
+
+def check_teacher(cfg: DictConfig) -> str | None:
+    """For a distillation config whose teacher files exist: the teacher shares the student's
+    vocabulary, builds (``teacher_model`` or its checkpoint's config) and fits its checkpoint.
+
+    Returns:
+        str | None: a sentence saying what was checked, or None without a teacher to check.
+
+    Raises:
+        ConfigError: naming the problem and its fix.
+    """
+    from torchtune.models import model_from_hf_config
+    from torchtune.training.checkpointing import check_same_vocabulary, check_weights_fit
+
+    node = cfg.get("teacher_checkpointer")
+    if not hasattr(node, "get") or not any(isinstance(node.get(k), str) and Path(node.get(k)).exists()
+                                           for k in _MODEL_FILE_KEYS):
+        return None
+    try:
+        student, teacher = instantiate(cfg.checkpointer), instantiate(node)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"teacher_checkpointer: {e}") from None
+    check_same_vocabulary(student, teacher)
+    builder_node = cfg.get("teacher_model")
+    with torch.device("meta"):
+        model = instantiate(builder_node) if builder_node is not None else model_from_hf_config(teacher.config)
+    shapes = getattr(teacher, "load_checkpoint_shapes", None)
+    if shapes is None:
+        return "the teacher shares the student's vocabulary and builds"
+    state_dict = shapes()
+    check_weights_fit(model, state_dict, builder=builder_node.get("_component_") if builder_node is not None else None)
+    return f"the teacher shares the student's vocabulary, builds and its {len(state_dict)} checkpoint tensors fit"

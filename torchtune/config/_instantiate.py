@@ -20,7 +20,11 @@ DEFAULT_COMPONENT_ROOTS: tuple[str, ...] = (
     "torch.optim",  # includes torch.optim.lr_scheduler
     "torch.nn",
     "torch.utils.data",
+    "torchao.optim",  # 8-bit / 4-bit AdamW, with the 'quant' extra (pip install 'torchtune[quant]')
 )
+
+#: Optional distributions a default root lives in, and the torchtune extra that installs each.
+OPTIONAL_ROOT_EXTRAS: dict[str, str] = {"torchao": "quant"}
 
 #: Top-level config key that widens the allowlist, e.g. ``allowed_component_roots: [mypkg.]``.
 ALLOWED_ROOTS_KEY = "allowed_component_roots"
@@ -99,6 +103,11 @@ def locate(path: str, roots: Iterable[str] = DEFAULT_COMPONENT_ROOTS) -> Callabl
         except ModuleNotFoundError as e:
             if e.name is not None and module_name.startswith(e.name) and i > 1:
                 continue  # the missing module is (a prefix of) our guess: try shorter
+            if e.name is not None and e.name.split(".")[0] in OPTIONAL_ROOT_EXTRAS:
+                top = e.name.split(".")[0]
+                extra = OPTIONAL_ROOT_EXTRAS[top]
+                raise ConfigError(f"cannot import '{path}': '{top}' is not installed; it comes with the "
+                                  f"'{extra}' extra: pip install 'torchtune[{extra}]'") from e
             raise ConfigError(f"cannot import '{path}': {e}") from e
         for j in range(i, len(parts)):
             obj = _get_attribute(obj, parts[j], path)

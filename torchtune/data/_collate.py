@@ -195,7 +195,9 @@ def padded_collate_packed(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def padding_free_collate_sft(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def padding_free_collate_sft(
+    batch: Sequence[dict[str, Any]], *, pad_to_multiple_of: int = 1, padding_idx: int = 0
+) -> dict[str, Any]:
     """Lay the samples of a batch end to end in one row, without any padding.
 
     The model attends within each sample only (``mask`` is a
@@ -206,14 +208,19 @@ def padding_free_collate_sft(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     Args:
         batch (Sequence[dict]): samples with ``tokens`` and ``labels`` (equal, non-zero lengths).
+        pad_to_multiple_of (int): round the row length T up to a multiple of this (e.g. 64 or
+            128, so that compiled models see few distinct shapes). The padding is a document of
+            its own, of ``padding_idx`` tokens, with no labels. Default 1 (no padding).
+        padding_idx (int): token id of the padding. Default 0.
 
     Returns:
         dict[str, Any]: ``tokens``, ``labels``, ``input_pos`` ``[1, T]`` long (T the total
-        number of tokens) and ``mask``, the :class:`~torchtune.modules.BlockCausalMask` of the
-        samples.
+        number of tokens, padding included) and ``mask``, the
+        :class:`~torchtune.modules.BlockCausalMask` of the samples (and the padding).
 
     Raises:
-        ValueError: if a sample is empty or its tokens and labels differ in length.
+        ValueError: if a sample is empty or its tokens and labels differ in length, or
+            ``pad_to_multiple_of`` is not positive.
 
     Example:
         >>> out = padding_free_collate_sft([{"tokens": [5, 6], "labels": [6, -100]}, {"tokens": [7], "labels": [-100]}])
@@ -230,14 +237,22 @@ def padding_free_collate_sft(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if n == 0:
             raise ValueError(f"sample {i} has no tokens; drop empty samples from the dataset")
         lens.append(n)
-    tokens = torch.cat([torch.as_tensor(s["tokens"], dtype=torch.long) for s in batch])[None]  # [1, T]
-    labels = torch.cat([torch.as_tensor(s["labels"], dtype=torch.long) for s in batch])[None]  # [1, T]
+    if pad_to_multiple_of < 1:
+        raise ValueError(f"pad_to_multiple_of={pad_to_multiple_of} must be a positive number of tokens")
+    tokens = [torch.as_tensor(s["tokens"], dtype=torch.long) for s in batch]
+    labels = [torch.as_tensor(s["labels"], dtype=torch.long) for s in batch]
+    pad = -sum(lens) % pad_to_multiple_of
+    if pad:  # a document of its own, attended by nothing else and carrying no label
+        tokens.append(torch.full((pad,), padding_idx, dtype=torch.long))
+        labels.append(torch.full((pad,), CROSS_ENTROPY_IGNORE_IDX, dtype=torch.long))
+        lens.append(pad)
     input_pos = torch.cat([torch.arange(n) for n in lens])[None]  # [1, T]
-    return {"tokens": tokens, "labels": labels, "input_pos": input_pos, "mask": BlockCausalMask([lens])}
+    return {"tokens": torch.cat(tokens)[None], "labels": torch.cat(labels)[None], "input_pos": input_pos,
+            "mask": BlockCausalMask([lens])}  # tokens, labels [1, T]
 
 
 def sft_collate_fn(
-    dataset: Any, *, padding_free: bool, padding_idx: int = 0
+    dataset: Any, *, padding_free: bool, padding_idx: int = 0, pad_to_multiple_of: int = 1
 ) -> Callable[[Sequence[dict[str, Any]]], dict[str, Any]]:
     """The collate function for a fine-tuning dataset: packed rows stay as packed
     (:func:`padded_collate_packed`), otherwise the samples of a batch are laid end to end in one
@@ -248,6 +263,8 @@ def sft_collate_fn(
         dataset (Any): the dataset (a :class:`~torchtune.data.PackedDataset` or per-sample data).
         padding_free (bool): one row per batch instead of padded samples.
         padding_idx (int): the token id padding uses (the tokenizer's ``pad_id``). Default 0.
+        pad_to_multiple_of (int): round padding-free rows and padded batches up to a multiple of
+            this many tokens (fewer distinct shapes for ``torch.compile``). Default 1.
 
     Returns:
         Callable[[Sequence[dict[str, Any]]], dict[str, Any]]: the collate function.
@@ -255,5 +272,9 @@ def sft_collate_fn(
     if isinstance(dataset, PackedDataset):
         return padded_collate_packed
     if padding_free:
-        return padding_free_collate_sft
-    return functools.partial(padded_collate_sft, padding_idx=padding_idx, ignore_idx=CROSS_ENTROPY_IGNORE_IDX)
+        if pad_to_multiple_of == 1:
+            return padding_free_collate_sft
+        return functools.partial(padding_free_collate_sft, pad_to_multiple_of=pad_to_multiple_of,
+                                 padding_idx=padding_idx)
+    return functools.partial(padded_collate_sft, padding_idx=padding_idx, ignore_idx=CROSS_ENTROPY_IGNORE_IDX,
+                             pad_to_multiple_of=pad_to_multiple_of)

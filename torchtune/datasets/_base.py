@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 
 from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, Message, get_field, labels_from_tokens
 from torchtune.datasets._sources import Rows, load_rows
+from torchtune.modules.tokenizers import ModelTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -119,13 +120,13 @@ class TextCompletionDataset(TokenizedDataset):
 
     Args:
         source (str): see ``load_rows``.
-        tokenizer: has ``encode(text, add_bos, add_eos)`` and ``max_seq_len``.
+        tokenizer (ModelTokenizer): has ``encode(text, add_bos, add_eos)`` and ``max_seq_len``.
         column (str): the text column. Default ``"text"``.
         add_eos (bool): append EOS to every sample. Default True.
         **kwargs: ``filter_fn``, ``split``, ``data_files`` and ``load_rows`` arguments.
     """
 
-    def __init__(self, *, source: str, tokenizer: Any, column: str = "text", add_eos: bool = True, **kwargs: Any):
+    def __init__(self, *, source: str, tokenizer: ModelTokenizer, column: str = "text", add_eos: bool = True, **kwargs: Any):
         self._tokenizer, self._column, self._add_eos = tokenizer, column, add_eos
         super().__init__(source=source, **kwargs)
 
@@ -145,7 +146,7 @@ class PreferenceDataset(TokenizedDataset):
     Args:
         source (str): see ``load_rows``.
         message_transform (Transform): row -> ``{"chosen": [...], "rejected": [...]}``.
-        tokenizer: a model tokenizer with ``tokenize_messages`` and ``max_seq_len``.
+        tokenizer (ModelTokenizer): a model tokenizer with ``tokenize_messages`` and ``max_seq_len``.
         **kwargs: ``filter_fn``, ``split``, ``data_files`` and ``load_rows`` arguments.
 
     Samples hold ``chosen_input_ids``, ``chosen_labels``, ``rejected_input_ids`` and
@@ -153,7 +154,7 @@ class PreferenceDataset(TokenizedDataset):
     truncation to ``max_seq_len`` raises ``ValueError`` naming the file and row.
     """
 
-    def __init__(self, *, source: str, message_transform: Transform, tokenizer: Any, **kwargs: Any):
+    def __init__(self, *, source: str, message_transform: Transform, tokenizer: ModelTokenizer, **kwargs: Any):
         self._message_transform, self._tokenizer = message_transform, tokenizer
         super().__init__(source=source, **kwargs)
 
@@ -186,7 +187,7 @@ class PromptDataset(TokenizedDataset):
 
     Args:
         source (str): see ``load_rows``.
-        tokenizer: a model tokenizer (``__call__(sample, inference=True)``, ``max_seq_len``).
+        tokenizer (ModelTokenizer): a model tokenizer (``__call__(sample, inference=True)``, ``max_seq_len``).
         prompt_column (str): the prompt's column. Default ``"prompt"``.
         answer_column (str | None): the reference answer's column; None for rows without one
             (rewards that need an answer then raise). Default ``"answer"``.
@@ -200,7 +201,7 @@ class PromptDataset(TokenizedDataset):
     the file and row.
     """
 
-    def __init__(self, *, source: str, tokenizer: Any, prompt_column: str = "prompt",
+    def __init__(self, *, source: str, tokenizer: ModelTokenizer, prompt_column: str = "prompt",
                  answer_column: str | None = "answer", system_prompt: str | None = None, **kwargs: Any):
         self._tokenizer, self._system = tokenizer, system_prompt
         self._prompt_column, self._answer_column = prompt_column, answer_column

@@ -16,12 +16,13 @@ from torchtune.data import (
     sft_collate_fn,
 )
 from torchtune.datasets._base import PreferenceDataset, PromptDataset, SFTDataset, TextCompletionDataset
+from torchtune.modules.tokenizers import ModelTokenizer
 
 
 CONVERSATION_STYLES = ("sharegpt", "openai")
 
 
-def maybe_pack(ds: Dataset, tokenizer: Any, packed: bool) -> Dataset:
+def maybe_pack(ds: Dataset, tokenizer: ModelTokenizer, packed: bool) -> Dataset:
     """Wrap ``ds`` in ``PackedDataset`` (rows of ``tokenizer.max_seq_len``) when ``packed``.
 
     Raises:
@@ -36,7 +37,7 @@ def maybe_pack(ds: Dataset, tokenizer: Any, packed: bool) -> Dataset:
 
 
 def instruct_dataset(
-    tokenizer: Any,
+    tokenizer: ModelTokenizer,
     *,
     source: str,
     column_map: Mapping[str, str] | None = None,
@@ -51,7 +52,7 @@ def instruct_dataset(
     """Single-turn instruction data: an ``input`` column (prompt) and an ``output`` column.
 
     Args:
-        tokenizer: a model tokenizer.
+        tokenizer (ModelTokenizer): a model tokenizer.
         source (str): local format/path or Hugging Face dataset (see ``load_rows``).
         column_map (Mapping[str, str] | None): ``{"input": ..., "output": ...}`` renames.
         train_on_input (bool): include the prompt in the loss. Default False.
@@ -74,7 +75,7 @@ def instruct_dataset(
 
 
 def chat_dataset(
-    tokenizer: Any,
+    tokenizer: ModelTokenizer,
     *,
     source: str,
     conversation_style: str,
@@ -92,7 +93,7 @@ def chat_dataset(
     (``messages``: role/content) style.
 
     Args:
-        tokenizer: a model tokenizer.
+        tokenizer (ModelTokenizer): a model tokenizer.
         source (str): local format/path or Hugging Face dataset.
         conversation_style (str): ``"sharegpt"`` or ``"openai"``.
         column_map (Mapping[str, str] | None): rename of the conversation column.
@@ -126,7 +127,7 @@ def chat_dataset(
 
 
 def text_completion_dataset(
-    tokenizer: Any,
+    tokenizer: ModelTokenizer,
     *,
     source: str,
     column: str = "text",
@@ -140,7 +141,7 @@ def text_completion_dataset(
     """Plain text for continued pre-training (every token is a target).
 
     Args:
-        tokenizer: has ``encode`` and ``max_seq_len``.
+        tokenizer (ModelTokenizer): has ``encode`` and ``max_seq_len``.
         source (str): local format/path (``text`` reads one sample per line by default;
             ``sample_by="paragraph"|"document"``) or Hugging Face dataset.
         column (str): the text column. Default ``"text"``.
@@ -162,7 +163,7 @@ def text_completion_dataset(
 
 
 def preference_dataset(
-    tokenizer: Any,
+    tokenizer: ModelTokenizer,
     *,
     source: str,
     column_map: Mapping[str, str] | None = None,
@@ -182,7 +183,7 @@ def preference_dataset(
     the file, the row and the missing field.
 
     Args:
-        tokenizer: a model tokenizer.
+        tokenizer (ModelTokenizer): a model tokenizer.
         source (str): local format/path or Hugging Face dataset.
         column_map (Mapping[str, str] | None): ``{"prompt": ..., "chosen": ..., "rejected": ...}``
             renames.
@@ -202,7 +203,7 @@ def preference_dataset(
 
 
 def prompt_dataset(
-    tokenizer: Any,
+    tokenizer: ModelTokenizer,
     *,
     source: str,
     column_map: Mapping[str, str] | None = None,
@@ -222,7 +223,7 @@ def prompt_dataset(
     ``ValueError`` naming the file, the row and the field.
 
     Args:
-        tokenizer: a model tokenizer.
+        tokenizer (ModelTokenizer): a model tokenizer.
         source (str): local format/path or Hugging Face dataset.
         column_map (Mapping[str, str] | None): ``{"prompt": ..., "answer": ...}`` renames.
             Default None.
@@ -250,7 +251,7 @@ def prompt_dataset(
 
 
 def build_sft_data(
-    node: Any, tokenizer: Any, *, padding_free: bool
+    node: Any, tokenizer: ModelTokenizer, *, padding_free: bool, pad_to_multiple_of: int = 1
 ) -> tuple[Dataset, Callable[[Any], dict[str, Any]]]:
     """The fine-tuning dataset a config node describes and the collate function that fits it
     (:func:`torchtune.data.sft_collate_fn`: packed rows, one padding-free row per batch, or
@@ -258,18 +259,21 @@ def build_sft_data(
 
     Args:
         node (Any): the config's ``dataset`` node (``_component_`` + arguments).
-        tokenizer (Any): the model tokenizer, passed as the builder's first argument.
+        tokenizer (ModelTokenizer): the model tokenizer, passed as the builder's first argument.
         padding_free (bool): lay each batch's samples end to end in one row.
+        pad_to_multiple_of (int): round batch lengths up to a multiple of this many tokens
+            (the recipes' ``pad_to_multiple_of``, for ``compile``). Default 1.
 
     Returns:
         tuple[Dataset, Callable[[Any], dict[str, Any]]]: the dataset and its collate function.
     """
     ds = instantiate(node, tokenizer)
-    return ds, sft_collate_fn(ds, padding_free=padding_free, padding_idx=tokenizer.pad_id)
+    return ds, sft_collate_fn(ds, padding_free=padding_free, padding_idx=tokenizer.pad_id,
+                              pad_to_multiple_of=pad_to_multiple_of)
 
 
 def build_preference_data(
-    node: Any, tokenizer: Any, *, padding_free: bool
+    node: Any, tokenizer: ModelTokenizer, *, padding_free: bool
 ) -> tuple[Dataset, Callable[[Any], dict[str, Any]]]:
     """The preference dataset a config node describes and its collate function
     (:func:`torchtune.data.dpo_collate_fn`: chosen then rejected sequences, end to end in one
@@ -278,7 +282,7 @@ def build_preference_data(
     Args:
         node (Any): the config's ``dataset`` node (``_component_`` + arguments), e.g.
             :func:`preference_dataset`.
-        tokenizer (Any): the model tokenizer, passed as the builder's first argument.
+        tokenizer (ModelTokenizer): the model tokenizer, passed as the builder's first argument.
         padding_free (bool): lay each batch's sequences end to end in one row.
 
     Returns:
@@ -298,7 +302,7 @@ def build_preference_data(
 
 
 def build_validation_loader(
-    node: Any, tokenizer: Any, *, padding_free: bool, batch_size: int, world_size: int = 1, rank: int = 0
+    node: Any, tokenizer: ModelTokenizer, *, padding_free: bool, batch_size: int, world_size: int = 1, rank: int = 0
 ) -> DataLoader | None:
     """Batches of the held-out data a config's ``dataset_val`` node describes, in dataset order;
     with several processes each gets its own equal share (see
@@ -306,7 +310,7 @@ def build_validation_loader(
 
     Args:
         node (Any): the ``dataset_val`` node, or None for no validation.
-        tokenizer (Any): the model tokenizer.
+        tokenizer (ModelTokenizer): the model tokenizer.
         padding_free (bool): lay each batch's samples end to end in one row.
         batch_size (int): samples per batch.
         world_size (int): processes. Default 1.

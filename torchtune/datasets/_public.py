@@ -11,10 +11,11 @@ from torch.utils.data import Dataset
 from torchtune.data import SUMMARIZE_TEMPLATE, AlpacaToMessages, InputOutputToMessages
 from torchtune.datasets._base import SFTDataset
 from torchtune.datasets._formats import chat_dataset, maybe_pack, text_completion_dataset
+from torchtune.modules.tokenizers import ModelTokenizer
 
 
 def alpaca_dataset(
-    tokenizer: Any,
+    tokenizer: ModelTokenizer,
     *,
     source: str = "tatsu-lab/alpaca",
     column_map: Mapping[str, str] | None = None,
@@ -28,7 +29,7 @@ def alpaca_dataset(
     """Alpaca instruction data (``instruction``, ``input``, ``output``) with the Alpaca prompt.
 
     Args:
-        tokenizer: a model tokenizer.
+        tokenizer (ModelTokenizer): a model tokenizer.
         source (str): Hub id or local format/path. Default ``"tatsu-lab/alpaca"``.
         column_map (Mapping[str, str] | None): renames of instruction/input/output.
         train_on_input (bool): include the prompt in the loss. Default False.
@@ -48,13 +49,13 @@ def alpaca_dataset(
     return maybe_pack(ds, tokenizer, packed)
 
 
-def alpaca_cleaned_dataset(tokenizer: Any, *, source: str = "yahma/alpaca-cleaned", **kwargs: Any) -> Dataset:
+def alpaca_cleaned_dataset(tokenizer: ModelTokenizer, *, source: str = "yahma/alpaca-cleaned", **kwargs: Any) -> Dataset:
     """The cleaned Alpaca data (``yahma/alpaca-cleaned``); arguments as ``alpaca_dataset``."""
     return alpaca_dataset(tokenizer, source=source, **kwargs)
 
 
 def slimorca_dataset(
-    tokenizer: Any, *, source: str = "Open-Orca/SlimOrca-Dedup", train_on_input: bool = False, **kwargs: Any
+    tokenizer: ModelTokenizer, *, source: str = "Open-Orca/SlimOrca-Dedup", train_on_input: bool = False, **kwargs: Any
 ) -> Dataset:
     """SlimOrca-Dedup conversations (ShareGPT style); arguments as ``chat_dataset``."""
     return chat_dataset(tokenizer, source=source, conversation_style="sharegpt", train_on_input=train_on_input, **kwargs)
@@ -69,7 +70,7 @@ class _SummarizeToMessages(InputOutputToMessages):
 
 
 def samsum_dataset(
-    tokenizer: Any,
+    tokenizer: ModelTokenizer,
     *,
     source: str = "Samsung/samsum",
     column_map: Mapping[str, str] | None = None,
@@ -83,7 +84,7 @@ def samsum_dataset(
     """SAMSum dialogue summarization (``dialogue`` -> ``summary``).
 
     Args:
-        tokenizer: a model tokenizer.
+        tokenizer (ModelTokenizer): a model tokenizer.
         source (str): Hub id or local format/path. Default ``"Samsung/samsum"``.
         column_map (Mapping[str, str] | None): ``{"input": ..., "output": ...}``; default
             ``{"input": "dialogue", "output": "summary"}``.
@@ -106,7 +107,7 @@ def samsum_dataset(
 
 
 def wikitext_dataset(
-    tokenizer: Any,
+    tokenizer: ModelTokenizer,
     *,
     source: str = "EleutherAI/wikitext_document_level",
     subset: str | None = "wikitext-103-v1",

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from torchtune.generation._sampling import _check_sampling_args, sample_next_token
+from torchtune.modules.tokenizers import ModelTokenizer
 
 
 def left_pad_prompts(
@@ -175,7 +176,7 @@ def generate(
 
 def generate_text(
     model: nn.Module,
-    tokenizer: Any,
+    tokenizer: ModelTokenizer,
     prompt: str | Sequence[Any],
     max_new_tokens: int,
     *,
@@ -193,7 +194,7 @@ def generate_text(
 
     Args:
         model (nn.Module): a decoder following the model call contract.
-        tokenizer (Any): a tokenizer following the tokenizer contract.
+        tokenizer (ModelTokenizer): the model's tokenizer.
         prompt (str | Sequence[Any]): text or a list of :class:`~torchtune.data.Message`.
         max_new_tokens (int): most tokens to generate.
         temperature (float): sampling temperature; 0 is greedy. Default: 1.0.

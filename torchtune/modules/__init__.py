@@ -17,6 +17,7 @@ from torchtune.modules._loss import (
     chunked_cross_entropy,
     linear_cross_entropy,
 )
+from torchtune.modules._kd_loss import DistillationLossOutput, KDLoss, distillation_loss, token_divergence
 from torchtune.modules._grpo_loss import GRPOLoss, GRPOLossOutput, group_advantages, token_log_probs
 from torchtune.modules._preference_loss import (
     DPOLoss,
@@ -34,11 +35,13 @@ __all__ = [
     "ChunkedCrossEntropyLoss",
     "ClampedSwiGLU",
     "DPOLoss",
+    "DistillationLossOutput",
     "FeedForward",
     "GRPOLoss",
     "GRPOLossOutput",
     "GroupedExperts",
     "IPOLoss",
+    "KDLoss",
     "KVCache",
     "LinearCrossEntropyLoss",
     "MoE",
@@ -54,6 +57,7 @@ __all__ = [
     "TransformerSelfAttentionLayer",
     "bind_loss",
     "chunked_cross_entropy",
+    "distillation_loss",
     "group_advantages",
     "linear_cross_entropy",
     "load_balancing_loss",
@@ -61,6 +65,7 @@ __all__ = [
     "reward_metrics",
     "reward_sums",
     "sequence_log_probs",
+    "token_divergence",
     "token_log_probs",
     "yarn_frequencies",
 ]

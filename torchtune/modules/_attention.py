@@ -7,8 +7,14 @@ n_kv key/value heads, h_d head dim.
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import BlockMask
 
 from torchtune.modules._block_causal_mask import BlockCausalMask
+from torchtune.modules._document_attention import (
+    VarlenDocuments,
+    flex_document_attention,
+    varlen_document_attention,
+)
 from torchtune.modules._kv_cache import KVCache
 
 
@@ -188,7 +194,7 @@ class MultiHeadAttention(nn.Module):
         self,
         x: torch.Tensor,
         *,
-        mask: torch.Tensor | BlockCausalMask | None = None,
+        mask: torch.Tensor | BlockCausalMask | BlockMask | VarlenDocuments | None = None,
         input_pos: torch.Tensor | None = None,
         query_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -196,10 +202,14 @@ class MultiHeadAttention(nn.Module):
 
         Args:
             x (torch.Tensor): input ``[b, s, d]``.
-            mask (torch.Tensor | BlockCausalMask | None): bool ``[b, s, s_kv]``, True = may
-                attend. Without a cache ``s_kv = s``; with one, ``s_kv`` is the cache size and
-                column j is slot j. A :class:`BlockCausalMask` (no cache) attends within each
-                document. None means causal. Default: None.
+            mask (torch.Tensor | BlockCausalMask | BlockMask | VarlenDocuments | None): bool
+                ``[b, s, s_kv]``, True = may attend. Without a cache ``s_kv = s``; with one,
+                ``s_kv`` is the cache size and column j is slot j. A :class:`BlockCausalMask` (no cache) attends within each
+                document. A flex-attention ``BlockMask`` (from
+                :meth:`TransformerDecoder.set_document_attention` ``"flex"``; it holds the
+                causal, document and window structure) attends over whole rows in one kernel,
+                softcapping as its score modifier; ``VarlenDocuments`` likewise through flash
+                attention (``"varlen"``). None means causal. Default: None.
             input_pos (torch.Tensor | None): RoPE positions ``[b, s]``; None means the token
                 slots (``0 .. s-1`` without a cache). Default: None.
             query_index (torch.Tensor | None): long ``[n]``, ascending flat indices into the
@@ -210,17 +220,25 @@ class MultiHeadAttention(nn.Module):
             torch.Tensor: ``[b, s, d]``, or ``[1, n, d]`` with ``query_index``.
 
         Raises:
-            ValueError: when a :class:`BlockCausalMask` or ``query_index`` is used with a KV
-                cache, or the mask's shape differs from ``x``'s.
+            ValueError: when a :class:`BlockCausalMask`, a ``BlockMask``, ``VarlenDocuments`` or
+                ``query_index`` is used with a KV cache, the mask's shape differs from ``x``'s, a
+                ``BlockMask`` or ``VarlenDocuments`` comes with attention dropout in training, or
+                ``VarlenDocuments`` with softcapping.
         """
         b, s, _ = x.shape
+        flex, varlen = isinstance(mask, BlockMask), isinstance(mask, VarlenDocuments)
+        if (flex or varlen) and (self.kv_cache is not None or (self.training and self.attn_dropout > 0)):
+            raise ValueError("document_attention 'flex' and 'varlen' are for training without attention dropout and "
+                             "without a KV cache; use document_attention='sdpa'")
+        if varlen and self.softcapping:
+            raise ValueError(f"softcapping={self.softcapping} has no varlen kernel; use document_attention='flex'")
         if isinstance(mask, BlockCausalMask) and (mask.batch_size, mask.seq_len) != (b, s):
             raise ValueError(f"BlockCausalMask covers [{mask.batch_size}, {mask.seq_len}] but x is [{b}, {s}]")
         if self.kv_cache is not None and (isinstance(mask, BlockCausalMask) or query_index is not None):
             raise ValueError("BlockCausalMask and query_index are for training: call delete_caches() first")
         k = self._project(self.k_proj, x, self.num_kv_heads, self.k_norm)  # [b, s, n_kv, h_d]
         v = self._project(self.v_proj, x, self.num_kv_heads, None)  # [b, s, n_kv, h_d]
-        if query_index is not None:
+        if query_index is not None and not (flex or varlen):
             return self._forward_selected(x, k, v, mask, input_pos, query_index)
         q = self._project(self.q_proj, x, self.num_heads, self.q_norm)  # [b, s, n_h, h_d]
         if self.kv_cache is not None:
@@ -235,11 +253,17 @@ class MultiHeadAttention(nn.Module):
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [b, n, s, h_d]
         if self.kv_cache is not None:
             k, v = self.kv_cache.update(None, k, v)  # [b, n_kv, s_kv, h_d]
-        if isinstance(mask, BlockCausalMask):
+        if flex:
+            out = flex_document_attention(q, k, v, mask, scale=self.scale, softcapping=self.softcapping)
+        elif varlen:
+            out = varlen_document_attention(q, k, v, mask, scale=self.scale, sliding_window=self.sliding_window)
+        elif isinstance(mask, BlockCausalMask):
             out = self._attend_documents(q, k, v, mask)  # [b, n_h, s, h_d]
         else:
             out = self._attend(q, k, v, self._build_mask(mask, q_slots, k.shape[2], x.device))  # [b, n_h, s, h_d]
         out = out.transpose(1, 2).reshape(b, s, self.num_heads * self.head_dim)  # [b, s, n_h * h_d]
+        if query_index is not None:  # flex, varlen: every query was attended, keep the selected ones
+            out = out.reshape(b * s, -1).index_select(0, query_index)[None]  # [1, n, n_h * h_d]
         return self.output_proj(out)
 
     def _forward_selected(
@@ -264,6 +288,10 @@ class MultiHeadAttention(nn.Module):
             k = self.pos_embeddings(k, input_pos)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [1, n_h, n, h_d], [b, n_kv, s, h_d]
         allowed = self._query_mask(mask, q_row, q_slot, s, x.device)  # [n, s]
+        if b == 1:  # one row (padding-free): one call, no data-dependent split (compile-friendly)
+            out = self._attend(q, k, v, allowed[None])  # [1, n_h, n, h_d]
+            out = out.transpose(1, 2).reshape(1, n, self.num_heads * self.head_dim)  # [1, n, n_h * h_d]
+            return self.output_proj(out)
         counts = torch.bincount(q_row, minlength=b).tolist()  # queries per row (ascending index)
         outs, start = [], 0
         for r, count in enumerate(counts):

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from torchtune.modules._block_causal_mask import BlockCausalMask
+from torchtune.modules._document_attention import VarlenDocuments, document_block_mask, resolve_document_attention
 from torchtune.modules._transformer import TiedLinear, TransformerSelfAttentionLayer
 
 
@@ -28,6 +29,9 @@ class TransformerDecoder(nn.Module):
         output_hidden_states (list[int] | None): indices of layers whose *input* hidden state
             ``[b, s, d]`` is returned before the logits (index ``num_layers`` is the final
             layer's output, before the norm). Default: None.
+
+    Rows of documents (a :class:`BlockCausalMask`) are attended as :meth:`set_document_attention`
+    says (``"auto"`` at first: flex attention on CUDA, per-document SDPA elsewhere).
     """
 
     def __init__(
@@ -58,6 +62,49 @@ class TransformerDecoder(nn.Module):
         self.num_output_chunks = 0
         self.skip_output_projection = False
         self.decoder_max_cache_seq_len: int | None = None
+        self.document_attention = "auto"
+
+    def set_document_attention(self, name: str) -> None:
+        """Choose how rows of documents (a :class:`BlockCausalMask`) are attended.
+
+        Args:
+            name (str): ``"auto"`` (flex on CUDA, else per-document SDPA), ``"sdpa"`` (one SDPA
+                call per document), ``"flex"`` (the whole row in one flex-attention kernel with a
+                block mask built once per batch; CUDA only for training), ``"varlen"`` (flash
+                attention over cumulative document lengths: CUDA, bf16/fp16) or
+                ``"dense"`` (one SDPA call with the ``[b, s, s]`` bool mask: fixed shapes, for
+                compiled layers off CUDA). Layers with attention sinks (and, for varlen, with
+                softcapping) attend per document whatever the choice.
+
+        Raises:
+            ValueError: on an unknown name.
+        """
+        resolve_document_attention(name, torch.device("cpu"))  # checks the name
+        self.document_attention = name
+
+    def _layer_masks(self, mask: BlockCausalMask, device: torch.device) -> list[object]:
+        """What each layer gets for a :class:`BlockCausalMask`, built once per batch (and per
+        sliding window), outside the layers, so compiled layers see tensors only. A layer the
+        chosen kernel cannot compute (attention sinks; softcapping for varlen) keeps the
+        :class:`BlockCausalMask` and attends per document."""
+        how = resolve_document_attention(self.document_attention, device)
+        if how == "sdpa":
+            return [mask] * len(self.layers)
+        if how == "dense":
+            return [mask.dense(device)] * len(self.layers)
+        built: dict[int | None, object] = {}
+        out: list[object] = []
+        for layer in self.layers:
+            attn = getattr(layer, "attn", None)
+            if getattr(attn, "sinks", None) is not None or (how == "varlen" and getattr(attn, "softcapping", None)):
+                out.append(mask)
+                continue
+            window = getattr(attn, "sliding_window", None)
+            if window not in built:
+                built[window] = (VarlenDocuments.of(mask, device) if how == "varlen"
+                                 else document_block_mask(mask, device, window))
+            out.append(built[window])
+        return out
 
     def set_num_output_chunks(self, num_output_chunks: int) -> None:
         """Return logits as a list of this many chunks along s (0 = one tensor).
@@ -219,17 +266,18 @@ class TransformerDecoder(nn.Module):
             h = h * torch.tensor(self.embed_scale, dtype=h.dtype)
         hidden = []
         last = len(self.layers) - 1
+        masks = self._layer_masks(mask, h.device) if isinstance(mask, BlockCausalMask) else [mask] * len(self.layers)
         for i, layer in enumerate(self.layers):
             if i in self.output_hidden_states:
                 hidden.append(h)
             if i == last and output_index is not None:
                 if isinstance(layer, TransformerSelfAttentionLayer):
-                    h = layer(h, mask=mask, input_pos=input_pos, output_index=output_index)  # [1, n, d]
+                    h = layer(h, mask=masks[i], input_pos=input_pos, output_index=output_index)  # [1, n, d]
                 else:
-                    h = layer(h, mask=mask, input_pos=input_pos)
+                    h = layer(h, mask=masks[i], input_pos=input_pos)
                     h = h.reshape(-1, h.shape[-1]).index_select(0, output_index)[None]  # [1, n, d]
             else:
-                h = layer(h, mask=mask, input_pos=input_pos)
+                h = layer(h, mask=masks[i], input_pos=input_pos)
         if output_index is not None and not self.layers:
             h = h.reshape(-1, h.shape[-1]).index_select(0, output_index)[None]  # [1, n, d]
         if len(self.layers) in self.output_hidden_states:

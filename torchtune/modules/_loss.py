@@ -12,6 +12,13 @@ CROSS_ENTROPY_IGNORE_IDX = -100
 _MIN_CHUNK_ROWS = 256
 
 
+def _chunk_rows(num_rows: int, num_chunks: int) -> int:
+    """Rows per chunk when ``num_rows`` selected positions are projected in at most ``num_chunks``
+    chunks: never under ``_MIN_CHUNK_ROWS``, since each chunk's backward is a pass over the whole
+    ``[v, d]`` weight gradient, which a thin chunk makes memory bound for little memory saved."""
+    return max(_MIN_CHUNK_ROWS, -(-num_rows // num_chunks))
+
+
 def chunked_cross_entropy(
     logits_chunks: list[torch.Tensor] | torch.Tensor,
     labels: torch.Tensor,
@@ -127,9 +134,7 @@ def linear_cross_entropy(
     rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, keep)  # [n, d]
     targets = flat_labels.index_select(0, keep)  # [n]
     loss_sum = torch.zeros((), dtype=torch.float32, device=hidden.device)
-    # no chunk under _MIN_CHUNK_ROWS rows: each chunk's backward is a pass over the whole [v, d]
-    # weight gradient, which a thin chunk makes memory bound for little memory saved
-    size = max(_MIN_CHUNK_ROWS, -(-keep.numel() // num_chunks))
+    size = _chunk_rows(keep.numel(), num_chunks)
     for h, y in zip(rows.split(size), targets.split(size)):
         logits = project(h).float()  # [n_i, v]
         loss_sum = loss_sum + F.cross_entropy(logits, y, reduction="sum")

@@ -6,6 +6,7 @@ Notation: b batch, s sequence, s_kv key/value length, d embed dim, v vocab.
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import BlockMask
 
 from torchtune.modules._block_causal_mask import BlockCausalMask
 
@@ -82,7 +83,7 @@ class TransformerSelfAttentionLayer(nn.Module):
         self,
         x: torch.Tensor,
         *,
-        mask: torch.Tensor | BlockCausalMask | None = None,
+        mask: torch.Tensor | BlockCausalMask | BlockMask | None = None,
         input_pos: torch.Tensor | None = None,
         output_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -90,8 +91,9 @@ class TransformerSelfAttentionLayer(nn.Module):
 
         Args:
             x (torch.Tensor): ``[b, s, d]``.
-            mask (torch.Tensor | BlockCausalMask | None): bool ``[b, s, s_kv]``, True = may
-                attend, or a :class:`BlockCausalMask`. Default: None (causal).
+            mask (torch.Tensor | BlockCausalMask | BlockMask | None): bool ``[b, s, s_kv]``, True
+                = may attend, a :class:`BlockCausalMask`, or a flex-attention ``BlockMask`` (see
+                :meth:`TransformerDecoder.set_document_attention`). Default: None (causal).
             input_pos (torch.Tensor | None): positions ``[b, s]``. Default: None.
             output_index (torch.Tensor | None): long ``[n]``, ascending flat indices into the
                 ``b * s`` positions whose outputs are wanted; only these run through the

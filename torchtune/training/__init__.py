@@ -1,9 +1,10 @@
 """Training utilities used by the recipes.
 
-Device and dtype choice, schedulers, gradient clipping, activation checkpointing, seeding
-and RNG state, throughput and memory meters, the NaN/inf guard, metric loggers, validation
-loss, a loss plot and a progress bar: what every recipe shares. Gradient accumulation and
-the loss step are written out in the recipes (see :func:`scale_grads`). Checkpointers live in
+Device, dtype and precision choice, compile, schedulers, gradient clipping, activation
+checkpointing and offloading, seeding and RNG state, throughput and memory meters, the NaN/inf
+guard, metric loggers, validation loss, a loss plot and a progress bar: what every recipe shares.
+Gradient accumulation and the loss step are written out in the recipes (see :func:`scale_grads`);
+:class:`OptimizerInBackward` moves the optimizer step into backward. Checkpointers live in
 :mod:`torchtune.training.checkpointing`.
 """
 
@@ -11,7 +12,16 @@ from torchtune.training._activation_checkpointing import (
     apply_activation_checkpointing,
     is_checkpointed,
 )
-from torchtune.training._device import DTYPES, bf16_supported, get_device, get_dtype
+from torchtune.training._activation_offloading import OffloadActivations, activation_offloading
+from torchtune.training._compile import check_compile, compile_model
+from torchtune.training._device import (
+    DTYPES,
+    PrecisionPlan,
+    bf16_supported,
+    get_device,
+    get_dtype,
+    precision_plan,
+)
 from torchtune.training._distributed import (
     gather_full_optimizer_state_dict,
     gather_full_state_dict,
@@ -42,6 +52,7 @@ from torchtune.training._metric_logging import (
     trim_metric_log,
 )
 from torchtune.training._nan_guard import TrainingDivergedError, check_finite
+from torchtune.training._optimizer_in_backward import OptimizerInBackward, check_optimizer_in_bwd
 from torchtune.training._plot import plot_loss, read_metric
 from torchtune.training._progress import progress_bar
 from torchtune.training._rewards import (
@@ -65,6 +76,9 @@ __all__ = [
     "JsonlLogger",
     "MLFlowLogger",
     "MetricLogger",
+    "OffloadActivations",
+    "OptimizerInBackward",
+    "PrecisionPlan",
     "RewardError",
     "RunLog",
     "StdoutLogger",
@@ -72,12 +86,16 @@ __all__ = [
     "TokensPerSecond",
     "TrainingDivergedError",
     "WandBLogger",
+    "activation_offloading",
     "apply_activation_checkpointing",
     "bf16_supported",
     "build_metric_loggers",
+    "check_compile",
     "check_metric_loggers",
     "check_finite",
+    "check_optimizer_in_bwd",
     "clip_grad_norm",
+    "compile_model",
     "count_tokens",
     "gather_full_optimizer_state_dict",
     "gather_full_state_dict",
@@ -95,6 +113,7 @@ __all__ = [
     "max_rss_bytes",
     "peak_memory_stats",
     "plot_loss",
+    "precision_plan",
     "progress_bar",
     "read_metric",
     "reset_peak_memory_stats",

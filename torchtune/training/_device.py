@@ -2,10 +2,15 @@
 
 ``device: auto`` picks CUDA, then Apple MPS (single process only), then CPU. ``dtype: auto``
 picks bf16 where the device multiplies bf16 matrices fast (CUDA with bf16 support; CPUs with
-AMX or AVX512-BF16) and fp32 elsewhere, and says why.
+AMX or AVX512-BF16) and fp32 elsewhere, and says why. :func:`precision_plan` adds fp32 master
+weights (autocast on one device, FSDP2's mixed-precision policy when sharded).
 """
 
+import contextlib
 import os
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -101,3 +106,82 @@ def get_dtype(name: str, device: torch.device) -> tuple[torch.dtype, str]:
     if DTYPES[name] == torch.bfloat16 and not bf16_supported(device):
         raise ConfigError(f"dtype=bf16 but {torch.cuda.get_device_name(device)} has no bf16 support; use dtype=auto or dtype=fp32")
     return DTYPES[name], f"dtype={name}"
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """Which dtype parameters are stored in, which one computes, and how gradients are reduced.
+
+    Made by :func:`precision_plan`. With fp32 master weights the parameters (and so the optimizer
+    state) stay fp32 while matrix products run in ``compute_dtype``: on one device through
+    ``torch.autocast`` (:meth:`autocast`), under FSDP2 through its ``MixedPrecisionPolicy``
+    (:meth:`mp_policy`), which gathers bf16 copies of the fp32 shards.
+
+    Args:
+        param_dtype (torch.dtype): dtype of the stored parameters (``model.to(dtype=...)``).
+        compute_dtype (torch.dtype): dtype of the forward and backward matrix products.
+        reduce_dtype (torch.dtype | None): dtype FSDP2 reduce-scatters gradients in; None keeps
+            the gradients' own dtype.
+        device_type (str): ``"cuda"``, ``"cpu"``, ...
+        distributed (bool): the model is sharded with FSDP2.
+    """
+
+    param_dtype: torch.dtype
+    compute_dtype: torch.dtype
+    reduce_dtype: torch.dtype | None
+    device_type: str
+    distributed: bool
+
+    def autocast(self) -> AbstractContextManager:
+        """The context to run forward (and the loss) in: autocast to ``compute_dtype`` when one
+        device keeps fp32 master weights, else nothing."""
+        if self.distributed or self.param_dtype == self.compute_dtype:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.compute_dtype)
+
+    def mp_policy(self) -> Any:
+        """The FSDP2 ``MixedPrecisionPolicy`` (``torch.distributed.fsdp``), or None when nothing
+        is cast: bf16 (``compute_dtype``) parameters gathered from fp32 shards, gradients reduced
+        in ``reduce_dtype``."""
+        if not self.distributed:
+            return None
+        cast = self.param_dtype != self.compute_dtype
+        if not cast and self.reduce_dtype in (None, self.param_dtype):
+            return None
+        from torch.distributed.fsdp import MixedPrecisionPolicy
+
+        return MixedPrecisionPolicy(param_dtype=self.compute_dtype if cast else None, reduce_dtype=self.reduce_dtype)
+
+
+def precision_plan(
+    dtype: torch.dtype,
+    device: torch.device,
+    *,
+    fp32_master_weights: bool = False,
+    reduce_dtype: str | None = None,
+    distributed: bool = False,
+) -> PrecisionPlan:
+    """How a run with compute dtype ``dtype`` (from :func:`get_dtype`) stores, computes and reduces.
+
+    Args:
+        dtype (torch.dtype): the compute dtype.
+        device (torch.device): the training device.
+        fp32_master_weights (bool): keep parameters and optimizer state in fp32 while computing
+            in ``dtype`` (the config's ``fp32_master_weights``; no effect when ``dtype`` is fp32).
+            Default False.
+        reduce_dtype (str | None): ``"fp32"`` or ``"bf16"``: the dtype FSDP2 reduces gradients in
+            (the config's ``reduce_dtype``); None keeps the gradients' dtype. Default None.
+        distributed (bool): the model is sharded with FSDP2. Default False.
+
+    Returns:
+        PrecisionPlan: the plan.
+
+    Raises:
+        ConfigError: on an unknown ``reduce_dtype``.
+    """
+    if reduce_dtype is not None and reduce_dtype not in ("fp32", "bf16"):
+        raise ConfigError(f"reduce_dtype={reduce_dtype!r} is not supported; use fp32, bf16 or leave it out (null)")
+    param_dtype = torch.float32 if fp32_master_weights else dtype
+    return PrecisionPlan(param_dtype=param_dtype, compute_dtype=dtype,
+                         reduce_dtype=DTYPES[reduce_dtype] if reduce_dtype else None,
+                         device_type=device.type, distributed=distributed)

@@ -161,5 +161,41 @@ def load_full_state_dict(model: nn.Module, full_state_dict: dict[str, torch.Tens
 def load_full_optimizer_state_dict(
     model: nn.Module, optimizer: torch.optim.Optimizer, full_state_dict: dict[str, Any]
 ) -> None:
-    """Load a full optimizer state dict (from :func:`gather_full_optimizer_state_dict`, on rank 0)."""
-    _sd().set_optimizer_state_dict(model, optimizer, full_state_dict, options=_full_options(broadcast_from_rank0=True))
+    """Load a full optimizer state dict (from :func:`gather_full_optimizer_state_dict`).
+
+    Plain tensors are broadcast from rank 0. Quantised states (torchao's 8-bit optimizer
+    tensor subclasses) cannot be broadcast, so every process must pass the full state dict (the
+    recipes read it from the checkpoint on every process): each takes the rows of its own shard
+    from it (FSDP2 shards dim 0 in ``ceil(rows / world_size)`` chunks).
+
+    Raises:
+        ValueError: when a quantised state is given on one process only or does not match its shard.
+    """
+    quantised = {(fqn, key): value for fqn, state in (full_state_dict.get("state") or {}).items()
+                 for key, value in state.items() if isinstance(value, torch.Tensor) and type(value) is not torch.Tensor}
+    plain = full_state_dict
+    if quantised:
+        plain = {**full_state_dict, "state": {
+            fqn: {k: v for k, v in state.items() if (fqn, k) not in quantised}
+            for fqn, state in full_state_dict["state"].items()}}
+    _sd().set_optimizer_state_dict(model, optimizer, plain, options=_full_options(broadcast_from_rank0=True))
+    if dist.is_initialized():  # every process needs the quantised states itself: none can be broadcast
+        most = torch.tensor([float(len(quantised))], device=next(model.parameters()).device)
+        dist.all_reduce(most, op=dist.ReduceOp.MAX)
+        if int(most.item()) != len(quantised):
+            raise ValueError(f"this process was given {len(quantised)} quantised optimizer states, another "
+                             f"{int(most.item())}: pass the full optimizer state dict on every process")
+    if not quantised:
+        return
+    world_size, rank = get_world_size_and_rank()
+    params = dict(model.named_parameters())
+    for (fqn, key), full in quantised.items():
+        local = optimizer.state[params[fqn]][key]
+        shard = local.to_local() if hasattr(local, "to_local") else local
+        rows = -(-full.shape[0] // world_size) if hasattr(local, "to_local") else 0
+        start = min(rank * rows, full.shape[0])
+        if tuple(shard.shape) != (min(start + shard.shape[0], full.shape[0]) - start, *full.shape[1:]):
+            raise ValueError(f"saved optimizer state {fqn!r} ({key}) of shape {tuple(full.shape)} does not "
+                             f"match this process's shard {tuple(shard.shape)}")
+        with torch.no_grad():
+            shard.copy_(full[start:start + shard.shape[0]].to(shard.device))

@@ -145,7 +145,7 @@ def test_torchrun_options_refused_for_single_device_recipe(recipes_root, tune):
     assert err == (
         "tune: error: recipe 'generate' runs on a single device and takes no torchrun options; "
         "distributed recipes: full_finetune_distributed, lora_finetune_distributed, lora_dpo_distributed, "
-        "full_dpo_distributed, grpo_distributed\n"
+        "full_dpo_distributed, grpo_distributed, knowledge_distillation_distributed\n"
     )
 
 

@@ -181,3 +181,48 @@ def test_adapters_the_layout_cannot_hold_are_found_by_validate(tmp_path, tune):
     code, out, err = tune(["validate", str(config), "model.use_dora=true"])
     assert (code, out) == (1, "")
     assert "DoRA on 'model.layers.0.self_attn.qkv_proj'" in err and "Traceback" not in err, err
+
+
+# Distillation configs: the teacher (teacher_checkpointer) is checked too, its vocabulary first.
+def _teacher_dir(tmp_path, **sizes):
+    import torch
+    import transformers
+
+    torch.manual_seed(1)
+    config = transformers.LlamaConfig(**{
+        "vocab_size": 64, "hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 3,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64, **sizes})
+    directory = tmp_path / f"teacher_v{config.vocab_size}"
+    transformers.LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
+
+
+def _kd_config(tmp_path, teacher):
+    model_dir, data = _model_dir(tmp_path)
+    config = tmp_path / "kd.yaml"
+    config.write_text(LORA_CONFIG.format(model_dir=model_dir, out=tmp_path / "out", data=data) + f"""\
+teacher_checkpointer:
+  _component_: torchtune.training.checkpointing.HuggingFaceCheckpointer
+  checkpoint_dir: {teacher}
+  output_dir: {tmp_path / "out"}
+""")
+    return config, model_dir
+
+
+def test_distillation_teacher_is_checked(tmp_path, tune):
+    teacher = _teacher_dir(tmp_path)
+    config, _ = _kd_config(tmp_path, teacher)
+    code, out, _ = tune(["validate", str(config)])
+    assert code == 0
+    assert out.splitlines()[1].endswith("; the teacher shares the student's vocabulary, builds and its 30 checkpoint "
+                                        "tensors fit.")
+
+
+def test_distillation_teacher_of_another_vocabulary_is_named(tmp_path, tune):
+    teacher = _teacher_dir(tmp_path, vocab_size=128)
+    config, model_dir = _kd_config(tmp_path, teacher)
+    code, _, err = tune(["validate", str(config)])
+    assert code == 1
+    assert (f"teacher_checkpointer: the teacher's vocab_size=128 (config of {teacher}) differs from the student's "
+            f"vocab_size=64 (checkpointer: config of {model_dir})") in err
+    assert err.count("tune: error") == 1  # (err also holds transformers' save progress bars)

@@ -12,7 +12,25 @@ from torchtune.config import (
 
 
 def test_default_roots_are_minimal():
-    assert DEFAULT_COMPONENT_ROOTS == ("torchtune", "torch.optim", "torch.nn", "torch.utils.data")
+    assert DEFAULT_COMPONENT_ROOTS == ("torchtune", "torch.optim", "torch.nn", "torch.utils.data", "torchao.optim")
+
+
+def test_torchao_optimizers_are_allowed_but_not_the_rest_of_torchao():
+    with pytest.raises(ComponentNotAllowedError, match="outside the allowed"):
+        instantiate(DictConfig({"_component_": "torchao.quantization.quantize_"}))
+
+
+def test_missing_optional_root_names_its_extra(monkeypatch):
+    import sys
+
+    for name in [m for m in sys.modules if m == "torchao" or m.startswith("torchao.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torchao", None)  # import torchao now fails as if absent
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(ConfigError) as info:
+        instantiate(DictConfig({"_component_": "torchao.optim.AdamW8bit", "lr": 1e-3}), params)
+    assert "torchao.optim.AdamW8bit" in str(info.value)
+    assert "pip install 'torchtune[quant]'" in str(info.value)
 
 
 def test_builds_torch_components_with_args_and_kwargs():
@@ -57,7 +75,7 @@ def test_refused_path_names_key_path_and_remedy(write_yaml):
     with pytest.raises(
         ComponentNotAllowedError,
         match=rf"{path}:2: config key 'tool._component_' names 'os.system', which is outside the "
-        r"allowed component roots \(torchtune, torch.optim, torch.nn, torch.utils.data\). If you "
+        r"allowed component roots \(torchtune, torch.optim, torch.nn, torch.utils.data, torchao.optim\). If you "
         r"trust it, allow it by adding 'allowed_component_roots: \[os.\]' to the config or passing "
         r"'--allow-component-root os.' on the command line",
     ):

@@ -53,7 +53,7 @@ def test_all_problems_are_listed_with_file_line_and_suggestion(write_yaml):
         f"{path}:11: config key 'loss._component_': cannot import 'torch.nn.CrossEntropyLos': 'torch.nn' has no attribute "
         "'CrossEntropyLos'; did you mean 'CrossEntropyLoss'?",
         f"{path}:13: config key 'tool._component_' names 'os.system', which is outside the allowed "
-        "component roots (torchtune, torch.optim, torch.nn, torch.utils.data). If you trust it, allow "
+        "component roots (torchtune, torch.optim, torch.nn, torch.utils.data, torchao.optim). If you trust it, allow "
         "it by adding 'allowed_component_roots: [os.]' to the config or passing "
         "'--allow-component-root os.' on the command line",
         f"{path}:15: config key 'layers.0._component_': cannot import 'torchtune.confg.Layer': 'torchtune' has no attribute 'confg'; did you mean 'config'?",

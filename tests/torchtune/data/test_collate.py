@@ -10,6 +10,7 @@ from torchtune.data import (
     dpo_collate_fn,
     padded_collate_dpo,
     padded_collate_sft,
+    padding_free_collate_sft,
     padding_free_collate_dpo,
 )
 
@@ -93,3 +94,19 @@ def test_dpo_collate_fn_picks_the_layout_and_rejects_bad_samples():
     for collate in (padding_free_collate_dpo, padded_collate_dpo):
         with pytest.raises(ValueError, match=r"sample 0: rejected_input_ids \(3\) and rejected_labels \(1\)"):
             collate(bad)
+
+
+def test_padding_free_rows_padded_to_a_multiple_carry_the_padding_as_an_unlabelled_document():
+    samples = [{"tokens": [5, 6, 7], "labels": [6, 7, -100]}, {"tokens": [8, 9], "labels": [9, -100]}]
+    plain = padding_free_collate_sft(samples)
+    out = padding_free_collate_sft(samples, pad_to_multiple_of=4, padding_idx=0)
+    assert out["tokens"].tolist() == [[5, 6, 7, 8, 9, 0, 0, 0]]
+    assert out["labels"].tolist() == [[6, 7, -100, 9, -100, -100, -100, -100]]
+    assert out["input_pos"].tolist() == [[0, 1, 2, 0, 1, 0, 1, 2]]
+    assert out["mask"].seq_lens == ((3, 2, 3),)
+    dense = out["mask"].dense()[0]  # [8, 8]
+    assert torch.equal(dense[:5, :5], plain["mask"].dense()[0])  # the real tokens attend as before
+    assert not dense[:5, 5:].any() and not dense[5:, :5].any()  # nothing crosses into the padding
+    assert padding_free_collate_sft(samples, pad_to_multiple_of=5)["tokens"].shape == (1, 5)  # already a multiple
+    with pytest.raises(ValueError, match="pad_to_multiple_of=0 must be a positive"):
+        padding_free_collate_sft(samples, pad_to_multiple_of=0)

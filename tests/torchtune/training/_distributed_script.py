@@ -25,6 +25,7 @@ from torchtune.training import (
     init_distributed,
     load_full_optimizer_state_dict,
     load_full_state_dict,
+    precision_plan,
     shard_model,
 )
 from torchtune.training.checkpointing import load_recipe_state, save_recipe_state
@@ -124,6 +125,15 @@ def main() -> None:
     mixed_out = mixed(data()[0][0, :2])
     mixed_ok = mixed_out.dtype == torch.bfloat16 and all(p.dtype == torch.float32 for p in mixed.parameters())
 
+    # training with the recipes' precision plan: fp32 master shards, bf16 compute, fp32 reduce
+    plan = precision_plan(torch.bfloat16, torch.device("cpu"), fp32_master_weights=True, reduce_dtype="fp32",
+                          distributed=True)
+    torch.manual_seed(0)
+    planned = shard_model(TinyNet().to(plan.param_dtype), mp_policy=plan.mp_policy())
+    planned_optim = make_optimizer(planned)
+    planned_losses = train(planned, planned_optim, range(STEPS), world, rank)
+    planned_full = gather_full_state_dict(planned)
+
     if rank == 0:
         save_file(full, out / "full.safetensors")
         (out / "full_optim").mkdir()
@@ -131,7 +141,8 @@ def main() -> None:
         same = all(torch.equal(full[k], resumed_full[k]) for k in full)
         result = {"world": world, "losses": losses, "resumed_losses": resumed_losses, "resumed_equal": same,
                   "full_resumed_losses": full_resumed_losses, "fsdp_units": units, "mixed_ok": mixed_ok,
-                  "mixed_out": mixed_out.float().tolist()}
+                  "mixed_out": mixed_out.float().tolist(), "planned_losses": planned_losses}
+        save_file(planned_full, out / "planned.safetensors")
         (out / "result.json").write_text(json.dumps(result))
     dist.barrier()
     dist.destroy_process_group()

@@ -1,4 +1,5 @@
-"""get_device / get_dtype: what `device` and `dtype` (auto included) pick, and their errors."""
+"""get_device / get_dtype / precision_plan: what `device`, `dtype` (auto included) and
+`fp32_master_weights` / `reduce_dtype` pick, and their errors."""
 
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from torchtune.config import ConfigError
-from torchtune.training import get_device, get_dtype
+from torchtune.training import get_device, get_dtype, precision_plan
 
 CPU = torch.device("cpu")
 
@@ -59,3 +60,46 @@ def test_cuda_without_a_gpu_is_a_config_error():
     with pytest.raises(ConfigError, match=r"device='cuda' but this machine has no usable CUDA GPU; use device=auto or device=cpu"):
         get_device("cuda")
     assert get_device("auto") == CPU and get_device("cpu") == CPU
+
+
+def test_auto_picks_cuda_when_a_gpu_is_there(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    assert get_device("auto") == torch.device("cuda")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert get_device("auto", distributed=True) == torch.device("cuda", 3)
+
+
+def test_fp32_master_weights_keep_small_updates_that_bf16_weights_lose():
+    plan = precision_plan(torch.bfloat16, CPU, fp32_master_weights=True)
+    assert (plan.param_dtype, plan.compute_dtype, plan.mp_policy()) == (torch.float32, torch.bfloat16, None)
+    torch.manual_seed(0)
+    master = torch.nn.Linear(8, 4).to(plan.param_dtype)
+    x = torch.randn(3, 8)
+    with plan.autocast():
+        out = master(x)
+    # the product runs in bf16 on bf16 copies of the fp32 weights
+    expected = torch.nn.functional.linear(x.bfloat16(), master.weight.bfloat16(), master.bias.bfloat16())
+    assert out.dtype == torch.bfloat16 and torch.equal(out, expected)
+    # an update of 1e-4 on a weight of 1.0 survives in fp32 and vanishes in bf16 (8-bit mantissa)
+    w32, w16 = torch.ones(()), torch.ones((), dtype=torch.bfloat16)
+    assert (w32 - 1e-4).item() < 1.0 and (w16 - 1e-4).item() == 1.0
+    plain = precision_plan(torch.bfloat16, CPU)
+    assert plain.param_dtype == torch.bfloat16
+    assert plain.autocast().__class__.__name__ == "nullcontext"
+
+
+def test_fsdp_mixed_precision_policy():
+    sharded = precision_plan(torch.bfloat16, CPU, fp32_master_weights=True, reduce_dtype="fp32", distributed=True)
+    policy = sharded.mp_policy()
+    assert (policy.param_dtype, policy.reduce_dtype) == (torch.bfloat16, torch.float32)
+    assert sharded.autocast().__class__.__name__ == "nullcontext"  # FSDP2 casts, not autocast
+    bf16_reduce_fp32 = precision_plan(torch.bfloat16, CPU, reduce_dtype="fp32", distributed=True).mp_policy()
+    assert (bf16_reduce_fp32.param_dtype, bf16_reduce_fp32.reduce_dtype) == (None, torch.float32)
+    assert precision_plan(torch.float32, CPU, reduce_dtype="fp32", distributed=True).mp_policy() is None
+    assert precision_plan(torch.float32, CPU, fp32_master_weights=True, distributed=True).mp_policy() is None
+
+
+def test_unknown_reduce_dtype_names_the_key():
+    with pytest.raises(ConfigError, match=r"reduce_dtype='fp8' is not supported; use fp32, bf16"):
+        precision_plan(torch.bfloat16, CPU, reduce_dtype="fp8", distributed=True)

@@ -1,5 +1,6 @@
 """FSDP2 on 2 CPU (gloo) ranks matches single-process training; full and DCP state round trips."""
 
+import copy
 import json
 import os
 import subprocess
@@ -90,6 +91,38 @@ def test_mixed_precision_and_layer_type_units(two_rank_run):
     reference = script.TinyNet().to(torch.bfloat16)
     expected = reference(script.data()[0][0, :2].to(torch.bfloat16)).float()
     torch.testing.assert_close(torch.tensor(result["mixed_out"]), expected, rtol=0, atol=0)
+
+
+def test_fp32_master_weights_with_bf16_compute_and_fp32_reduce_match_a_direct_computation(two_rank_run):
+    """Each step: every rank's half batch through a bf16 copy of the fp32 weights, the bf16
+    gradients averaged in fp32, one AdamW step on the fp32 weights (the policy, written out)."""
+    result = json.loads((two_rank_run / "result.json").read_text())
+    torch.manual_seed(0)
+    master = script.TinyNet()
+    optim = script.make_optimizer(master)
+    xs, ys = script.data()
+    world, per_rank = 2, script.GLOBAL_BATCH // 2
+    losses = []
+    for step in range(script.STEPS):
+        grads, step_losses = None, []
+        for rank in range(world):
+            compute = copy.deepcopy(master).to(torch.bfloat16)
+            rows = slice(rank * per_rank, (rank + 1) * per_rank)
+            loss = torch.nn.functional.mse_loss(compute(xs[step, rows].to(torch.bfloat16)), ys[step, rows])
+            loss.backward()
+            rank_grads = [p.grad.float() for p in compute.parameters()]
+            grads = rank_grads if grads is None else [a + b for a, b in zip(grads, rank_grads)]
+            step_losses.append(loss.item())
+        for p, g in zip(master.parameters(), grads):
+            p.grad = g / world
+        optim.step()
+        optim.zero_grad()
+        losses.append(sum(step_losses) / world)
+    torch.testing.assert_close(torch.tensor(result["planned_losses"]), torch.tensor(losses), rtol=1e-5, atol=1e-5)
+    planned = load_file(two_rank_run / "planned.safetensors")
+    for key, value in master.state_dict().items():
+        assert planned[key].dtype == torch.float32
+        torch.testing.assert_close(planned[key], value, rtol=1e-5, atol=1e-5)
 
 
 def test_single_process_helpers_and_errors(monkeypatch):

@@ -4,7 +4,7 @@ and peft adapters."""
 
 from torchtune.training.checkpointing._atomic import COMPLETE_MARKER, atomic_directory, is_complete_checkpoint
 from torchtune.training.checkpointing._dcp import dcp_load, dcp_save
-from torchtune.training.checkpointing._fit import check_weights_fit
+from torchtune.training.checkpointing._fit import check_same_vocabulary, check_weights_fit
 from torchtune.training.checkpointing._gguf_checkpointer import (
     GGUFCheckpointer,
     export_gguf,
@@ -30,6 +30,7 @@ __all__ = [
     "HuggingFaceCheckpointer",
     "MetaCheckpointer",
     "atomic_directory",
+    "check_same_vocabulary",
     "check_save_mappings",
     "check_weights_fit",
     "dcp_load",

@@ -1,6 +1,8 @@
-"""Check, before loading, that a checkpoint's tensors have the shapes of the model built for them."""
+"""Check, before loading, that a checkpoint's tensors have the shapes of the model built for them,
+and that a distillation teacher shares its student's vocabulary."""
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,4 +43,35 @@ def check_weights_fit(model: nn.Module, state_dict: Mapping[str, torch.Tensor], 
     raise ConfigError(
         f"the checkpoint does not fit {where}: {key} is {list(theirs)} in the checkpoint but {list(ours)} in the "
         f"model ({len(differing)} of {len(state_dict)} tensors differ). {fix}"
+    )
+
+
+def check_same_vocabulary(checkpointer: Any, teacher_checkpointer: Any) -> None:
+    """Raise one clear error when a distillation teacher's vocabulary differs from its student's.
+
+    Distillation compares the two models' next-token distributions token id by token id, so both
+    must have one tokenizer. Only the checkpoints' configs are read (``vocab_size``), before any
+    weight is loaded.
+
+    Args:
+        checkpointer (Any): the student's checkpointer (config key ``checkpointer``); anything
+            with a ``config`` dict (and, for the message, a ``checkpoint_dir`` or
+            ``checkpoint_path``).
+        teacher_checkpointer (Any): the teacher's (config key ``teacher_checkpointer``).
+
+    Raises:
+        ConfigError: naming both sizes, both checkpoints and the fix.
+    """
+    student_v, teacher_v = checkpointer.config.get("vocab_size"), teacher_checkpointer.config.get("vocab_size")
+    if student_v == teacher_v:
+        return
+
+    def where(c: Any) -> str:
+        return str(getattr(c, "checkpoint_dir", None) or getattr(c, "checkpoint_path", None) or "?")
+
+    raise ConfigError(
+        f"teacher_checkpointer: the teacher's vocab_size={teacher_v} (config of {where(teacher_checkpointer)}) "
+        f"differs from the student's vocab_size={student_v} (checkpointer: config of {where(checkpointer)}); "
+        "distillation compares the models' next-token distributions token by token, so pick a teacher with the "
+        "student's tokenizer (usually a bigger model of the same family)"
     )

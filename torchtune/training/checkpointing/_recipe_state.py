@@ -2,10 +2,14 @@
 
 Tensors go to ``recipe_state.safetensors``; everything else is JSON in ``recipe_state.json``,
 where a tensor is referenced as ``{"__tensor__": key}``, a tuple as ``{"__tuple__": [...]}``
-and a dict with non-string keys as ``{"__items__": [[key, value], ...]}``. Loading never
-unpickles.
+and a dict with non-string keys as ``{"__items__": [[key, value], ...]}``. The quantised
+optimizer states of torchao (8-bit AdamW's ``OptimState8bit`` and its kin, tensor subclasses)
+are stored as their plain inner tensors and attributes, ``{"__subclass__": "torchao.optim...",
+"tensors": {...}, "attrs": [...]}``, and rebuilt from them; only classes under
+``torchao.optim`` are rebuilt. Loading never unpickles.
 """
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,10 +23,37 @@ from torchtune.training import get_rng_state, load_full_optimizer_state_dict, se
 
 _FORMAT_VERSION = 1
 _SCALARS = (str, int, float, bool, type(None))
+# Tensor subclasses stored by their parts (``__tensor_flatten__``) and rebuilt on load.
+_SUBCLASS_ROOTS = ("torchao.optim.",)
+
+
+def _is_stored_subclass(obj: Any) -> bool:
+    return isinstance(obj, torch.Tensor) and hasattr(obj, "__tensor_flatten__") and (
+        type(obj).__module__ + ".").startswith(_SUBCLASS_ROOTS)
+
+
+def _subclass(path: str) -> type:
+    """The tensor subclass named ``module.QualName``, only under :data:`_SUBCLASS_ROOTS`."""
+    module, _, name = path.rpartition(".")
+    if not (module + ".").startswith(_SUBCLASS_ROOTS):
+        raise ValueError(f"recipe state names tensor class {path!r}; only classes under "
+                         f"{', '.join(_SUBCLASS_ROOTS)} are rebuilt")
+    cls = getattr(importlib.import_module(module), name, None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.Tensor) and hasattr(cls, "__tensor_unflatten__")):
+        raise ValueError(f"recipe state names {path!r}, which is not a tensor subclass that can be rebuilt")
+    return cls
 
 
 def _encode(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
     """Turn ``obj`` into JSON, moving tensors into ``tensors`` under dotted keys."""
+    if _is_stored_subclass(obj):
+        names, attrs = obj.__tensor_flatten__()
+        return {"__subclass__": f"{type(obj).__module__}.{type(obj).__qualname__}",
+                "tensors": {n: _encode(getattr(obj, n), f"{key}.{n}", tensors) for n in names},
+                "attrs": _encode(list(attrs), f"{key}.attrs", tensors),
+                "shape": list(obj.shape), "stride": list(obj.stride())}
+    if isinstance(obj, torch.dtype):
+        return {"__dtype__": str(obj).removeprefix("torch.")}
     if isinstance(obj, torch.Tensor):
         if key in tensors:  # dotted paths can coincide ({"a.b": x} and {"a": {"b": y}})
             key = f"{key}#{len(tensors)}"
@@ -45,7 +76,7 @@ def _encode(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
                               for i, (k, v) in enumerate(obj.items())]}
     raise TypeError(
         f"recipe state at {key!r} has type {type(obj).__name__}; allowed: tensors, numpy arrays, "
-        "str, int, float, bool, None, and lists/tuples/dicts of those"
+        "str, int, float, bool, None, torch dtypes, torchao optimizer states, and lists/tuples/dicts of those"
     )
 
 
@@ -57,6 +88,16 @@ def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
         return obj
     if "__tensor__" in obj:
         return tensors[obj["__tensor__"]]
+    if "__subclass__" in obj:
+        cls = _subclass(obj["__subclass__"])
+        inner = {k: _decode(v, tensors) for k, v in obj["tensors"].items()}
+        return cls.__tensor_unflatten__(inner, _decode(obj["attrs"], tensors), torch.Size(obj["shape"]),
+                                        tuple(obj["stride"]))
+    if "__dtype__" in obj:
+        dtype = getattr(torch, obj["__dtype__"], None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"recipe state names an unknown dtype {obj['__dtype__']!r}")
+        return dtype
     if "__ndarray__" in obj:
         return np.array(obj["__ndarray__"], dtype=obj["dtype"])
     if "__tuple__" in obj:
@@ -131,7 +172,7 @@ def save_recipe_state(
         TypeError: if a value cannot be stored without pickling.
     """
     directory = Path(directory)
-    if isinstance(optimizer, torch.optim.Optimizer):
+    if optimizer is not None and hasattr(optimizer, "state_dict"):  # an optimizer (or OptimizerInBackward)
         optimizer = optimizer.state_dict()
     if lr_scheduler is not None and hasattr(lr_scheduler, "state_dict"):
         lr_scheduler = lr_scheduler.state_dict()

@@ -64,3 +64,17 @@ def test_save_mappings_check_adapters_on_a_fused_layout():
                                           r"'layers\.0\.attn\.v_proj'\].*model\.lora_attn_modules"):
         check_save_mappings(model.state_dict(), phi3, adapter_specs=get_adapter_specs(model))
     check_save_mappings(model_from_hf_config(phi3).state_dict(), phi3)  # without adapters Phi-3 saves fine
+
+
+def test_same_vocabulary_passes_another_is_named_with_both_checkpoints():
+    from types import SimpleNamespace
+
+    from torchtune.training.checkpointing import check_same_vocabulary
+
+    student = SimpleNamespace(config={"vocab_size": 64}, checkpoint_dir="/m/student")
+    check_same_vocabulary(student, SimpleNamespace(config={"vocab_size": 64}, checkpoint_dir="/m/teacher"))
+    with pytest.raises(ConfigError) as info:
+        check_same_vocabulary(student, SimpleNamespace(config={"vocab_size": 128}, checkpoint_path="/m/teacher.gguf"))
+    assert str(info.value).startswith(
+        "teacher_checkpointer: the teacher's vocab_size=128 (config of /m/teacher.gguf) differs from the student's "
+        "vocab_size=64 (checkpointer: config of /m/student); ")

@@ -109,3 +109,15 @@ def test_missing_files_and_unknown_version(tmp_path):
     path.write_text(json.dumps({**json.loads(path.read_text()), "version": 7}))
     with pytest.raises(ValueError, match="recipe state version=7 is not supported"):
         load_recipe_state(tmp_path)
+
+
+def test_only_torchao_optimizer_states_are_rebuilt_from_a_class_name(tmp_path):
+    save_recipe_state(tmp_path, step=0, epoch=0, extra={"dtype": torch.bfloat16})
+    assert load_recipe_state(tmp_path)["extra"]["dtype"] is torch.bfloat16
+    path = tmp_path / "recipe_state.json"
+    state = json.loads(path.read_text())
+    state["extra"] = {"x": {"__subclass__": "torch.nn.parameter.Parameter", "tensors": {}, "attrs": [],
+                            "shape": [1], "stride": [1]}}
+    path.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match=r"tensor class 'torch.nn.parameter.Parameter'; only classes under torchao.optim."):
+        load_recipe_state(tmp_path)
