@@ -12,7 +12,7 @@ import pytest
 from recipe_tests._installed import runfile, wheel_path
 
 MANIFEST = "recipe_tests/wheel_manifest.txt"
-EXTRAS = {"recipes", "gguf", "hf", "datasets", "wandb", "tensorboard", "mlflow", "eval", "dev"}
+EXTRAS = {"recipes", "gguf", "hf", "datasets", "wandb", "tensorboard", "mlflow", "eval", "quant", "dev"}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,7 @@ def test_metadata_requires_and_extras(wheel):
     assert not any(r.startswith(("matplotlib", "transformers", "peft")) for r in plain), plain
     assert any(r.startswith("matplotlib") and 'extra == "recipes"' in r for r in requires)
     assert any(r.startswith("gguf") and 'extra == "gguf"' in r for r in requires)
+    assert any(r.startswith("torchao") and 'extra == "quant"' in r for r in requires)
 
 
 def test_console_script(wheel):

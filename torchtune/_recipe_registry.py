@@ -27,6 +27,7 @@ EXTRAS: dict[str, list[str]] = {
     "tensorboard": ["tensorboard"],
     "mlflow": ["mlflow"],
     "gguf": ["gguf"],
+    "quant": ["torchao"],
 }
 
 
