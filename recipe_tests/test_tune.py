@@ -214,8 +214,9 @@ def test_eval_without_its_extra_names_it(tt, work):
 
 
 def test_unsaveable_lora_target_stops_before_training(tt, work):
-    """A LoRA target that the checkpoint's layout fuses (q_proj of Phi-3's qkv_proj) is refused
-    before the first step, in one line, instead of crashing at the final save."""
+    """Adapters the checkpoint's layout cannot hold (DoRA on q_proj and v_proj of Phi-3's fused
+    qkv_proj: its magnitude is per row of the whole fused weight) are refused before the first
+    step, in one line, instead of crashing at the final save."""
     from transformers import Phi3Config, Phi3ForCausalLM
 
     tiny = tt.run("python", "-c", "import torchtune; print(torchtune.recipes_root())", cwd=work).stdout.strip()
@@ -230,9 +231,10 @@ def test_unsaveable_lora_target_stops_before_training(tt, work):
                   f"model_dir={model_dir}", f"output_dir={out}", "dataset_val=null",
                   f"tokenizer.tokenizer_json_path={tiny}/tokenizer.json",
                   f"tokenizer.tokenizer_config_json_path={tiny}/tokenizer_config.json",
-                  f"dataset.data_files={tiny}/instructions.jsonl", cwd=work, check=False)
+                  f"dataset.data_files={tiny}/instructions.jsonl", "model.use_dora=true",
+                  "model.lora_attn_modules=[q_proj,v_proj]", cwd=work, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert "no mapping for module 'layers.0.attn.q_proj'" in proc.stderr
+    assert "DoRA on 'model.layers.0.self_attn.qkv_proj'" in proc.stderr
     assert "model.lora_attn_modules" in proc.stderr
     assert not list(out.glob("step_*")) and not (out / "logs").exists()
 
