@@ -173,13 +173,15 @@ def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch
                      embed_dim=cfg["hidden_size"], max_seq_len=cfg["max_position_embeddings"],
                      intermediate_dim=cfg["intermediate_size"], rope_base=int(cfg["rope_theta"]),
                      tie_word_embeddings=cfg["tie_word_embeddings"])
+        qlora = impl == "0.6.1-qlora"  # its QLoRA: quantize_base=True on the same LoRA builder
         if method == "lora":
             model = lora_llama3_2(LORA["lora_attn_modules"], LORA["apply_lora_to_mlp"], **sizes,
-                                  lora_rank=LORA["lora_rank"], lora_alpha=LORA["lora_alpha"])
+                                  lora_rank=LORA["lora_rank"], lora_alpha=LORA["lora_alpha"], quantize_base=qlora)
         else:
             model = llama3_2(**sizes)
         loss_fn = CEWithChunkedOutputLoss(num_output_chunks=4)
-        model = model.to(DTYPES[dtype])
+        if not qlora:  # (built in the default fp32; .to would not keep 0.6.1's NF4 weights as they are)
+            model = model.to(DTYPES[dtype])
     from torchtune.modules.peft import get_adapter_params, set_trainable_params  # same names in both
 
     if method == "lora":
@@ -190,7 +192,7 @@ def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch
 
 IMPLS = {  # impl -> (batches, fused AdamW, output_index: the model computes only labelled positions)
     "ours": ("free", True, True), "ours-padded": ("padded", True, True), "ours-packed": ("packed", True, True),
-    "ours-baseline": ("padded", False, False), "0.6.1": ("padded", False, False),
+    "ours-baseline": ("padded", False, False), "0.6.1": ("padded", False, False), "0.6.1-qlora": ("padded", False, False),
     "ours-qlora": ("free", True, True), "ours-qlora-ac": ("free", True, True),
 }
 
@@ -316,7 +318,8 @@ def machine() -> str:
 
 
 IMPL_NAMES = {"ours": "this torchtune", "ours-padded": "this torchtune, padded", "ours-packed": "this torchtune, packed",
-              "ours-baseline": "this torchtune, before (full logits, for-loop AdamW)", "0.6.1": "torchtune 0.6.1"}
+              "ours-baseline": "this torchtune, before (full logits, for-loop AdamW)", "0.6.1": "torchtune 0.6.1",
+              "0.6.1-qlora": "torchtune 0.6.1 QLoRA"}
 
 
 def targets(results: list[dict], peaks: dict[str, float]) -> str:
@@ -436,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=["lora", "full"], choices=["lora", "full"])
     parser.add_argument("--cases", nargs="+", metavar="SIZE:METHOD",
                         help="explicit cases, e.g. 1B:lora (instead of --sizes x --methods)")
-    parser.add_argument("--impls", nargs="+", default=["ours"], choices=[i for i in IMPLS if i != "0.6.1"],
+    parser.add_argument("--impls", nargs="+", default=["ours"], choices=[i for i in IMPLS if not i.startswith("0.6.1")],
                         help="our variants: ours = padding-free batches, output_index, LinearCrossEntropyLoss, "
                         "fused AdamW (the recipes' path); ours-padded / ours-packed = the same on padded / "
                         "packed batches; ours-baseline = padded, full logits, default AdamW; ours-qlora = "
@@ -471,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run nothing: merge the results saved by earlier --json runs (e.g. 1B apart) and "
                         "print them / write the docs; the highest measured peak counts")
     parser.add_argument("--reference-python", help="interpreter of a torchtune 0.6.1 venv to compare with")
+    parser.add_argument("--reference-impls", nargs="+", default=["0.6.1"], choices=["0.6.1", "0.6.1-qlora"],
+                        help="what --reference-python runs: 0.6.1 = its LoRA/full; 0.6.1-qlora = its QLoRA "
+                        "(quantize_base=True, LoRA cases, fp32 only)")
     parser.add_argument("--reference-cases", nargs="+", metavar="SIZE:METHOD",
                         help="cases also run with --reference-python (default: all cases)")
     parser.add_argument("--one", nargs=5, metavar=("IMPL", "SIZE", "METHOD", "BATCHES", "DTYPE"), help=argparse.SUPPRESS)
@@ -495,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     reference = [tuple(c.split(":")) for c in args.reference_cases] if args.reference_cases else cases
     runs = [(impl, sys.executable, c, d) for d in args.dtypes for c in cases for impl in args.impls]
     if args.reference_python:
-        runs += [("0.6.1", args.reference_python, c, d) for d in args.dtypes for c in reference]
+        runs += [(impl, args.reference_python, c, d) for impl in args.reference_impls for d in args.dtypes
+                 for c in reference]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         batches = Path(tmp) / "batches.pt"
@@ -508,8 +515,9 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):  # interleaved, so that load changes hit every case alike
             for impl, python, (size, method), dtype in runs:
                 cmd = [python, __file__, "--one", impl, size, method, str(batches), dtype, *flags]
-                proc = subprocess.run(cmd, capture_output=True, text=True, env=ref_env if impl == "0.6.1" else env)
-                if proc.returncode and impl == "0.6.1":  # the comparison is optional: our rows still count
+                proc = subprocess.run(cmd, capture_output=True, text=True,
+                                      env=ref_env if impl.startswith("0.6.1") else env)
+                if proc.returncode and impl.startswith("0.6.1"):  # the comparison is optional: our rows still count
                     print(f"torchtune 0.6.1 {size} {method} {dtype} failed, row left out:\n{proc.stderr[-2000:]}",
                           flush=True)
                     continue
