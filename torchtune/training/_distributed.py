@@ -139,10 +139,51 @@ def gather_full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def gather_full_optimizer_state_dict(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Gather the full optimizer state dict (keyed by parameter name) onto rank 0's CPU.
 
+    Plain states are all-gathered as DTensors. Quantised states (torchao's 8-bit optimizer tensor
+    subclasses, sharded on dim 0 like their parameters, each shard with whole quantisation blocks)
+    are gathered here from their inner ``codes`` and ``scale`` tensors with plain collectives and
+    rebuilt on rank 0: DTensor's own all-gather of these subclasses (functional collectives on their
+    inner tensors) crashed a gloo process at a save now and then.
+
     Returns:
         dict[str, Any]: ``{"state": {fqn: {...}}, "param_groups": [...]}`` on rank 0; empty elsewhere.
+
+    Raises:
+        TypeError: for a quantised state that is not made of ``codes`` and ``scale`` blocks.
     """
-    return _sd().get_optimizer_state_dict(model, optimizer, options=_full_options(cpu_offload=True))
+    sharded = _sd().get_optimizer_state_dict(model, optimizer, options=_sd().StateDictOptions(full_state_dict=False))
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    full: dict[str, dict[str, Any]] = {}
+    for fqn, state in sharded.get("state", {}).items():  # the parameters' order, the same on every process
+        for key, value in state.items():
+            local = getattr(value, "_local_tensor", None)
+            if local is None:  # not sharded (e.g. the step count)
+                gathered = value.detach().cpu() if isinstance(value, torch.Tensor) else value
+            elif type(local) is torch.Tensor:
+                gathered = value.full_tensor().cpu()
+            else:
+                gathered = _gather_quantised_state(local, tuple(value.shape), f"{fqn} ({key})")
+            if rank == 0:
+                full.setdefault(fqn, {})[key] = gathered
+    return {"state": full, "param_groups": sharded["param_groups"]} if rank == 0 else {}
+
+
+def _gather_quantised_state(local: torch.Tensor, shape: tuple[int, ...], name: str) -> torch.Tensor | None:
+    """One quantised optimizer state of ``shape`` rebuilt on rank 0's CPU from every process's
+    dim-0 shard ``local`` (None on the other ranks)."""
+    if not all(isinstance(getattr(local, attr, None), torch.Tensor) for attr in ("codes", "scale")):
+        raise TypeError(f"optimizer state {name} is a {type(local).__name__}, which cannot be gathered: only "
+                        "quantised states made of 'codes' and 'scale' blocks (torchao's 8-bit optimizers) can")
+    inner_names, context = local.__tensor_flatten__()
+    parts = [local.codes.detach().cpu(), local.scale.detach().cpu()]
+    everyone: list[Any] = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(parts, everyone, dst=0)
+    if dist.get_rank() != 0:
+        return None
+    inner = {n: getattr(local, n).detach().cpu() for n in inner_names}
+    inner["codes"] = torch.cat([codes for codes, _ in everyone])  # [rows, ...]
+    inner["scale"] = torch.cat([scale for _, scale in everyone])  # [blocks]
+    return type(local).__tensor_unflatten__(inner, context, shape, None)
 
 
 def load_full_state_dict(model: nn.Module, full_state_dict: dict[str, torch.Tensor], *, strict: bool = True) -> None:
