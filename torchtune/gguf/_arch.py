@@ -19,6 +19,14 @@ the value changes llama.cpp's converter makes:
   at 10000, and reads linear RoPE scaling of the global layers from ``rope.scaling.*``.
 - ``gemma2``: every RMSNorm weight is stored as ``w + 1`` because llama.cpp's RMSNorm
   multiplies by the weight where Gemma's multiplies by ``1 + w``.
+- ``gpt-oss`` (Hugging Face ``gpt_oss``): the router is ``ffn_gate_inp`` (with a bias), the
+  sinks ``attn_sinks``, the norm before the experts ``post_attention_norm``. Hugging Face's
+  ``experts.gate_up_proj [E, d, 2h]`` (gate and up columns interleaved) becomes
+  ``ffn_gate_exps`` / ``ffn_up_exps`` ``[E, h, d]`` (its even and odd columns, transposed) and
+  ``down_proj [E, h, d]`` becomes ``ffn_down_exps [E, d, h]``; the biases split the same way.
+  The expert tensors may be MXFP4. llama.cpp fixes the clamped SwiGLU (alpha 1.702, limit 7),
+  the softmax over the top-k router logits, and one sliding-window layer in 2 (the first);
+  RoPE is YaRN from ``rope.scaling.*``.
 """
 
 import re
@@ -29,15 +37,18 @@ import torch
 from torchtune.gguf._rope import rope_scaling_from_divisors
 
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "smollm3", "qwen3moe")
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "smollm3", "qwen3moe", "gpt-oss")
 # GGUF architecture -> Hugging Face model_type, where they differ
-_MODEL_TYPES = {"qwen3moe": "qwen3_moe", "gemma3": "gemma3_text"}
+_MODEL_TYPES = {"qwen3moe": "qwen3_moe", "gemma3": "gemma3_text", "gpt-oss": "gpt_oss"}
 GEMMA3_SLIDING_WINDOW_PATTERN = 6  # llama.cpp's constants for gemma3
 GEMMA3_LOCAL_ROPE_BASE = 10_000.0
 _GGUF_ARCHITECTURES = {v: k for k, v in _MODEL_TYPES.items()}
 _PERMUTED_ARCHITECTURES = frozenset({"llama", "smollm3"})
 SMOLLM3_NO_ROPE_LAYER_STEP = 4  # llama.cpp's constant
 _NORM_PLUS_ONE_ARCHITECTURES = frozenset({"gemma2", "gemma3"})
+GPT_OSS_SWA_PERIOD = 2  # llama.cpp's default for gpt-oss: layer i slides unless (i + 1) % 2 == 0
+GPT_OSS_SWIGLU_LIMIT = 7.0  # llama.cpp's fixed clamp of the gpt-oss SwiGLU (alpha 1.702)
+_YARN_BETA_FAST, _YARN_BETA_SLOW = 32.0, 1.0  # llama.cpp's defaults when the file has no yarn_beta_* keys
 
 _HF_MODEL_CLASSES = {
     "llama": "LlamaForCausalLM",
@@ -47,6 +58,7 @@ _HF_MODEL_CLASSES = {
     "smollm3": "SmolLM3ForCausalLM",
     "qwen3moe": "Qwen3MoeForCausalLM",
     "gemma3": "Gemma3ForCausalLM",
+    "gpt-oss": "GptOssForCausalLM",
 }
 
 # GGUF block tensor stem -> Hugging Face module path inside model.layers.{i}
@@ -78,6 +90,17 @@ _MOE_BLOCK_NAMES = {
     "ffn_up_exps": "mlp.experts.up_proj",
     "ffn_down_exps": "mlp.experts.down_proj",
 }
+# gpt-oss: attention with sinks, the router and stacked experts with biases; GGUF's split gate/up
+# experts are joined into Hugging Face's interleaved gate_up_proj on read (join_gpt_oss_experts)
+_GPT_OSS_BLOCK_NAMES = {
+    **{k: v for k, v in _BLOCK_NAMES.items() if k.startswith("attn_") and not k.endswith(("q_norm", "k_norm"))},
+    "attn_sinks": "self_attn.sinks",
+    "post_attention_norm": "post_attention_layernorm",
+    "ffn_gate_inp": "mlp.router",
+    "ffn_gate_exps": "mlp.experts.gate_proj",
+    "ffn_up_exps": "mlp.experts.up_proj",
+    "ffn_down_exps": "mlp.experts.down_proj",
+}
 _GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _BLOCK_RE = re.compile(r"^blk\.(\d+)\.([a-z_0-9]+)\.(weight|bias)$")
 _GLOBAL_RE = re.compile(r"^([a-z_0-9]+)\.(weight|bias)$")
@@ -103,8 +126,8 @@ def gguf_architecture(model_type: str) -> str:
 
 def _block_names(arch: str) -> dict[str, str]:
     arch = gguf_architecture(arch)
-    return {"gemma2": _GEMMA2_BLOCK_NAMES, "gemma3": _GEMMA2_BLOCK_NAMES, "qwen3moe": _MOE_BLOCK_NAMES}.get(
-        arch, _BLOCK_NAMES)
+    return {"gemma2": _GEMMA2_BLOCK_NAMES, "gemma3": _GEMMA2_BLOCK_NAMES, "qwen3moe": _MOE_BLOCK_NAMES,
+            "gpt-oss": _GPT_OSS_BLOCK_NAMES}.get(arch, _BLOCK_NAMES)
 
 
 def gguf_to_hf_name(name: str, arch: str) -> str:
@@ -225,7 +248,8 @@ def hf_config_from_metadata(
     arch = _require(metadata, "general.architecture")
     check_architecture(arch)
     scaling = metadata.get(f"{arch}.rope.scaling.type", "none")
-    if (scaling != "none" and not (arch == "gemma3" and scaling == "linear")) or ("rope_freqs.weight" in tensor_shapes and rope_freqs is None):
+    allowed = {"gemma3": "linear", "gpt-oss": "yarn"}.get(arch)
+    if (scaling != "none" and scaling != allowed) or ("rope_freqs.weight" in tensor_shapes and rope_freqs is None):
         raise ValueError(f"GGUF rope scaling '{scaling}' (or a rope_freqs tensor not passed in) is not supported")
 
     def key(name: str) -> Any:
@@ -275,6 +299,9 @@ def hf_config_from_metadata(
             num_experts=int(key("expert_count")), num_experts_per_tok=int(key("expert_used_count")),
             moe_intermediate_size=int(key("expert_feed_forward_length")), norm_topk_prob=True,
         )
+    if arch == "gpt-oss":
+        config.update(_gpt_oss_extras(metadata, config, scaling))
+        check_gpt_oss_tensor_shapes(tensor_shapes, config)
     if arch == "smollm3":
         step = SMOLLM3_NO_ROPE_LAYER_STEP
         config["no_rope_layer_interval"] = step
@@ -413,4 +440,185 @@ def split_hf_experts(state_dict: dict[str, torch.Tensor], config: dict[str, Any]
             if sorted(got) != list(range(n)):
                 raise ValueError(f"{prefix}.*.{proj}.weight: has experts {sorted(got)}, expected 0..{n - 1}")
             out[f"{prefix}.{proj}.weight"] = torch.stack([got[i] for i in range(n)])
+    return out
+
+
+def _gpt_oss_layer_types(period: int, n: int) -> list[str]:
+    """llama.cpp's sliding-window layers for a pattern period: layer i slides when
+    ``i % period < period - 1`` (every layer when the period is 0)."""
+    return ["sliding_attention" if period == 0 or i % period < period - 1 else "full_attention" for i in range(n)]
+
+
+def _gpt_oss_extras(metadata: dict[str, Any], config: dict[str, Any], scaling: str) -> dict[str, Any]:
+    """gpt-oss's experts, sliding window, layer pattern and YaRN RoPE as llama.cpp runs them.
+
+    YaRN is read as gpt-oss defines it (``truncate=False``, the published configs' setting): the
+    correction range is not rounded to whole dims.
+    """
+    arch, theta = "gpt-oss", config["rope_theta"]
+    period = metadata.get(f"{arch}.attention.sliding_window_pattern", GPT_OSS_SWA_PERIOD)
+    if isinstance(period, (list, tuple)) or isinstance(period, bool):
+        raise ValueError(f"{arch}.attention.sliding_window_pattern={period!r} is not supported; only a period "
+                         f"(an integer, llama.cpp's default {GPT_OSS_SWA_PERIOD}) is")
+    rope = {"rope_type": "default", "rope_theta": theta}
+    if scaling == "yarn":
+        rope = {
+            "rope_type": "yarn",
+            "rope_theta": theta,
+            "factor": float(_require(metadata, f"{arch}.rope.scaling.factor")),
+            "original_max_position_embeddings": int(_require(metadata, f"{arch}.rope.scaling.original_context_length")),
+            "beta_fast": float(metadata.get(f"{arch}.rope.scaling.yarn_beta_fast", _YARN_BETA_FAST)),
+            "beta_slow": float(metadata.get(f"{arch}.rope.scaling.yarn_beta_slow", _YARN_BETA_SLOW)),
+            "truncate": False,
+        }
+        if f"{arch}.rope.scaling.yarn_attn_factor" in metadata:
+            rope["attention_factor"] = float(metadata[f"{arch}.rope.scaling.yarn_attn_factor"])
+    return {
+        "intermediate_size": int(_require(metadata, f"{arch}.expert_feed_forward_length")),
+        "num_local_experts": int(_require(metadata, f"{arch}.expert_count")),
+        "num_experts_per_tok": int(_require(metadata, f"{arch}.expert_used_count")),
+        "sliding_window": int(_require(metadata, f"{arch}.attention.sliding_window")),
+        "layer_types": _gpt_oss_layer_types(int(period), config["num_hidden_layers"]),
+        "attention_bias": True,
+        "swiglu_limit": GPT_OSS_SWIGLU_LIMIT,
+        "rope_parameters": rope,
+    }
+
+
+def check_gpt_oss_tensor_shapes(tensor_shapes: dict[str, tuple[int, ...]], config: dict[str, Any]) -> None:
+    """Check a gpt-oss file's router, expert and sink tensors against its metadata.
+
+    Args:
+        tensor_shapes (dict[str, tuple[int, ...]]): GGUF tensor name -> torch-order shape.
+        config (dict[str, Any]): from :func:`hf_config_from_metadata`.
+
+    Raises:
+        ValueError: naming the tensor, its shape and the shape the metadata implies.
+    """
+    e, h, d = config["num_local_experts"], config["intermediate_size"], config["hidden_size"]
+    expected = {
+        ("ffn_gate_inp", "weight"): (e, d), ("ffn_gate_inp", "bias"): (e,),
+        ("ffn_gate_exps", "weight"): (e, h, d), ("ffn_gate_exps", "bias"): (e, h),
+        ("ffn_up_exps", "weight"): (e, h, d), ("ffn_up_exps", "bias"): (e, h),
+        ("ffn_down_exps", "weight"): (e, d, h), ("ffn_down_exps", "bias"): (e, d),
+        ("attn_sinks", "weight"): (config["num_attention_heads"],),
+    }
+    for name, shape in tensor_shapes.items():
+        match = _BLOCK_RE.match(name)
+        want = expected.get(match.groups()[1:]) if match else None
+        if want is not None and tuple(shape) != want:
+            raise ValueError(
+                f"GGUF tensor '{name}' has shape {list(shape)} but the metadata (gpt-oss.expert_count={e}, "
+                f"gpt-oss.expert_feed_forward_length={h}, gpt-oss.embedding_length={d}, "
+                f"gpt-oss.attention.head_count={config['num_attention_heads']}) implies {list(want)}"
+            )
+
+
+def gpt_oss_gguf_rope(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The YaRN parameters of a gpt-oss config (v4 ``rope_scaling`` or v5 ``rope_parameters``), None
+    for plain RoPE.
+
+    Raises:
+        ValueError: for another kind of RoPE scaling.
+    """
+    scaling = config.get("rope_scaling") or config.get("rope_parameters") or {}
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "default":
+        return None
+    if kind != "yarn":
+        raise ValueError(f"rope_type={kind!r} cannot be written to a gpt-oss GGUF; supported: default, yarn")
+    return scaling
+
+
+def check_gpt_oss_layout(config: dict[str, Any]) -> None:
+    """Raise unless a gpt-oss config has what llama.cpp's gpt-oss runs: attention biases, the
+    clamped SwiGLU of limit 7 and alpha 1.702, and a sliding-window layer then a full one.
+
+    Raises:
+        ValueError: naming the setting that a GGUF file cannot hold.
+    """
+    n = config["num_hidden_layers"]
+    expected = _gpt_oss_layer_types(GPT_OSS_SWA_PERIOD, n)
+    types = list(config.get("layer_types") or expected)
+    if types != expected:
+        raise ValueError(f"layer_types={types} cannot be written to GGUF: llama.cpp's gpt-oss slides the window "
+                         f"on every other layer, starting with the first ({expected})")
+    if float(config.get("swiglu_limit", GPT_OSS_SWIGLU_LIMIT)) != GPT_OSS_SWIGLU_LIMIT:
+        raise ValueError(f"swiglu_limit={config['swiglu_limit']} cannot be written to GGUF: llama.cpp's gpt-oss "
+                         f"clamps at {GPT_OSS_SWIGLU_LIMIT}")
+    if float(config.get("swiglu_alpha", 1.702)) != 1.702:
+        raise ValueError(f"swiglu_alpha={config['swiglu_alpha']} cannot be written to GGUF: llama.cpp's gpt-oss "
+                         "uses 1.702")
+    if not config.get("attention_bias", True):
+        raise ValueError("attention_bias=False cannot be written to GGUF: llama.cpp's gpt-oss requires the "
+                         "attention biases")
+    gpt_oss_gguf_rope(config)
+
+
+def _interleave(first: torch.Tensor, second: torch.Tensor, dim: int) -> torch.Tensor:
+    """``first`` and ``second`` alternating along ``dim`` (first, second, first, ...)."""
+    return torch.stack([first, second], dim=dim + 1).flatten(dim, dim + 1)
+
+
+def join_gpt_oss_experts(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """GGUF's split gpt-oss experts (under :func:`gguf_to_hf_name`'s names) in Hugging Face's layout:
+    ``experts.gate_up_proj [E, d, 2h]`` and ``gate_up_proj_bias [E, 2h]`` with gate and up
+    interleaved, ``down_proj [E, h, d]``, ``down_proj_bias [E, d]``, and ``self_attn.sinks``.
+
+    Raises:
+        ValueError: when a layer has only one of the gate and up tensors.
+    """
+    out = {}
+    for name, value in state_dict.items():
+        if ".mlp.experts.up_proj." in name:
+            continue
+        if ".mlp.experts.gate_proj." in name:
+            up_name = name.replace(".gate_proj.", ".up_proj.")
+            if up_name not in state_dict:
+                raise ValueError(f"{name} has no {up_name} to pair with (GGUF's ffn_gate_exps needs its ffn_up_exps)")
+            prefix, kind = name.rsplit(".gate_proj.", 1)
+            joined = _interleave(value, state_dict[up_name], dim=1)  # [E, 2h, d] or [E, 2h]
+            if kind == "weight":
+                out[f"{prefix}.gate_up_proj"] = joined.transpose(1, 2).contiguous()  # [E, d, 2h]
+            else:
+                out[f"{prefix}.gate_up_proj_bias"] = joined
+        elif ".mlp.experts.down_proj." in name:
+            prefix, kind = name.rsplit(".down_proj.", 1)
+            if kind == "weight":
+                out[f"{prefix}.down_proj"] = value.transpose(1, 2).contiguous()  # [E, d, h] -> [E, h, d]
+            else:
+                out[f"{prefix}.down_proj_bias"] = value
+        elif name.endswith(".self_attn.sinks.weight"):
+            out[name[: -len(".weight")]] = value
+        else:
+            out[name] = value
+    missing = sorted(n for n in state_dict if ".mlp.experts.up_proj." in n
+                     and n.replace(".up_proj.", ".gate_proj.") not in state_dict)
+    if missing:
+        raise ValueError(f"{missing[0]} has no gate_proj to pair with (GGUF's ffn_up_exps needs its ffn_gate_exps)")
+    return out
+
+
+def split_gpt_oss_experts(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Hugging Face's gpt-oss experts and sinks as llama.cpp's converter splits them (inverse of
+    :func:`join_gpt_oss_experts`), under names :func:`hf_to_gguf_name` maps."""
+    out = {}
+    for name, value in state_dict.items():
+        if name.endswith(".mlp.experts.gate_up_proj"):
+            prefix = name[: -len(".gate_up_proj")]
+            rows = value.transpose(1, 2)  # [E, 2h, d], gate and up rows interleaved
+            out[f"{prefix}.gate_proj.weight"] = rows[:, 0::2].contiguous()
+            out[f"{prefix}.up_proj.weight"] = rows[:, 1::2].contiguous()
+        elif name.endswith(".mlp.experts.gate_up_proj_bias"):
+            prefix = name[: -len(".gate_up_proj_bias")]
+            out[f"{prefix}.gate_proj.bias"] = value[:, 0::2].contiguous()
+            out[f"{prefix}.up_proj.bias"] = value[:, 1::2].contiguous()
+        elif name.endswith(".mlp.experts.down_proj"):
+            out[f"{name}.weight"] = value.transpose(1, 2).contiguous()  # [E, h, d] -> [E, d, h]
+        elif name.endswith(".mlp.experts.down_proj_bias"):
+            out[name[: -len("_bias")] + ".bias"] = value
+        elif name.endswith(".self_attn.sinks"):
+            out[f"{name}.weight"] = value
+        else:
+            out[name] = value
     return out

@@ -11,10 +11,14 @@ import torch
 
 from torchtune.gguf._arch import (
     check_architecture,
+    check_gpt_oss_layout,
     check_smollm3_layout,
     gemma3_gguf_rope,
     gguf_architecture,
+    gpt_oss_gguf_rope,
     join_gguf_experts,
+    join_gpt_oss_experts,
+    split_gpt_oss_experts,
     split_hf_experts,
     gguf_to_hf_name,
     gguf_value_to_hf,
@@ -128,6 +132,8 @@ def read_hf_state_dict(
                     len(decoded), dtype, ", ".join(decoded))
     if config["model_type"] == "qwen3_moe":
         state_dict = join_gguf_experts(state_dict)
+    if config["model_type"] == "gpt_oss":
+        state_dict = join_gpt_oss_experts(state_dict)
     return state_dict
 
 
@@ -247,6 +253,27 @@ def _add_architecture(writer: Any, config: dict[str, Any]) -> None:
         writer.add_expert_count(int(config.get("num_experts", config.get("num_local_experts"))))
         writer.add_expert_used_count(int(config["num_experts_per_tok"]))
         writer.add_expert_feed_forward_length(int(config["moe_intermediate_size"]))
+    if arch == "gpt-oss":
+        writer.add_expert_count(int(config.get("num_local_experts", config.get("num_experts"))))
+        writer.add_expert_used_count(int(config["num_experts_per_tok"]))
+        writer.add_expert_feed_forward_length(int(config["intermediate_size"]))
+        writer.add_sliding_window(int(config["sliding_window"]))
+        _add_yarn(writer, gpt_oss_gguf_rope(config))
+
+
+def _add_yarn(writer: Any, yarn: dict[str, Any] | None) -> None:
+    """YaRN RoPE scaling under llama.cpp's ``rope.scaling.*`` keys (nothing for plain RoPE)."""
+    if yarn is None:
+        return
+    writer.add_rope_scaling_type(_gguf().RopeScalingType.YARN)
+    writer.add_rope_scaling_factor(float(yarn["factor"]))
+    writer.add_rope_scaling_orig_ctx_len(int(yarn["original_max_position_embeddings"]))
+    if yarn.get("attention_factor") is not None:
+        writer.add_rope_scaling_yarn_attn_factor(float(yarn["attention_factor"]))
+    if yarn.get("beta_fast") is not None:
+        writer.add_rope_scaling_yarn_beta_fast(float(yarn["beta_fast"]))
+    if yarn.get("beta_slow") is not None:
+        writer.add_rope_scaling_yarn_beta_slow(float(yarn["beta_slow"]))
 
 
 def _encode_tensor(name: str, w: torch.Tensor, out_type: str) -> tuple[np.ndarray, Any]:
@@ -332,6 +359,12 @@ def write_gguf(
                              "renormalises the chosen experts' weights")
         config = {**config, "num_experts": config.get("num_experts", config.get("num_local_experts"))}
         hf_state_dict = split_hf_experts(hf_state_dict, config)
+    if arch == "gpt-oss":
+        check_gpt_oss_layout(config)
+        hf_state_dict = split_gpt_oss_experts(hf_state_dict)
+        if "lm_head.weight" not in hf_state_dict:  # llama.cpp's gpt-oss requires an output tensor
+            logger.info("gpt-oss: tied embeddings are written as a separate output.weight, which llama.cpp requires")
+            hf_state_dict = {**hf_state_dict, "lm_head.weight": hf_state_dict["model.embed_tokens.weight"]}
     gguf = _gguf()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -346,7 +379,7 @@ def write_gguf(
         _add_architecture(writer, config)
         for key, value in (tokenizer_metadata or {}).items():
             _add_value(writer, key, value)
-        scaling = _llama3_scaling(config) if arch != "gemma3" else None
+        scaling = _llama3_scaling(config) if arch not in ("gemma3", "gpt-oss") else None
         if scaling is not None:
             head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
             writer.add_tensor(ROPE_FREQS, llama3_rope_divisors(_rope_theta(config), head_dim, scaling).numpy())

@@ -30,6 +30,7 @@ BLOCK_LAYOUT: dict[str, tuple[int, int]] = {
     "Q4_K": (QK_K, 144),
     "Q5_K": (QK_K, 176),
     "Q6_K": (QK_K, 210),
+    "MXFP4": (32, 17),
 }
 
 _FLOAT_TYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
@@ -127,6 +128,18 @@ def _iq4_xs(blocks: torch.Tensor) -> torch.Tensor:
     scale = (d * ((low | (high << 4)) - 32).float()).unsqueeze(-1)  # [n, 8, 1]
     q = _split_nibbles(blocks[:, 8:136].reshape(n, 8, 16))  # [n, 8, 32]
     return (scale * _IQ4_LEVELS[q.long()]).reshape(n, QK_K)
+
+
+# the 16 E2M1 values of MXFP4 (sign bit, 2 exponent bits, 1 mantissa bit), indexed by the nibble
+_E2M1_LEVELS = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0],
+                            dtype=torch.float32)
+
+
+def _mxfp4(blocks: torch.Tensor) -> torch.Tensor:
+    """MXFP4 (OCP microscaling): one E8M0 byte ``e`` (the block's scale ``2**(e - 127)``), then 32
+    E2M1 values, the first 16 in the low nibbles of the 16 bytes and the last 16 in the high ones."""
+    exponents = blocks[:, 0:1].to(torch.int32) - 127  # [n, 1]
+    return torch.ldexp(_E2M1_LEVELS[_split_nibbles(blocks[:, 1:17]).long()], exponents)  # [n, 32]
 
 
 def _two_bit_planes(qs: torch.Tensor) -> torch.Tensor:
@@ -229,6 +242,7 @@ _DEQUANTISERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "Q4_K": _q4_k,
     "Q5_K": _q5_k,
     "Q6_K": _q6_k,
+    "MXFP4": _mxfp4,
 }
 
 SUPPORTED_TYPES: tuple[str, ...] = tuple(_FLOAT_TYPES) + tuple(_DEQUANTISERS)
