@@ -22,7 +22,7 @@ def _random(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(SHAPE).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"])
+@pytest.mark.parametrize("name", ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "MXFP4"])
 def test_legacy_quant_matches_gguf(name):
     raw = ref_quantize(_random(1), T[name])  # [rows, bytes per row]
     ours = dequantize(raw, name, SHAPE)
@@ -94,3 +94,15 @@ def test_unsupported_type_names_tensor_and_type():
 def test_wrong_byte_count():
     with pytest.raises(ValueError, match=r"tensor 'x' of type Q8_0 with shape \(64,\) needs 2 blocks"):
         dequantize(np.zeros(34, np.uint8), "Q8_0", (64,), tensor_name="x")
+
+
+def test_mxfp4_every_scale_byte_matches_gguf():
+    """All 256 E8M0 scales (the subnormal halves of 0 and 1, the overflow to inf at 255 too) on random nibbles."""
+    rng = np.random.default_rng(7)
+    blocks = rng.integers(0, 256, (256, 17), dtype=np.uint8)
+    blocks[:, 0] = np.arange(256, dtype=np.uint8)
+    raw = blocks.reshape(8, -1)  # 8 rows of 32 blocks
+    with np.errstate(over="ignore"):
+        expected = ref_dequantize(raw, T.MXFP4)
+    assert np.isinf(expected).any() and (expected[np.isfinite(expected)] != 0).any()
+    assert torch.equal(dequantize(raw, "MXFP4", (8, 1024)), torch.from_numpy(expected))
