@@ -262,3 +262,17 @@ def test_settings_llama_cpp_cannot_run_are_refused(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         write_gguf(hf.state_dict(), {**_config_json(hf), **change}, tmp_path / "x.gguf")
     assert not (tmp_path / "x.gguf").exists()
+
+
+def test_tied_embeddings_are_written_as_the_output_llama_cpp_requires(tmp_path):
+    hf = _transformers_model(seed=5)
+    config = {**_config_json(hf), "tie_word_embeddings": True}
+    hf_sd = {k: v for k, v in hf.state_dict().items() if k != "lm_head.weight"}
+    hf.lm_head.weight = hf.model.embed_tokens.weight  # the tied reference
+    path = write_gguf(hf_sd, config, tmp_path / "tied.gguf", out_type="F32")
+    tensors = {t.name: np.asarray(t.data) for t in gguf.GGUFReader(path).tensors}
+    assert np.array_equal(tensors["output.weight"], tensors["token_embd.weight"])
+    back, back_config, _ = load_gguf(path)
+    ours = _ours(back_config, hf_to_tune(back, back_config))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(TOKENS), hf(TOKENS).logits, atol=1e-5, rtol=1e-5)
