@@ -68,7 +68,8 @@ def export_gguf(
 
 
 class GGUFCheckpointer:
-    """Read a GGUF model file (llama, qwen2, qwen3, gemma2, gemma3, smollm3, qwen3moe, gpt-oss) as a torchtune checkpoint.
+    """Read a GGUF model file (llama, qwen2, qwen3, gemma2, gemma3, smollm3, qwen3moe, gpt-oss) as a
+    torchtune checkpoint.
 
     A :class:`~torchtune.training.checkpointing.Checkpointer`, so recipes can use it in place of
     :class:`HuggingFaceCheckpointer`. The weights
