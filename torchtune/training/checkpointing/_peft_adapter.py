@@ -46,6 +46,11 @@ _PEFT_RENAMES_MLP_TARGETS = ("qwen3_moe",)
 _SUFFIXES = {"lora_a.weight": "lora_A.weight", "lora_b.weight": "lora_B.weight", "magnitude": "lora_magnitude_vector"}
 
 
+class _TargetsError(ValueError):
+    """Adapters on targets that the checkpoint's peft layout cannot hold; the message names the config
+    keys that fix it (so :func:`check_save_mappings` adds no hint of its own)."""
+
+
 def _split_adapter_key(key: str) -> tuple[str, str]:
     for ours in _SUFFIXES:
         if key.endswith("." + ours):
@@ -126,7 +131,7 @@ def _to_peft(
             hf_specs[hf_module] = adapter_specs[module]
     dense_mlp = sorted(m for m, match in experts.items() if not match and m.rsplit(".", 1)[-1] in ("w1", "w2", "w3"))
     if targeted and dense_mlp and config.get("model_type") in _PEFT_RENAMES_MLP_TARGETS:
-        raise ValueError(
+        raise _TargetsError(
             f"peft reads LoRA targets named gate_proj/up_proj/down_proj of a {config['model_type']} model as its "
             f"experts' parameters, so adapters on both the experts and the dense feed-forward layers ({dense_mlp[0]}, "
             "...) cannot be written in a form it loads: train the experts' adapters on a model without dense "
@@ -163,7 +168,7 @@ def _fuse_part_adapters(
         specs.append(spec)
     dora = [spec.use_dora for spec in specs]
     if any(dora) and (not all(dora) or len(parts) != len(layout_of.modules)):
-        raise ValueError(
+        raise _TargetsError(
             f"DoRA on {hf_module!r} (Hugging Face fuses {list(layout_of.modules)} into it) needs DoRA adapters on "
             f"all of its parts, got {[module for _, module, _ in parts]}: add the missing ones to the LoRA targets "
             "(model.lora_attn_modules, model.apply_lora_to_mlp) or use LoRA (model.use_dora: false)"
@@ -451,10 +456,11 @@ def check_save_mappings(
     try:
         adapter_to_peft(adapter, config, adapter_specs=adapter_specs)
     except ValueError as e:
+        fix = "" if isinstance(e, _TargetsError) else (
+            ". Choose LoRA targets that exist in its layout (config keys model.lora_attn_modules, "
+            "model.apply_lora_to_mlp, model.apply_lora_to_output)")
         raise ConfigError(
-            f"the adapters cannot be saved in the peft format of this checkpoint ({config.get('model_type')}): {e}. "
-            "Choose LoRA targets that exist in its layout (config keys model.lora_attn_modules, "
-            "model.apply_lora_to_mlp, model.apply_lora_to_output)"
+            f"the adapters cannot be saved in the peft format of this checkpoint ({config.get('model_type')}): {e}{fix}"
         ) from e
     merged = get_merged_lora_ckpt(meta, adapter_specs=adapter_specs) if adapter else meta
     try:
