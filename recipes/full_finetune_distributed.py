@@ -266,18 +266,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 last_saved = save(step)
         else:
             epoch, samples_seen = epoch + 1, 0
-    run_log.close()
-    dist.barrier()  # no process tears gloo down while another still uses it
-    dist.destroy_process_group()
-    if rank != 0:
-        return manager.step_dir(step)
 
-    # ----- report -----------------------------------------------------------------------------------
-    print(f"Training took {time.perf_counter() - start:.1f}s for {total_steps - first_step} steps")
-    print(run_log.plot(output_dir / "loss.png"))
+    # ----- finish: close the loggers, leave the process group, report -------------------------------
     final = Path(last_saved if last_saved is not None else manager.latest()).resolve()
-    print(f"Checkpoints are in {output_dir.resolve()}; the final model is {final}")
-    print(f"Generate from it with:\n  tune run generate --config tiny/generate checkpoint_dir={final}")
+    say(training.finish_run(run_log, final, output_dir=output_dir, started=start, steps=total_steps - first_step))
     return final
 
 

@@ -271,15 +271,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
                 last_saved = save(step)
         else:
             epoch, samples_seen = epoch + 1, 0
-    run_log.close()
 
-    # ----- report -----------------------------------------------------------------------------------
-    print(f"Training took {time.perf_counter() - start:.1f}s for {total_steps - first_step} steps")
-    print(run_log.plot(output_dir / "loss.png"))
+    # ----- finish: close the loggers, report --------------------------------------------------------
     final = Path(last_saved if last_saved is not None else manager.latest()).resolve()
-    what = "merged weights and peft adapter" if lora else "every weight"
-    print(f"Checkpoints are in {output_dir.resolve()}; the final student ({what}) is {final}")
-    print(f"Generate from it with:\n  tune run generate --config tiny/generate checkpoint_dir={final}")
+    print(training.finish_run(run_log, final, output_dir=output_dir, started=start, steps=total_steps - first_step,
+                              what="student (merged weights and peft adapter)" if lora else "student (every weight)"))
     return final
 
 

@@ -1,12 +1,15 @@
 """Model builders and Hugging Face interop."""
 
 from torchtune.models._convert_weights import (
+    EXPERT_PARAMS,
+    EXPERTS_MODULE,
     FusedPart,
     expert_adapter_from_peft,
     expert_adapter_to_peft,
     fused_part_of,
     hf_to_tune,
     hf_to_tune_module_name,
+    per_expert_module_names,
     tune_to_hf,
     tune_to_hf_module_name,
 )
@@ -15,6 +18,8 @@ from torchtune.models._hf_config import model_from_hf_config
 from torchtune.models._lora_settings import LORA_ATTN_MODULES, LoRASettings, MoESettings
 
 __all__ = [
+    "EXPERTS_MODULE",
+    "EXPERT_PARAMS",
     "FusedPart",
     "LORA_ATTN_MODULES",
     "LoRASettings",
@@ -26,6 +31,7 @@ __all__ = [
     "hf_to_tune",
     "hf_to_tune_module_name",
     "model_from_hf_config",
+    "per_expert_module_names",
     "tune_to_hf",
     "tune_to_hf_module_name",
 ]

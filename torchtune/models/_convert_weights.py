@@ -38,6 +38,12 @@ _GEMMA2 = {
     "layers.{}.mlp_norm": "model.layers.{}.pre_feedforward_layernorm",
     "layers.{}.mlp_scale": "model.layers.{}.post_feedforward_layernorm",
 }
+# Mixture-of-experts layers: the experts module of a decoder layer (EXPERTS_MODULE, so named in our
+# layout and in Hugging Face's) holds the stacked parameters EXPERT_PARAMS, named as in transformers 5
+# and listed in the order peft nests its LoRA wrappers on them (``target_parameters``:
+# ``mlp.experts.<param>``). Our per-expert adapters of ``<param>`` are its submodule ``<param>_lora``.
+EXPERTS_MODULE = "mlp.experts"
+EXPERT_PARAMS = ("gate_up_proj", "down_proj")
 # Qwen3-MoE: the router, and the experts stacked [E, ...] as transformers 5 holds them in memory
 # (``experts.gate_up_proj [E, 2h, d]``, ``experts.down_proj [E, d, h]``). Checkpoint files (the
 # Hub's and transformers' save_pretrained) hold one tensor per expert instead: they are stacked
@@ -45,10 +51,13 @@ _GEMMA2 = {
 _QWEN3_MOE = {
     **_LLAMA,
     "layers.{}.mlp.router.gate": "model.layers.{}.mlp.gate",
-    "layers.{}.mlp.experts": "model.layers.{}.mlp.experts",
+    "layers.{}." + EXPERTS_MODULE: "model.layers.{}." + EXPERTS_MODULE,
 }
+# model_type -> the modules of one expert in its checkpoint files, which hold one tensor per expert
+# (stacked on the way in, split on the way out); peft (transformers 5) reads LoRA targets so named
+# as the experts' parameters
+_PER_EXPERT_MODULES = {"qwen3_moe": ("gate_proj", "up_proj", "down_proj")}
 _PER_EXPERT = re.compile(r"^(model\.layers\.\d+\.mlp\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
-_MOE_TYPES = ("qwen3_moe",)
 # gpt-oss: the router and stacked experts (biases included), and the attention's sinks (a parameter
 # of the attention module itself). Its files hold gate_up_proj as [E, d, 2h] with the gate and up
 # columns interleaved and down_proj as [E, h, d] (the Hub's files: MXFP4 blocks and scales);
@@ -57,7 +66,7 @@ _GPT_OSS = {
     **{k: v for k, v in _LLAMA.items() if not k.startswith("layers.{}.mlp.")},
     "layers.{}.attn": "model.layers.{}.self_attn",
     "layers.{}.mlp.router.gate": "model.layers.{}.mlp.router",
-    "layers.{}.mlp.experts": "model.layers.{}.mlp.experts",
+    "layers.{}." + EXPERTS_MODULE: "model.layers.{}." + EXPERTS_MODULE,
 }
 _MXFP4 = re.compile(r"^(.*\.mlp\.experts\.(gate_up_proj|down_proj))_(blocks|scales)$")
 # Gemma 3 adds per-head q/k norms, already in the Llama table (as for Qwen3)
@@ -215,6 +224,23 @@ def expert_adapter_from_peft(
     if config.get("model_type") == "gpt_oss" and leaf == "gate_up_proj":
         b = torch.cat([b[:, 0::2], b[:, 1::2]], dim=1)  # gate rows, then up rows
     return a.contiguous(), b.contiguous()
+
+
+def per_expert_module_names(config: dict[str, Any]) -> tuple[str, ...]:
+    """The module names of one expert in the checkpoint files of ``config``'s model type.
+
+    Qwen3-MoE files hold one ``gate_proj``/``up_proj``/``down_proj`` per expert (transformers 4's
+    layout, stacked into ``experts.gate_up_proj`` / ``experts.down_proj`` on the way in); peft, on
+    transformers 5, reads LoRA targets named like them as the stacked experts' parameters.
+
+    Args:
+        config (dict[str, Any]): parsed Hugging Face ``config.json``.
+
+    Returns:
+        tuple[str, ...]: e.g. ``("gate_proj", "up_proj", "down_proj")``; empty when the model type has
+        no experts or its files stack them.
+    """
+    return _PER_EXPERT_MODULES.get(config.get("model_type"), ())
 
 
 class FusedPart(NamedTuple):
@@ -414,7 +440,7 @@ def hf_to_tune(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
     tied = _tied(config)
     if config.get("model_type") == "gemma3":
         state_dict = _gemma3_text_keys(state_dict)
-    if config.get("model_type") in _MOE_TYPES:
+    if config.get("model_type") in _PER_EXPERT_MODULES:
         state_dict = _stack_experts(state_dict, config)
     if config.get("model_type") == "gpt_oss":
         state_dict = _gpt_oss_experts_in(state_dict, config)
@@ -465,7 +491,7 @@ def tune_to_hf(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
         if len(parts) != len(fused[hf_template]):
             raise ValueError(f"cannot fuse {hf_module}.{leaf}: got parts {sorted(parts)} of {fused[hf_template]}")
         out[f"{hf_module}.{leaf}"] = torch.cat([parts[i] for i in range(len(parts))], dim=0)
-    if config.get("model_type") in _MOE_TYPES:
+    if config.get("model_type") in _PER_EXPERT_MODULES:
         out = _split_experts(out)
     if config.get("model_type") == "gpt_oss":
         out = _gpt_oss_experts_out(out)

@@ -2,7 +2,8 @@
 
 Device, dtype and precision choice, compile, schedulers, gradient clipping, activation
 checkpointing and offloading, seeding and RNG state, throughput and memory meters, the NaN/inf
-guard, metric loggers, validation loss, a loss plot and a progress bar: what every recipe shares.
+guard, metric loggers, validation loss, a loss plot, a progress bar and the end of a run
+(:func:`finish_run`): what every recipe shares.
 Gradient accumulation and the loss step are written out in the recipes (see :func:`scale_grads`);
 :class:`OptimizerInBackward` moves the optimizer step into backward. Checkpointers live in
 :mod:`torchtune.training.checkpointing`.
@@ -32,6 +33,7 @@ from torchtune.training._distributed import (
     load_full_state_dict,
     shard_model,
 )
+from torchtune.training._finish import finish_run
 from torchtune.training._grad import clip_grad_norm, scale_grads
 from torchtune.training._loop import steps_per_epoch
 from torchtune.training._lr_schedulers import (
@@ -97,6 +99,7 @@ __all__ = [
     "clip_grad_norm",
     "compile_model",
     "count_tokens",
+    "finish_run",
     "gather_full_optimizer_state_dict",
     "gather_full_state_dict",
     "get_cosine_schedule_with_warmup",

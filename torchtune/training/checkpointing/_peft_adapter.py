@@ -19,11 +19,14 @@ from safetensors.torch import load_file, save_file
 
 from torchtune.config import ConfigError
 from torchtune.models import (
+    EXPERT_PARAMS,
+    EXPERTS_MODULE,
     expert_adapter_from_peft,
     expert_adapter_to_peft,
     fused_part_of,
     hf_to_tune,
     hf_to_tune_module_name,
+    per_expert_module_names,
     tune_to_hf,
     tune_to_hf_module_name,
 )
@@ -36,14 +39,15 @@ _PEFT_PREFIX = "base_model.model."
 # safetensors metadata of an adapter with fused modules: how their adapters split back into ours
 _FUSED_METADATA = "torchtune_fused"
 # per-expert adapters (torchtune.modules.peft.ExpertLoRA) beside the stacked expert weights; in peft,
-# LoRA on these parameters (target_parameters, in this order)
-_EXPERT_ADAPTER = re.compile(r"^(.*\.mlp\.experts)\.(gate_up_proj|down_proj)_lora$")
-_EXPERT_PARAMS = ("gate_up_proj", "down_proj")
-# model types whose transformers 4 checkpoints had one module per expert: peft (transformers 5) maps
-# targets named like those modules onto the stacked expert parameters
-_PEFT_RENAMES_MLP_TARGETS = ("qwen3_moe",)
+# LoRA on these parameters (target_parameters, in the order of EXPERT_PARAMS)
+_EXPERT_ADAPTER = re.compile(rf"^(.*\.{re.escape(EXPERTS_MODULE)})\.({'|'.join(EXPERT_PARAMS)})_lora$")
 # our parameter suffix -> peft parameter suffix
 _SUFFIXES = {"lora_a.weight": "lora_A.weight", "lora_b.weight": "lora_B.weight", "magnitude": "lora_magnitude_vector"}
+
+
+class _TargetsError(ValueError):
+    """Adapters on targets that the checkpoint's peft layout cannot hold; the message names the config
+    keys that fix it (so :func:`check_save_mappings` adds no hint of its own)."""
 
 
 def _split_adapter_key(key: str) -> tuple[str, str]:
@@ -103,7 +107,9 @@ def _to_peft(
     out, hf_specs, layout = {}, {}, {}
     fused_groups: dict[str, list] = {}
     experts = {m: _EXPERT_ADAPTER.match(m) for m in modules}
-    targeted = [p for p in _EXPERT_PARAMS if any(match and match.group(2) == p for match in experts.values())]
+    # adapters on modules named like one expert's in the checkpoint files (a dense MLP's, beside experts)
+    per_expert, renamed = per_expert_module_names(config), []
+    targeted = [p for p in EXPERT_PARAMS if any(match and match.group(2) == p for match in experts.values())]
     for module, tensors in modules.items():
         if experts[module]:  # peft nests one wrapper per targeted parameter: the last one outermost
             experts_module, leaf = experts[module].groups()
@@ -113,7 +119,7 @@ def _to_peft(
             out[f"{_PEFT_PREFIX}{hf_module}.lora_A.weight"] = lora_a
             out[f"{_PEFT_PREFIX}{hf_module}.lora_B.weight"] = lora_b
             if adapter_specs is not None and module in adapter_specs:
-                hf_specs[f"mlp.experts.{leaf}"] = adapter_specs[module]
+                hf_specs[f"{EXPERTS_MODULE}.{leaf}"] = adapter_specs[module]
             continue
         part = fused_part_of(module, config)
         if part is not None:
@@ -124,11 +130,12 @@ def _to_peft(
             out[f"{_PEFT_PREFIX}{hf_module}.{_SUFFIXES[suffix]}"] = value
         if adapter_specs is not None and module in adapter_specs:
             hf_specs[hf_module] = adapter_specs[module]
-    dense_mlp = sorted(m for m, match in experts.items() if not match and m.rsplit(".", 1)[-1] in ("w1", "w2", "w3"))
-    if targeted and dense_mlp and config.get("model_type") in _PEFT_RENAMES_MLP_TARGETS:
-        raise ValueError(
-            f"peft reads LoRA targets named gate_proj/up_proj/down_proj of a {config['model_type']} model as its "
-            f"experts' parameters, so adapters on both the experts and the dense feed-forward layers ({dense_mlp[0]}, "
+        if hf_module.rsplit(".", 1)[-1] in per_expert:
+            renamed.append(module)
+    if targeted and renamed:
+        raise _TargetsError(
+            f"peft reads LoRA targets named {'/'.join(per_expert)} of a {config['model_type']} model as its "
+            f"experts' parameters, so adapters on both the experts and the dense feed-forward layers ({min(renamed)}, "
             "...) cannot be written in a form it loads: train the experts' adapters on a model without dense "
             "layers, or set apply_lora_to_mlp=false"
         )
@@ -163,7 +170,7 @@ def _fuse_part_adapters(
         specs.append(spec)
     dora = [spec.use_dora for spec in specs]
     if any(dora) and (not all(dora) or len(parts) != len(layout_of.modules)):
-        raise ValueError(
+        raise _TargetsError(
             f"DoRA on {hf_module!r} (Hugging Face fuses {list(layout_of.modules)} into it) needs DoRA adapters on "
             f"all of its parts, got {[module for _, module, _ in parts]}: add the missing ones to the LoRA targets "
             "(model.lora_attn_modules, model.apply_lora_to_mlp) or use LoRA (model.use_dora: false)"
@@ -230,8 +237,8 @@ def peft_to_adapter(
         experts_module, depth = hf_module, 0
         while experts_module.endswith(".base_layer"):
             experts_module, depth = experts_module.removesuffix(".base_layer"), depth + 1
-        if experts_module.endswith(".mlp.experts"):
-            if depth >= len(params) or params[len(params) - 1 - depth] not in _EXPERT_PARAMS:
+        if experts_module.endswith(f".{EXPERTS_MODULE}"):
+            if depth >= len(params) or params[len(params) - 1 - depth] not in EXPERT_PARAMS:
                 raise ValueError(f"{hf_module!r}: the adapter's target_parameters={target_parameters} do not say "
                                  f"which expert parameter it adapts")
             leaf = params[len(params) - 1 - depth]
@@ -328,13 +335,13 @@ def save_peft_adapter(
     if not specs:
         raise ValueError("the adapter state dict holds no lora_a/lora_b weights; nothing to write")
     peft_sd, hf_specs, fused_layout = _to_peft(adapter_state_dict, config, specs)
-    expert_specs = {m: spec for m, spec in hf_specs.items() if m.startswith("mlp.experts.")}
+    expert_specs = {m: spec for m, spec in hf_specs.items() if m.startswith(f"{EXPERTS_MODULE}.")}
     hf_specs = {m: spec for m, spec in hf_specs.items() if m not in expert_specs}
     # "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" -> "q_proj"; beside expert parameters
     # "self_attn.q_proj", "mlp.down_proj" (peft would also take a bare "down_proj" for the experts' parameter)
     width = 2 if expert_specs else 1
     targets = sorted({".".join(k.split(".")[-2 - width : -2]) for k in peft_sd
-                      if k.endswith(".lora_A.weight") and ".mlp.experts." not in k})
+                      if k.endswith(".lora_A.weight") and f".{EXPERTS_MODULE}." not in k})
     metadata = {"format": "pt"}
     if fused_layout:  # how to split the fused modules' adapters back into ours exactly (resume)
         metadata[_FUSED_METADATA] = json.dumps(fused_layout, sort_keys=True)
@@ -363,8 +370,8 @@ def save_peft_adapter(
         "base_model_name_or_path": base_model_name_or_path,
     }
     if expert_specs:  # peft >= 0.17 (LoRA on parameters); written only when there are expert adapters
-        adapter_config["target_parameters"] = [f"mlp.experts.{p}" for p in _EXPERT_PARAMS
-                                               if f"mlp.experts.{p}" in expert_specs]
+        adapter_config["target_parameters"] = [f"{EXPERTS_MODULE}.{p}" for p in EXPERT_PARAMS
+                                               if f"{EXPERTS_MODULE}.{p}" in expert_specs]
     with open(Path(directory) / ADAPTER_CONFIG, "w", encoding="utf-8") as f:
         json.dump(adapter_config, f, indent=2)
 
@@ -451,10 +458,11 @@ def check_save_mappings(
     try:
         adapter_to_peft(adapter, config, adapter_specs=adapter_specs)
     except ValueError as e:
+        fix = "" if isinstance(e, _TargetsError) else (
+            ". Choose LoRA targets that exist in its layout (config keys model.lora_attn_modules, "
+            "model.apply_lora_to_mlp, model.apply_lora_to_output)")
         raise ConfigError(
-            f"the adapters cannot be saved in the peft format of this checkpoint ({config.get('model_type')}): {e}. "
-            "Choose LoRA targets that exist in its layout (config keys model.lora_attn_modules, "
-            "model.apply_lora_to_mlp, model.apply_lora_to_output)"
+            f"the adapters cannot be saved in the peft format of this checkpoint ({config.get('model_type')}): {e}{fix}"
         ) from e
     merged = get_merged_lora_ckpt(meta, adapter_specs=adapter_specs) if adapter else meta
     try:

@@ -66,6 +66,35 @@ def test_save_mappings_check_adapters_on_a_fused_layout():
     check_save_mappings(model_from_hf_config(phi3).state_dict(), phi3)  # without adapters Phi-3 saves fine
 
 
+def test_save_mappings_error_gives_its_fix_once():
+    from transformers import Phi3Config
+
+    from torchtune.modules.peft import get_adapter_specs
+    from torchtune.training.checkpointing import check_save_mappings
+
+    phi3 = Phi3Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=4, max_position_embeddings=64).to_dict()
+    model = model_from_hf_config(phi3, lora_attn_modules=["q_proj"], lora_rank=2, lora_alpha=4, use_dora=True)
+    with pytest.raises(ConfigError) as info:  # the fused qkv_proj's error names its own fix
+        check_save_mappings(model.state_dict(), phi3, adapter_specs=get_adapter_specs(model))
+    message = str(info.value)
+    assert message.startswith("the adapters cannot be saved in the peft format of this checkpoint (phi3): DoRA on "
+                              "'model.layers.0.self_attn.qkv_proj'")
+    assert message.endswith("add the missing ones to the LoRA targets (model.lora_attn_modules, "
+                            "model.apply_lora_to_mlp) or use LoRA (model.use_dora: false)")
+    assert message.count("model.lora_attn_modules") == 1 and message.count("model.apply_lora_to_mlp") == 1
+    # an adapter on a module the layout has no name for: the generic fix, once
+    unmapped = {"layers.0.attn.pos_proj.lora_a.weight": torch.zeros(2, 32),
+                "layers.0.attn.pos_proj.lora_b.weight": torch.zeros(32, 2)}
+    with pytest.raises(ConfigError) as info:
+        check_save_mappings(unmapped, phi3)
+    message = str(info.value)
+    assert "no mapping for module 'layers.0.attn.pos_proj'" in message
+    assert message.endswith(". Choose LoRA targets that exist in its layout (config keys model.lora_attn_modules, "
+                            "model.apply_lora_to_mlp, model.apply_lora_to_output)")
+    assert message.count("model.lora_attn_modules") == 1
+
+
 def test_same_vocabulary_passes_another_is_named_with_both_checkpoints():
     from types import SimpleNamespace
 
