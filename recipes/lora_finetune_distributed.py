@@ -88,6 +88,8 @@ def build_model(cfg: config.DictConfig, checkpointer: Checkpointer, device: torc
     check_weights_fit(model, state_dict, builder=cfg.model.get("_component_"))
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     validate_missing_and_unexpected_for_lora(model, base_missing=missing, base_unexpected=unexpected)
+    del state_dict
+    training.release_freed_memory()  # the replaced initial weights (and, with quantize_base, their fp32 form)
     model.to(device=device, dtype=dtype)
     set_adapter_dtype(model, torch.float32)  # fp32 master weights for the adapters; they compute in dtype
     initialize_dora_magnitudes(model)  # DoRA: magnitudes from the loaded base weights

@@ -40,7 +40,7 @@ from torchtune.training._lr_schedulers import (
     get_cosine_schedule_with_warmup,
     get_linear_schedule_with_warmup,
 )
-from torchtune.training._memory import max_rss_bytes, peak_memory_stats, reset_peak_memory_stats
+from torchtune.training._memory import max_rss_bytes, peak_memory_stats, release_freed_memory, reset_peak_memory_stats
 from torchtune.training._metric_logging import (
     JsonlLogger,
     MetricLogger,
@@ -119,6 +119,7 @@ __all__ = [
     "precision_plan",
     "progress_bar",
     "read_metric",
+    "release_freed_memory",
     "reset_peak_memory_stats",
     "reward_name",
     "scale_grads",

@@ -6,6 +6,9 @@ process's maximum resident set size from ``resource.getrusage``: it covers every
 process ever held (Python, libraries, data), not only tensors, and cannot be reset.
 """
 
+import ctypes
+import gc
+import platform
 import resource
 import sys
 
@@ -48,3 +51,29 @@ def max_rss_bytes() -> int:
     bytes on macOS)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss) if sys.platform == "darwin" else int(rss) * 1024
+
+
+def release_freed_memory() -> bool:
+    """Hand the memory that Python and torch have freed back to the operating system.
+
+    Building a model and loading its checkpoint frees many large blocks: the random initial
+    weights that loaded ones replace, full-precision weights replaced by their quantised form
+    (``quantize_base``), the loaded state dict itself. glibc keeps freed blocks smaller than its
+    (self-raising) mmap threshold inside the heap, between blocks still in use, and later
+    allocations reuse them only in part, so the process stays that much larger for the rest of the
+    run. This runs the garbage collector and then glibc's ``malloc_trim(0)``, which returns the
+    free pages inside the heap. The recipes call it once, after the model is built and loaded.
+
+    Returns:
+        bool: True when memory was trimmed; False where the C library is not glibc (nothing to
+        do there but the garbage collection).
+    """
+    gc.collect()
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    libc.malloc_trim(0)
+    return True
