@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
 import torchtune
@@ -53,6 +52,7 @@ from torchtune.training.checkpointing import (
     export_gguf,
     restore_training_state,
     save_recipe_state,
+    save_safetensors,
 )
 
 # Every top-level key this recipe reads; anything else in the config is reported as unknown.
@@ -174,10 +174,10 @@ def write_output_formats(directory: Path, state_dict: dict[str, torch.Tensor], a
     extra = [fmt for fmt in formats if fmt not in written]
     if not extra:
         return
-    base = get_merged_lora_ckpt(state_dict, adapter_specs=adapter_specs)  # adapters folded in
+    # adapters folded in one weight at a time, as each file is written tensor by tensor
+    base = get_merged_lora_ckpt(state_dict, adapter_specs=adapter_specs, lazy=True)
     if "hf" in extra:
-        hf_weights = {k: v.contiguous() for k, v in tune_to_hf(base, checkpointer.config).items()}
-        save_file(hf_weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
+        save_safetensors(tune_to_hf(base, checkpointer.config), directory / "model.safetensors", metadata={"format": "pt"})
         (directory / "config.json").write_text(json.dumps(checkpointer.config, indent=2), encoding="utf-8")
         if not (hasattr(tokenizer, "save_hf_files") and tokenizer.save_hf_files(directory)):
             print(f"No Hugging Face tokenizer files in {directory}: only byte-level BPE GGUF vocabularies convert")

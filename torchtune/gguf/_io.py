@@ -1,8 +1,10 @@
 """Reading GGUF files into Hugging Face style state dicts, and writing them back atomically."""
 
 import logging
+import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,6 +31,7 @@ from torchtune.gguf._arch import (
 from torchtune.gguf._quants import BLOCK_LAYOUT, dequantize, quantize_q8_0
 from torchtune.gguf._rope import llama3_rope_divisors
 from torchtune.gguf._tensor import GGUFQuantizedTensor
+from torchtune.utils import tensor_meta
 
 logger = logging.getLogger(__name__)
 
@@ -276,18 +279,41 @@ def _add_yarn(writer: Any, yarn: dict[str, Any] | None) -> None:
         writer.add_rope_scaling_yarn_beta_slow(float(yarn["beta_slow"]))
 
 
-def _encode_tensor(name: str, w: torch.Tensor, out_type: str) -> tuple[np.ndarray, Any]:
-    """GGUF bytes for one tensor: 1-D tensors stay F32 (as llama.cpp keeps them)."""
-    qt = _gguf().GGMLQuantizationType
-    w = w.detach().to(torch.float32)
-    if w.dim() == 1 or out_type == "F32":
-        return w.numpy(), None
-    if out_type == "F16":
-        return w.to(torch.float16).numpy(), None
-    if w.shape[-1] % 32:
-        logger.warning("%s has rows of %d values, not a multiple of 32: written as F16", name, w.shape[-1])
-        return w.to(torch.float16).numpy(), None
-    return quantize_q8_0(w), qt.Q8_0
+def _gguf_type(name: str, shape: tuple[int, ...], out_type: str) -> str:
+    """The GGUF type one tensor is written as: 1-D tensors stay F32 (as llama.cpp keeps them), and
+    Q8_0 needs rows of a multiple of 32 values (others are written as F16)."""
+    if len(shape) == 1 or out_type == "F32":
+        return "F32"
+    if out_type == "Q8_0" and shape[-1] % 32:
+        logger.warning("%s has rows of %d values, not a multiple of 32: written as F16", name, shape[-1])
+        return "F16"
+    return out_type
+
+
+def _tensor_layout(shape: tuple[int, ...], gguf_type: str) -> tuple[tuple[int, ...], np.dtype, int, Any]:
+    """What the GGUF tensor table records of a tensor before its bytes are written: the shape and
+    numpy dtype of the encoded array (Q8_0: ``uint8`` rows of 34-byte blocks of 32 values), its
+    size in bytes, and the raw GGML type (None for F32 and F16)."""
+    if gguf_type == "Q8_0":
+        shape = (*shape[:-1], shape[-1] // 32 * 34)
+        return shape, np.dtype(np.uint8), math.prod(shape), _gguf().GGMLQuantizationType.Q8_0
+    dtype = np.dtype(np.float32 if gguf_type == "F32" else np.float16)
+    return tuple(shape), dtype, math.prod(shape) * dtype.itemsize, None
+
+
+def _encode_tensor(w: torch.Tensor, gguf_type: str) -> np.ndarray:
+    """GGUF bytes for one tensor of type ``gguf_type`` (from :func:`_gguf_type`)."""
+    w = w.detach()
+    if gguf_type == "F16" and w.dtype in (torch.bfloat16, torch.float16, torch.float32):
+        # every value of these is a float32 value: the direct cast rounds as the cast through float32
+        # does, without a float32 copy of the tensor
+        return w.to(torch.float16).numpy()
+    w = w.to(torch.float32)
+    if gguf_type == "F32":
+        return w.numpy()
+    if gguf_type == "F16":
+        return w.to(torch.float16).numpy()
+    return quantize_q8_0(w)
 
 
 def _rope_theta(config: dict[str, Any]) -> float:
@@ -319,7 +345,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def write_gguf(
-    hf_state_dict: dict[str, torch.Tensor],
+    hf_state_dict: Mapping[str, torch.Tensor],
     config: dict[str, Any],
     path: str | Path,
     *,
@@ -332,8 +358,14 @@ def write_gguf(
     The file is written to a temporary file in the destination directory, fsynced and
     renamed into place, so ``path`` is either the whole new file or untouched.
 
+    The tensor table is written from the shapes first, then each tensor is read, encoded and
+    written before the next, so a :class:`torchtune.utils.LazyStateDict` (e.g. weights with
+    adapters merged in) is computed one tensor at a time and no encoded copy of the whole model
+    is held.
+
     Args:
-        hf_state_dict (dict[str, torch.Tensor]): Hugging Face parameter names -> tensors.
+        hf_state_dict (Mapping[str, torch.Tensor]): Hugging Face parameter names -> tensors, a
+            dict or a ``LazyStateDict``.
         config (dict[str, Any]): Hugging Face style config (``model_type`` and sizes).
         path (str | Path): destination ``.gguf`` file.
         tokenizer_metadata (dict[str, Any] | None): ``tokenizer.*`` keys to store (vocabulary,
@@ -379,17 +411,28 @@ def write_gguf(
         _add_architecture(writer, config)
         for key, value in (tokenizer_metadata or {}).items():
             _add_value(writer, key, value)
+        # The tensor table first, from the shapes alone; then each tensor is read, encoded and
+        # written before the next (a LazyStateDict, e.g. merged adapters, is computed one at a time).
+        rope_freqs = None
         scaling = _llama3_scaling(config) if arch not in ("gemma3", "gpt-oss") else None
         if scaling is not None:
             head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
-            writer.add_tensor(ROPE_FREQS, llama3_rope_divisors(_rope_theta(config), head_dim, scaling).numpy())
-        for hf_name, w in hf_state_dict.items():
+            rope_freqs = llama3_rope_divisors(_rope_theta(config), head_dim, scaling).numpy()
+            writer.add_tensor_info(ROPE_FREQS, rope_freqs.shape, rope_freqs.dtype, rope_freqs.nbytes)
+        types = {}
+        for hf_name in hf_state_dict:
             gguf_name = hf_to_gguf_name(hf_name, arch)
-            data, raw_type = _encode_tensor(gguf_name, hf_value_to_gguf(hf_name, w, config), out_type)
-            writer.add_tensor(gguf_name, data, raw_dtype=raw_type)
+            shape = tuple(tensor_meta(hf_state_dict, hf_name).shape)
+            types[hf_name] = _gguf_type(gguf_name, shape, out_type)
+            table_shape, dtype, n_bytes, raw_type = _tensor_layout(shape, types[hf_name])
+            writer.add_tensor_info(gguf_name, table_shape, dtype, n_bytes, raw_dtype=raw_type)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
+        writer.write_ti_data_to_file()
+        if rope_freqs is not None:
+            writer.write_tensor_data(rope_freqs)
+        for hf_name, gguf_type in types.items():
+            writer.write_tensor_data(_encode_tensor(hf_value_to_gguf(hf_name, hf_state_dict[hf_name], config), gguf_type))
         writer.close()
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 
 from torchtune.models._mxfp4 import dequantize_mxfp4
+from torchtune.utils import LazyStateDict
 
 logger = logging.getLogger(__name__)
 
@@ -462,19 +463,25 @@ def hf_to_tune(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
     return out
 
 
-def tune_to_hf(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+def tune_to_hf(
+    state_dict: dict[str, torch.Tensor] | LazyStateDict, config: dict[str, Any]
+) -> dict[str, torch.Tensor] | LazyStateDict:
     """Rename (and fuse) torchtune weights into the Hugging Face layout.
 
     Args:
-        state_dict (dict[str, torch.Tensor]): torchtune state dict (no adapter entries).
+        state_dict (dict[str, torch.Tensor] | LazyStateDict): torchtune state dict (no adapter
+            entries). A :class:`torchtune.utils.LazyStateDict` gives one: each Hugging Face
+            tensor is computed when read, from the tensors of its own layer.
         config (dict[str, Any]): parsed ``config.json``.
 
     Returns:
-        dict[str, torch.Tensor]: Hugging Face state dict.
+        dict[str, torch.Tensor] | LazyStateDict: Hugging Face state dict, lazy for a lazy input.
 
     Raises:
         ValueError: on an unsupported model_type, an unknown key or a missing fused part.
     """
+    if isinstance(state_dict, LazyStateDict):
+        return _lazy_tune_to_hf(state_dict, config)
     table, fused = _tables(config)
     part_of = {t: (hf, i) for hf, tunes in fused.items() for i, t in enumerate(tunes)}
     out, pending = {}, {}
@@ -498,3 +505,34 @@ def tune_to_hf(state_dict: dict[str, torch.Tensor], config: dict[str, Any]) -> d
     if config.get("model_type") == "gemma3":  # transformers 5.x's multimodal layout
         out = {("model.language_model." + k[len("model."):] if k.startswith("model.") else k): v for k, v in out.items()}
     return out
+
+
+def _lazy_tune_to_hf(state_dict: LazyStateDict, config: dict[str, Any]) -> LazyStateDict:
+    """:func:`tune_to_hf` of a lazy state dict, computed one layer at a time.
+
+    Every conversion (renames, fusions, expert stacks) stays within one layer, so a Hugging Face
+    tensor is converted from the tensors of its layer alone; the rest of that layer's result is
+    kept until read, as writers read a layer's tensors together. Names, order, shapes and dtypes
+    are those of the eager conversion, run on meta tensors.
+    """
+    groups: dict[str, list[str]] = {}  # layer index (or the key itself outside the layers) -> keys
+    for key in state_dict:
+        layer = _template(key)[1]
+        groups.setdefault(key if layer is None else layer, []).append(key)
+    metas = tune_to_hf({k: state_dict.meta(k) for k in state_dict}, config)
+    group_of = {}
+    for group, keys in groups.items():
+        for hf_key in tune_to_hf({k: state_dict.meta(k) for k in keys}, config):
+            group_of[hf_key] = group
+    if set(group_of) != set(metas):
+        raise ValueError(f"model_type={config.get('model_type')!r}: converting layer by layer gives other names "
+                         "than converting the whole state dict; save an eager state dict (lazy=False) instead")
+    pending: dict[str, torch.Tensor] = {}  # converted tensors of the latest layer, not yet read
+
+    def compute(hf_key: str) -> torch.Tensor:
+        if hf_key not in pending:
+            pending.clear()
+            pending.update(tune_to_hf({k: state_dict[k] for k in groups[group_of[hf_key]]}, config))
+        return pending.pop(hf_key)
+
+    return LazyStateDict(metas, compute)

@@ -2,5 +2,6 @@
 
 from torchtune.utils._deprecation import deprecated_aliases
 from torchtune.utils._import import require
+from torchtune.utils._lazy_state_dict import LazyStateDict, tensor_meta
 
-__all__ = ["deprecated_aliases", "require"]
+__all__ = ["LazyStateDict", "deprecated_aliases", "require", "tensor_meta"]

@@ -1,6 +1,8 @@
 """GGUF export: round trips through our reader, bit-exactness against gguf.quants rounding,
 llama.cpp-compatible layout (read back by transformers' own GGUF loader), atomic writes."""
 
+import gc
+import json
 import os
 
 import numpy as np
@@ -12,7 +14,7 @@ transformers = pytest.importorskip("transformers")
 
 from tests.torchtune.gguf._gguf_testing import bpe_tokenizer_kv, tiny_model, train_byte_level_bpe, write_tiny_gguf  # noqa: E402
 
-from torchtune.gguf import load_gguf, write_gguf  # noqa: E402
+from torchtune.gguf import hf_to_gguf_name, load_gguf, write_gguf  # noqa: E402
 
 
 def _hf_state_and_config(tmp_path, arch="llama", tie=False):
@@ -135,3 +137,79 @@ def test_gemma3_settings_llama_cpp_cannot_run_are_refused(tmp_path, change, mess
     _, hf_sd, config, _ = _hf_state_and_config(tmp_path, "gemma3_text", tie=True)
     with pytest.raises(ValueError, match=message):
         write_gguf(hf_sd, {**config, **change}, tmp_path / "out.gguf")
+
+
+def _rewritten_by_gguf_py(path, out):
+    """The same keys, values and tensors written by gguf-py's own writer, which holds every tensor
+    until it writes the file."""
+    reader = gguf.GGUFReader(path)
+    writer = gguf.GGUFWriter(out, reader.fields["general.architecture"].contents())
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":  # the writer adds these itself
+            continue
+        vtype = field.types[0]
+        writer.add_key_value(key, field.contents(), vtype,
+                             sub_type=field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None)
+    for t in reader.tensors:
+        plain = t.tensor_type in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16)
+        writer.add_tensor(t.name, np.array(t.data), raw_dtype=None if plain else t.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+@pytest.mark.parametrize("out_type", ["F32", "F16", "Q8_0"])
+def test_streamed_write_equals_gguf_py_buffered_writer_and_holds_one_tensor(tmp_path, out_type):
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    from torchtune.utils import LazyStateDict, tensor_meta
+
+    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 64}  # adds the rope_freqs tensor
+    source = tiny_model("llama", seed=3, rope_scaling=scaling, intermediate_size=80)  # 80: Q8_0 falls back to F16
+    hf_sd = {k: v.detach() for k, v in source.state_dict().items()}
+    config = json.loads(source.config.to_json_string())
+    tok = train_byte_level_bpe("gpt2", vocab_size=config["vocab_size"] + 200)
+    metadata = {k: v for k, (v, _, _) in bpe_tokenizer_kv(tok, "gpt2").items()}
+    alive = []
+
+    def compute(key):
+        gc.collect()
+        assert all(ref.expired() for ref in alive), f"a tensor's memory was still held when {key} was read"
+        value = hf_sd[key].clone()
+        alive.append(StorageWeakRef(value.untyped_storage()))
+        return value
+
+    lazy = LazyStateDict({k: tensor_meta(hf_sd, k) for k in hf_sd}, compute)
+    ours = write_gguf(lazy, config, tmp_path / "lazy.gguf", tokenizer_metadata=metadata, out_type=out_type, name="t")
+    assert len(alive) == len(hf_sd)
+    eager = write_gguf(hf_sd, config, tmp_path / "eager.gguf", tokenizer_metadata=metadata, out_type=out_type, name="t")
+    reference = _rewritten_by_gguf_py(ours, tmp_path / "gguf_py.gguf")
+    assert ours.read_bytes() == reference.read_bytes() == eager.read_bytes()
+    assert "rope_freqs.weight" in [t.name for t in gguf.GGUFReader(ours).tensors]
+
+
+def test_bfloat16_weights_round_to_float16_as_numpy_does(tmp_path):
+    """Every bfloat16 bit pattern but NaN, spread over the 2-D weights, is written as numpy's float16
+    of its float32 value (q/k rows are permuted in the file: compared as sorted values per tensor)."""
+    _, hf_sd, config, _ = _hf_state_and_config(tmp_path)
+    patterns = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16)
+    patterns = patterns[~patterns.view(torch.bfloat16).isnan()]  # NaN payloads are not rounded alike
+    sd, start = {}, 0
+    for name, value in hf_sd.items():
+        if value.dim() == 2:
+            idx = torch.arange(start, start + value.numel()) % patterns.numel()
+            value = patterns[idx].view(torch.bfloat16).reshape(value.shape)
+            start += value.numel()
+        sd[name] = value.to(torch.bfloat16)
+    assert start >= patterns.numel()
+    path = write_gguf(sd, config, tmp_path / "bf16.gguf", out_type="F16")
+    names = {gguf_name: hf_name for hf_name, gguf_name in ((n, hf_to_gguf_name(n, "llama")) for n in sd)}
+    for tensor in gguf.GGUFReader(path).tensors:
+        value = sd[names[tensor.name]]
+        if value.dim() != 2:
+            continue
+        expected = np.sort(value.float().numpy().astype(np.float16).view(np.uint16).ravel())
+        assert np.array_equal(np.sort(np.asarray(tensor.data).view(np.uint16).ravel()), expected), tensor.name

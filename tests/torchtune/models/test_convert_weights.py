@@ -64,3 +64,41 @@ def test_errors():
     config = {"model_type": "phi3", "num_attention_heads": 4, "hidden_size": 32, "intermediate_size": 48}
     with pytest.raises(ValueError, match=r"cannot fuse model.layers.0.self_attn.qkv_proj.weight"):
         tune_to_hf({"layers.0.attn.q_proj.weight": torch.zeros(32, 32)}, config)
+
+
+@pytest.mark.parametrize("arch", ["phi3", "qwen3_moe", "gemma3_text"])
+def test_lazy_tune_to_hf_gives_transformers_state_dict_layer_by_layer(arch):
+    """A LazyStateDict converts to the Hugging Face names, order and values of transformers' own
+    state dict, each tensor computed from its layer alone."""
+    from tests.torchtune.gguf._gguf_testing import tiny_config
+    from torchtune.utils import LazyStateDict, tensor_meta
+
+    if arch == "phi3":
+        hf, config = _phi3()
+    else:
+        torch.manual_seed(0)
+        cfg = tiny_config(arch)
+        hf = AutoModelForCausalLM.from_config(cfg).eval()
+        config = json.loads(cfg.to_json_string())
+    tied = bool(config.get("tie_word_embeddings"))
+    expected = {k: v for k, v in hf.state_dict().items() if k != "lm_head.weight" or not tied}
+    tune_sd = hf_to_tune(hf.state_dict(), config)
+    reads = []
+
+    def compute(key):
+        reads.append(key)
+        return tune_sd[key]
+
+    lazy = tune_to_hf(LazyStateDict({k: tensor_meta(tune_sd, k) for k in tune_sd}, compute), config)
+    assert isinstance(lazy, LazyStateDict) and not reads
+    eager = tune_to_hf(tune_sd, config)
+    assert list(lazy) == list(eager)
+    for key in lazy:
+        reads.clear()
+        value = lazy[key]
+        assert torch.equal(value, eager[key]), key
+        layers = {k.split(".")[1] for k in reads if k.startswith("layers.")}
+        assert len(layers) <= 1 and (layers or len(reads) <= 1), (key, reads)
+    if arch != "qwen3_moe":  # transformers 5 holds the experts stacked; the files (and we) write one per expert
+        assert set(lazy) == set(expected)
+        assert all(torch.equal(lazy[k], expected[k]) for k in expected)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from torchtune.modules.peft._lora import DoRALinear, dora_weight
+from torchtune.utils import LazyStateDict, tensor_meta
 
 _ADAPTER_SUFFIXES = (".lora_a.weight", ".lora_b.weight", ".magnitude")
 
@@ -127,7 +128,8 @@ def get_merged_lora_ckpt(
     alpha: float | None = None,
     *,
     adapter_specs: Mapping[str, AdapterSpec] | None = None,
-) -> dict[str, torch.Tensor]:
+    lazy: bool = False,
+) -> dict[str, torch.Tensor] | LazyStateDict:
     """Fold LoRA/DoRA adapters into their base weights and drop the adapter entries.
 
     LoRA: ``W + (alpha / rank) B A``. DoRA (a ``magnitude`` entry is present):
@@ -141,9 +143,12 @@ def get_merged_lora_ckpt(
             from ``adapter_specs``.
         adapter_specs (Mapping[str, AdapterSpec] | None): per-module settings from
             :func:`get_adapter_specs` (the usual way: read off the model). Default None.
+        lazy (bool): return a :class:`torchtune.utils.LazyStateDict` that merges a weight each
+            time it is read, instead of every merged weight at once; the checkpoint writers
+            stream it, so a save holds one merged weight at a time. Default False.
 
     Returns:
-        dict[str, torch.Tensor]: a new state dict in the base model's layout.
+        dict[str, torch.Tensor] | LazyStateDict: a new state dict in the base model's layout.
 
     Raises:
         ValueError: when ``rank`` is not positive, or an adapter's alpha is given neither by
@@ -151,7 +156,7 @@ def get_merged_lora_ckpt(
     """
     if rank is not None and rank <= 0:
         raise ValueError(f"rank={rank} must be a positive integer")
-    merged = {k: v for k, v in state_dict.items() if not is_adapter_key(k)}
+    adapters = {}  # base weight key -> (adapter prefix, alpha / rank)
     for key in state_dict:
         if not key.endswith(".lora_a.weight"):
             continue
@@ -165,16 +170,26 @@ def get_merged_lora_ckpt(
         # a linear layer's adapter sits in it (<prefix>.weight); an expert adapter beside its
         # stacked weight (<experts>.gate_up_proj_lora next to <experts>.gate_up_proj)
         base_key = f"{prefix}.weight" if f"{prefix}.weight" in state_dict else prefix.removesuffix("_lora")
-        base = state_dict[base_key]
-        lora_a, lora_b = state_dict[key], state_dict[f"{prefix}.lora_b.weight"]
         # lora_a is [r, in], or [E, r, in] for expert adapters
-        scale = (alpha if alpha is not None else spec.alpha) / (rank if rank is not None else lora_a.shape[-2])
+        lora_rank = rank if rank is not None else state_dict[key].shape[-2]
+        adapters[base_key] = (prefix, (alpha if alpha is not None else spec.alpha) / lora_rank)
+
+    def merged(base_key: str) -> torch.Tensor:
+        base = state_dict[base_key]
+        if base_key not in adapters:
+            return base
+        prefix, scale = adapters[base_key]
+        lora_a, lora_b = state_dict[f"{prefix}.lora_a.weight"], state_dict[f"{prefix}.lora_b.weight"]
         adapted = base.float() + scale * (lora_b.float() @ lora_a.float())  # [out, in] (or [E, out, in])
         magnitude = state_dict.get(f"{prefix}.magnitude")
         if magnitude is not None:
             adapted = dora_weight(adapted, magnitude.float())
-        merged[base_key] = adapted.to(base.dtype)
-    return merged
+        return adapted.to(base.dtype)
+
+    keys = [k for k in state_dict if not is_adapter_key(k)]
+    if lazy:
+        return LazyStateDict({k: tensor_meta(state_dict, k) for k in keys}, merged)
+    return {k: merged(k) for k in keys}
 
 
 @contextlib.contextmanager

@@ -2,7 +2,12 @@
 crash-safe step checkpoints (:class:`CheckpointManager`), recipe state, sharded (DCP) checkpoints
 and peft adapters."""
 
-from torchtune.training.checkpointing._atomic import COMPLETE_MARKER, atomic_directory, is_complete_checkpoint
+from torchtune.training.checkpointing._atomic import (
+    COMPLETE_MARKER,
+    atomic_directory,
+    atomic_file,
+    is_complete_checkpoint,
+)
 from torchtune.training.checkpointing._dcp import dcp_load, dcp_save
 from torchtune.training.checkpointing._fit import check_same_vocabulary, check_weights_fit
 from torchtune.training.checkpointing._gguf_checkpointer import (
@@ -20,6 +25,7 @@ from torchtune.training.checkpointing._meta_checkpointer import (
 )
 from torchtune.training.checkpointing._peft_adapter import check_save_mappings, load_peft_adapter, save_peft_adapter
 from torchtune.training.checkpointing._recipe_state import load_recipe_state, restore_training_state, save_recipe_state
+from torchtune.training.checkpointing._safetensors import save_safetensors
 from torchtune.utils import deprecated_aliases
 
 __all__ = [
@@ -30,6 +36,7 @@ __all__ = [
     "HuggingFaceCheckpointer",
     "MetaCheckpointer",
     "atomic_directory",
+    "atomic_file",
     "check_same_vocabulary",
     "check_save_mappings",
     "check_weights_fit",
@@ -45,6 +52,7 @@ __all__ = [
     "restore_training_state",
     "save_peft_adapter",
     "save_recipe_state",
+    "save_safetensors",
 ]
 
 # Moved in 0.2. The GGUF format is torchtune.gguf, its tokenizer sits beside the other tokenizers,

@@ -4,17 +4,19 @@ A checkpoint is written into a hidden sibling directory ``.tmp-<name>-<token>`` 
 filesystem. When the writer is done, every file and the directory are fsynced, a marker file
 ``CHECKPOINT_COMPLETE`` listing every file and its size is written last, and the directory is
 renamed into place (then the parent directory is fsynced). Readers trust only directories that
-carry a marker whose file list matches what is on disk.
+carry a marker whose file list matches what is on disk. Single files written outside such a
+directory go through :func:`atomic_file` (a temporary sibling renamed into place).
 """
 
 import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +191,38 @@ def atomic_directory(final_path: str | Path, *, overwrite: bool = False) -> Iter
         commit_temp_dir(tmp, final, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
+    """Write a file that appears at ``path`` whole or not at all.
+
+    The file is written as a hidden sibling ``.<name>.<pid>.<token>.tmp``; when the ``with`` block
+    ends it is flushed, fsynced and renamed over ``path`` (then the directory is fsynced). On an
+    error it is deleted and ``path`` is left as it was.
+
+    Example:
+        >>> with atomic_file("out/model.safetensors") as f:
+        ...     f.write(data)
+
+    Args:
+        path (str | Path): the destination; its directory must exist.
+
+    Yields:
+        IO[bytes]: the temporary file, open for binary writing.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_path(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -23,7 +23,7 @@ def gguf_tokenizer_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_gguf(
-    state_dict: dict[str, torch.Tensor],
+    state_dict: Mapping[str, torch.Tensor],
     config: dict[str, Any],
     path: str | Path,
     *,
@@ -35,10 +35,12 @@ def export_gguf(
 
     LoRA weights must be merged first (``torchtune.modules.peft.get_merged_lora_ckpt``; the
     checkpointer's :meth:`GGUFCheckpointer.write_checkpoint` does it): only base parameters
-    have GGUF names.
+    have GGUF names. A :class:`torchtune.utils.LazyStateDict` (``get_merged_lora_ckpt(...,
+    lazy=True)``) is converted and written one tensor at a time.
 
     Args:
-        state_dict (dict[str, torch.Tensor]): torchtune parameter names -> tensors.
+        state_dict (Mapping[str, torch.Tensor]): torchtune parameter names -> tensors, a dict
+            or a ``LazyStateDict``.
         config (dict[str, Any]): Hugging Face style config of the model (``model_type`` and sizes),
             e.g. ``GGUFCheckpointer.config``.
         path (str | Path): destination ``.gguf`` file, written atomically.

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from torchtune.models import hf_to_tune, tune_to_hf
 from torchtune.modules.peft import AdapterSpec
 from torchtune.training.checkpointing._atomic import save_with
 from torchtune.training.checkpointing._peft_adapter import adapter_dir_of, load_peft_adapter, write_adapter_and_merge
+from torchtune.training.checkpointing._safetensors import save_safetensors
+from torchtune.utils import LazyStateDict, tensor_meta
 
 logger = logging.getLogger(__name__)
 
@@ -33,39 +35,32 @@ _SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch
                        "I64": torch.int64, "I32": torch.int32, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
 
 
-def _unshared(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """CPU, contiguous tensors that share no storage (safetensors refuses shared storage)."""
-    out, seen = {}, set()
-    for key, value in state_dict.items():
-        value = value.detach().to("cpu").contiguous()
-        ptr = value.untyped_storage().data_ptr()
-        out[key] = value.clone() if ptr in seen else value
-        seen.add(ptr)
-    return out
-
-
 def write_safetensors_weights(
-    directory: Path, hf_state_dict: dict[str, torch.Tensor], weight_map: dict[str, str] | None = None
+    directory: Path, hf_state_dict: Mapping[str, torch.Tensor], weight_map: dict[str, str] | None = None
 ) -> None:
     """Write ``model.safetensors``, or the shards of ``weight_map`` plus their index.
 
+    Each file is written one tensor at a time (:func:`save_safetensors`), so a
+    :class:`torchtune.utils.LazyStateDict` is computed tensor by tensor.
+
     Args:
         directory (Path): an existing directory.
-        hf_state_dict (dict[str, torch.Tensor]): Hugging Face-keyed tensors.
+        hf_state_dict (Mapping[str, torch.Tensor]): Hugging Face-keyed tensors, lazy or not.
         weight_map (dict[str, str] | None): key -> shard file name; keys missing from it go to
             the first shard. None writes a single ``model.safetensors``.
     """
-    hf_state_dict = _unshared(hf_state_dict)
     if weight_map is None:
-        save_file(hf_state_dict, directory / SINGLE_FILE, metadata={"format": "pt"})
+        save_safetensors(hf_state_dict, directory / SINGLE_FILE, metadata={"format": "pt"})
         return
     first = sorted(set(weight_map.values()))[0]
-    shards: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in hf_state_dict.items():
-        shards.setdefault(weight_map.get(key, first), {})[key] = value
-    for name, tensors in sorted(shards.items()):
-        save_file(tensors, directory / name, metadata={"format": "pt"})
-    total = sum(v.numel() * v.element_size() for v in hf_state_dict.values())
+    shards: dict[str, list[str]] = {}
+    for key in hf_state_dict:
+        shards.setdefault(weight_map.get(key, first), []).append(key)
+    for name, keys in sorted(shards.items()):
+        shard = LazyStateDict({k: tensor_meta(hf_state_dict, k) for k in keys}, hf_state_dict.__getitem__)
+        save_safetensors(shard, directory / name, metadata={"format": "pt"})
+    metas = [tensor_meta(hf_state_dict, k) for k in hf_state_dict]
+    total = sum(m.numel() * m.element_size() for m in metas)
     index = {"metadata": {"total_size": total},
              "weight_map": {k: weight_map.get(k, first) for k in sorted(hf_state_dict)}}
     with open(directory / INDEX_FILE, "w", encoding="utf-8") as f:

@@ -392,12 +392,13 @@ def write_adapter_and_merge(
     adapter_only: bool,
     base_model_name_or_path: str,
     lora_alpha: float | None = None,
-) -> dict[str, torch.Tensor] | None:
+) -> Mapping[str, torch.Tensor] | None:
     """The adapter half of every checkpointer's ``write_checkpoint``.
 
     Writes the peft adapter of ``state_dict`` (if it holds one) into ``directory/adapter`` (into
     ``directory`` with ``adapter_only``) and returns the state dict the checkpointer writes as the
-    model: adapters merged into their base weights, or None when only the adapter is written.
+    model: adapters merged into their base weights (a :class:`torchtune.utils.LazyStateDict`
+    that merges each weight when the writer reads it), or None when only the adapter is written.
 
     Args:
         directory (str | Path): the checkpoint directory (exists).
@@ -409,7 +410,7 @@ def write_adapter_and_merge(
         lora_alpha (float | None): deprecated; one alpha for every adapter. Default None.
 
     Returns:
-        dict[str, torch.Tensor] | None: the weights to write, or None.
+        Mapping[str, torch.Tensor] | None: the weights to write, or None.
 
     Raises:
         ValueError: on ``adapter_only`` without adapters, or adapters whose alpha is unknown.
@@ -428,7 +429,8 @@ def write_adapter_and_merge(
     save_peft_adapter(adapter_dir, adapter, config, adapter_specs=specs, base_model_name_or_path=base_model_name_or_path)
     if adapter_only:
         return None
-    return get_merged_lora_ckpt(state_dict, adapter_specs=specs)  # adapters folded in and dropped
+    # adapters folded in and dropped, one weight at a time as the writer reads them
+    return get_merged_lora_ckpt(state_dict, adapter_specs=specs, lazy=True)
 
 
 def check_save_mappings(

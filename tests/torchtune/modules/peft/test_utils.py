@@ -140,3 +140,29 @@ def test_adapter_specs_are_read_off_the_modules():
     plain.load_state_dict(merged)
     model.eval()
     torch.testing.assert_close(plain(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dora", [False, True])
+def test_lazy_merge_is_computed_when_read_and_matches_the_unmerged_net(dora):
+    from torchtune.utils import LazyStateDict
+
+    net = _trained(dora)
+    reads = []
+
+    class _Counting(dict):
+        def __getitem__(self, key):
+            reads.append(key)
+            return super().__getitem__(key)
+
+    lazy = get_merged_lora_ckpt(_Counting(net.state_dict()), RANK, ALPHA, lazy=True)
+    assert isinstance(lazy, LazyStateDict)
+    assert not [k for k in reads if "lora_" in k]  # nothing merged yet (the base weights give the shapes)
+    reads.clear()
+    assert list(lazy) == ["a.weight", "mid.weight", "mid.bias", "b.weight", "b.bias"]
+    assert lazy.meta("a.weight").shape == (8, 6) and lazy.meta("a.weight").device.type == "meta"
+    lazy["b.weight"]
+    assert set(reads) <= {"b.weight", "b.lora_a.weight", "b.lora_b.weight", "b.magnitude"}
+    base = _Base()
+    base.load_state_dict(dict(lazy), strict=True)
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(base(x), net(x), atol=1e-5, rtol=1e-5)

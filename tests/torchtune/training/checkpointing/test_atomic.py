@@ -178,3 +178,23 @@ def test_saves_killed_at_random_points_never_leave_a_bad_latest(tmp_path):
         assert not any(p.name.startswith((".tmp-", ".old-")) for p in tmp_path.iterdir())
     assert last_step > 0
     assert killed_mid_write > 0
+
+
+def test_atomic_file_replaces_whole_or_not_at_all(tmp_path):
+    from torchtune.training.checkpointing import atomic_file
+
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_file(path) as f:
+            f.write(b"half of the new")
+            raise RuntimeError("interrupted")
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["model.bin"]
+    old_umask = os.umask(0o022)
+    try:
+        with atomic_file(path) as f:
+            f.write(b"new")
+    finally:
+        os.umask(old_umask)
+    assert path.read_bytes() == b"new" and os.listdir(tmp_path) == ["model.bin"]
+    assert path.stat().st_mode & 0o777 == 0o644  # as a plain open() makes it, not a private temp file's 0o600
