@@ -3,11 +3,12 @@ output-logit soft-capping, a ``query_pre_attn_scalar`` attention scale and a sli
 every other layer (0, 2, 4, ... as in Hugging Face's ``layer_types``)."""
 
 import math
+from typing import Any
 
 from torch import nn
 
 from torchtune.models._decoder_builder import build_decoder
-from torchtune.models._lora_settings import LoRASettings, lora_builder
+from torchtune.models._lora_settings import LoRASettings
 from torchtune.models.gemma._component_builders import GEMMA_NORM_OFFSET
 from torchtune.modules import TransformerDecoder
 
@@ -86,4 +87,39 @@ def gemma2(
     )
 
 
-lora_gemma2 = lora_builder(gemma2, "lora_gemma2", __name__)
+def lora_gemma2(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    *,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+    **sizes: Any,
+) -> TransformerDecoder:
+    """:func:`gemma2` with LoRA/DoRA adapters (QLoRA with ``quantize_base``).
+
+    Args:
+        lora_attn_modules (list[str]): any of q_proj, k_proj, v_proj, output_proj.
+        apply_lora_to_mlp (bool): adapt the feed-forward projections. Default: False.
+        apply_lora_to_output (bool): adapt the output projection (not with tied embeddings).
+            Default: False.
+        lora_rank (int): adapter rank. Default: 8.
+        lora_alpha (float): adapter alpha. Default: 16.
+        lora_dropout (float): adapter dropout. Default: 0.0.
+        use_dora (bool): DoRA instead of LoRA. Default: False.
+        quantize_base (bool): NF4 base weights under the adapters (QLoRA; needs the ``quant``
+            extra). Default: False.
+        **sizes (Any): the keyword arguments of :func:`gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters.
+
+    Raises:
+        ValueError: on bad LoRA options (LoRA on a tied output included) or sizes.
+    """
+    lora = LoRASettings(tuple(lora_attn_modules), apply_lora_to_mlp, apply_lora_to_output,
+                        lora_rank, lora_alpha, lora_dropout, use_dora, quantize_base)
+    return gemma2(**sizes, lora=lora)

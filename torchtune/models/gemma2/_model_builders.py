@@ -3,7 +3,6 @@ files (attention soft cap 50, final soft cap 30, sliding window 4096 on even lay
 
 from typing import Any
 
-from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.gemma2._component_builders import gemma2, lora_gemma2
 from torchtune.modules import TransformerDecoder
 
@@ -53,9 +52,121 @@ def gemma2_27b() -> TransformerDecoder:
     return gemma2(**_GEMMA2_27B)
 
 
-lora_gemma2_2b = lora_preset(lora_gemma2, _GEMMA2_2B, "lora_gemma2_2b", __name__)
-qlora_gemma2_2b = qlora_preset(lora_gemma2, _GEMMA2_2B, "qlora_gemma2_2b", __name__)
-lora_gemma2_9b = lora_preset(lora_gemma2, _GEMMA2_9B, "lora_gemma2_9b", __name__)
-qlora_gemma2_9b = qlora_preset(lora_gemma2, _GEMMA2_9B, "qlora_gemma2_9b", __name__)
-lora_gemma2_27b = lora_preset(lora_gemma2, _GEMMA2_27B, "lora_gemma2_27b", __name__)
-qlora_gemma2_27b = qlora_preset(lora_gemma2, _GEMMA2_27B, "qlora_gemma2_27b", __name__)
+def lora_gemma2_2b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Gemma 2 2B with LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_2B)
+
+
+def qlora_gemma2_2b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Gemma 2 2B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_2B)
+
+
+def lora_gemma2_9b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Gemma 2 9B with LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_9B)
+
+
+def qlora_gemma2_9b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Gemma 2 9B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_9B)
+
+
+def lora_gemma2_27b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Gemma 2 27B with LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_27B)
+
+
+def qlora_gemma2_27b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Gemma 2 27B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_27B)
