@@ -150,3 +150,17 @@ def test_family_builders_show_their_defaults():
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'qkv_biass'"):
         qwen2_5(vocab_size=10, num_layers=1, num_heads=4, num_kv_heads=2, embed_dim=16, intermediate_dim=8,
                 max_seq_len=8, qkv_biass=True)
+
+
+def test_lora_family_builders_take_lora_rank_by_position_like_the_presets():
+    import inspect
+
+    from torchtune.models.llama3_1 import lora_llama3_1
+
+    preset_params = list(inspect.signature(_preset("llama3_2.lora_llama3_2_1b")).parameters)
+    family_params = list(inspect.signature(lora_llama3_1).parameters)
+    assert family_params[: len(preset_params)] == preset_params
+    with torch.device("meta"):
+        model = lora_llama3_1(["q_proj"], False, False, 4, 8.0, vocab_size=10, num_layers=1, num_heads=4,
+                              num_kv_heads=2, embed_dim=16, intermediate_dim=8, max_seq_len=8)
+    assert model.layers[0].attn.q_proj.rank == 4 and model.layers[0].attn.q_proj.scaling == 2.0

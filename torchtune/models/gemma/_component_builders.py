@@ -9,13 +9,19 @@ from torch import nn
 from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._lora_settings import LoRASettings
 from torchtune.modules import TransformerDecoder
+from torchtune.utils import deprecated_arguments
 
 
 # Gemma's RMSNorm multiplies by (1 + scale); Hugging Face stores `scale`.
 GEMMA_NORM_OFFSET = 1.0
 
 
+@deprecated_arguments(positional=(
+    "vocab_size", "num_layers", "num_heads", "head_dim", "num_kv_heads", "embed_dim", "intermediate_dim",
+    "max_seq_len", "attn_dropout", "norm_eps", "rope_base", "lora",
+))  # positional arguments: deprecated in 0.2
 def gemma(
+    *,
     vocab_size: int,
     num_layers: int,
     num_heads: int,
@@ -64,7 +70,6 @@ def lora_gemma(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
     apply_lora_to_output: bool = False,
-    *,
     lora_rank: int = 8,
     lora_alpha: float = 16,
     lora_dropout: float = 0.0,

@@ -11,6 +11,7 @@ from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._lora_settings import LoRASettings
 from torchtune.models.gemma._component_builders import GEMMA_NORM_OFFSET
 from torchtune.modules import TransformerDecoder
+from torchtune.utils import deprecated_arguments
 
 
 def layer_sliding_windows(num_layers: int, sliding_window: int | None) -> list[int | None]:
@@ -26,7 +27,20 @@ def layer_sliding_windows(num_layers: int, sliding_window: int | None) -> list[i
     return [sliding_window if i % 2 == 0 else None for i in range(num_layers)]
 
 
+@deprecated_arguments(
+    positional=(
+        "vocab_size", "num_layers", "num_heads", "head_dim", "num_kv_heads", "embed_dim", "intermediate_dim",
+        "max_seq_len", "attn_dropout", "norm_eps", "rope_base", "hidden_capping_value", "final_capping_value",
+        "sliding_window_size", "query_pre_attn_scalar", "lora",
+    ),
+    renamed={
+        "hidden_capping_value": "attn_softcapping",
+        "final_capping_value": "final_logit_softcapping",
+        "sliding_window_size": "sliding_window",
+    },
+)  # positional arguments and the old names: deprecated in 0.2
 def gemma2(
+    *,
     vocab_size: int,
     num_layers: int,
     num_heads: int,
@@ -38,9 +52,9 @@ def gemma2(
     attn_dropout: float = 0.0,
     norm_eps: float = 1e-6,
     rope_base: float = 10_000,
-    hidden_capping_value: float | None = 50.0,
-    final_capping_value: float | None = 30.0,
-    sliding_window_size: int | None = 4096,
+    attn_softcapping: float | None = 50.0,
+    final_logit_softcapping: float | None = 30.0,
+    sliding_window: int | None = 4096,
     query_pre_attn_scalar: float | None = None,
     lora: LoRASettings | None = None,
 ) -> TransformerDecoder:
@@ -58,9 +72,12 @@ def gemma2(
         attn_dropout (float): attention dropout. Default: 0.0.
         norm_eps (float): RMSNorm epsilon. Default: 1e-6.
         rope_base (float): RoPE theta. Default: 10000.
-        hidden_capping_value (float | None): attention-logit soft cap. Default: 50.0.
-        final_capping_value (float | None): output-logit soft cap. Default: 30.0.
-        sliding_window_size (int | None): window of the even layers. Default: 4096.
+        attn_softcapping (float | None): attention-logit soft cap (formerly
+            ``hidden_capping_value``). Default: 50.0.
+        final_logit_softcapping (float | None): output-logit soft cap (formerly
+            ``final_capping_value``). Default: 30.0.
+        sliding_window (int | None): window of the even layers (formerly
+            ``sliding_window_size``). Default: 4096.
         query_pre_attn_scalar (float | None): attention logits are scaled by
             ``query_pre_attn_scalar ** -0.5``; None means ``head_dim``. Default: None.
         lora (LoRASettings | None): adapters to add (see :func:`lora_gemma2`). Default: None.
@@ -81,9 +98,9 @@ def gemma2(
         head_dim=head_dim, attn_dropout=attn_dropout, norm_eps=norm_eps, rope_base=rope_base,
         tie_word_embeddings=True, norm_offset=GEMMA_NORM_OFFSET,
         mlp_activation=nn.GELU(approximate="tanh"), embed_scale=math.sqrt(embed_dim),
-        attn_scale=scalar**-0.5, attn_softcapping=hidden_capping_value,
-        final_logit_softcapping=final_capping_value, post_norms=True,
-        sliding_window=layer_sliding_windows(num_layers, sliding_window_size), lora=lora,
+        attn_scale=scalar**-0.5, attn_softcapping=attn_softcapping,
+        final_logit_softcapping=final_logit_softcapping, post_norms=True,
+        sliding_window=layer_sliding_windows(num_layers, sliding_window), lora=lora,
     )
 
 
@@ -91,7 +108,6 @@ def lora_gemma2(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
     apply_lora_to_output: bool = False,
-    *,
     lora_rank: int = 8,
     lora_alpha: float = 16,
     lora_dropout: float = 0.0,

@@ -9,7 +9,7 @@ from torchtune.modules import TransformerDecoder
 
 _COMMON: dict[str, Any] = dict(
     vocab_size=256_000, max_seq_len=8192, norm_eps=1e-6, rope_base=10_000,
-    hidden_capping_value=50.0, final_capping_value=30.0, sliding_window_size=4096,
+    attn_softcapping=50.0, final_logit_softcapping=30.0, sliding_window=4096,
 )
 _GEMMA2_2B: dict[str, Any] = dict(
     _COMMON, num_layers=26, num_heads=8, head_dim=256, num_kv_heads=4, embed_dim=2304,

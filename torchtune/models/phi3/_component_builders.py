@@ -7,9 +7,15 @@ from typing import Any
 from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._lora_settings import LoRASettings
 from torchtune.modules import TransformerDecoder
+from torchtune.utils import deprecated_arguments
 
 
+@deprecated_arguments(positional=(
+    "vocab_size", "num_layers", "num_heads", "num_kv_heads", "embed_dim", "intermediate_dim", "max_seq_len",
+    "attn_dropout", "norm_eps", "rope_base", "sliding_window", "lora",
+))  # positional arguments: deprecated in 0.2
 def phi3(
+    *,
     vocab_size: int,
     num_layers: int,
     num_heads: int,
@@ -58,7 +64,6 @@ def lora_phi3(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
     apply_lora_to_output: bool = False,
-    *,
     lora_rank: int = 8,
     lora_alpha: float = 16,
     lora_dropout: float = 0.0,
