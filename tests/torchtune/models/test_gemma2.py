@@ -215,3 +215,36 @@ def test_signature_is_keyword_only_with_the_shared_names() -> None:
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
     assert {"attn_softcapping", "final_logit_softcapping", "sliding_window"} <= set(params)
     assert not {"hidden_capping_value", "final_capping_value", "sliding_window_size"} & set(params)
+
+
+def test_config_json_without_the_optional_keys_takes_transformers_defaults() -> None:
+    """A config.json without query_pre_attn_scalar, the soft caps, sliding_window or layer_types
+    builds what transformers builds from it: Gemma2Config's defaults (256, 50, 30, 4096 on even
+    layers), not head_dim or "no cap"."""
+    optional = ("query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", "sliding_window")
+    sparse = {k: v for k, v in TINY.items() if k not in optional}
+    reference = Gemma2Config()
+    torch.manual_seed(0)
+    hf = AutoModelForCausalLM.from_config(Gemma2Config(**sparse), attn_implementation="eager").eval()
+    ours = model_from_hf_config({"model_type": "gemma2", **sparse}).eval()
+    ours.load_state_dict(hf_to_tune(hf.state_dict(), hf.config.to_dict()))
+    attn = ours.layers[0].attn
+    assert attn.scale == reference.query_pre_attn_scalar ** -0.5 != sparse["head_dim"] ** -0.5
+    assert attn.softcapping == reference.attn_logit_softcapping
+    assert ours.final_logit_softcapping == reference.final_logit_softcapping
+    assert [layer.attn.sliding_window for layer in ours.layers] == [reference.sliding_window, None,
+                                                                    reference.sliding_window]
+    tokens, is_real = _padded_batch()
+    mask, input_pos = generation_masks(is_real, 0)
+    with torch.no_grad():
+        logits = ours(tokens, mask=mask, input_pos=input_pos)
+    torch.testing.assert_close(logits[is_real], _hf_logits(hf, tokens, is_real)[is_real], atol=1e-5, rtol=1e-5)
+
+
+def test_explicit_null_soft_caps_and_window_disable_them() -> None:
+    config = {"model_type": "gemma2", **TINY, "attn_logit_softcapping": None, "final_logit_softcapping": None,
+              "sliding_window": None}
+    with torch.device("meta"):
+        ours = model_from_hf_config(config)
+    assert ours.layers[0].attn.softcapping is None and ours.final_logit_softcapping is None
+    assert all(layer.attn.sliding_window is None for layer in ours.layers)

@@ -1,19 +1,13 @@
 """Gemma (v1) builders: GeGLU (tanh GELU) feed-forward, ``(1 + scale)`` RMSNorm, output tied to
 the embeddings and embeddings scaled by ``sqrt(embed_dim)``."""
 
-import math
 from typing import Any
 
-from torch import nn
-
 from torchtune.models._decoder_builder import build_decoder
+from torchtune.models._family_facts import GEMMA_NORM_OFFSET, gemma_activation, gemma_embed_scale
 from torchtune.models._lora_settings import LoRASettings
 from torchtune.modules import TransformerDecoder
 from torchtune.utils import deprecated_arguments
-
-
-# Gemma's RMSNorm multiplies by (1 + scale); Hugging Face stores `scale`.
-GEMMA_NORM_OFFSET = 1.0
 
 
 @deprecated_arguments(positional=(
@@ -62,7 +56,7 @@ def gemma(
         embed_dim=embed_dim, intermediate_dim=intermediate_dim, max_seq_len=max_seq_len,
         head_dim=head_dim, attn_dropout=attn_dropout, norm_eps=norm_eps, rope_base=rope_base,
         tie_word_embeddings=True, norm_offset=GEMMA_NORM_OFFSET,
-        mlp_activation=nn.GELU(approximate="tanh"), embed_scale=math.sqrt(embed_dim), lora=lora,
+        mlp_activation=gemma_activation(), embed_scale=gemma_embed_scale(embed_dim), lora=lora,
     )
 
 

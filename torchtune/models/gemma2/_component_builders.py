@@ -2,29 +2,21 @@
 output-logit soft-capping, a ``query_pre_attn_scalar`` attention scale and a sliding window on
 every other layer (0, 2, 4, ... as in Hugging Face's ``layer_types``)."""
 
-import math
 from typing import Any
 
-from torch import nn
-
 from torchtune.models._decoder_builder import build_decoder
+from torchtune.models._family_facts import (
+    GEMMA2_ATTN_SOFTCAPPING,
+    GEMMA2_FINAL_LOGIT_SOFTCAPPING,
+    GEMMA2_SLIDING_WINDOW,
+    GEMMA_NORM_OFFSET,
+    gemma2_sliding_windows,
+    gemma_activation,
+    gemma_embed_scale,
+)
 from torchtune.models._lora_settings import LoRASettings
-from torchtune.models.gemma._component_builders import GEMMA_NORM_OFFSET
 from torchtune.modules import TransformerDecoder
 from torchtune.utils import deprecated_arguments
-
-
-def layer_sliding_windows(num_layers: int, sliding_window: int | None) -> list[int | None]:
-    """Per-layer windows of Gemma 2: even layers slide, odd layers attend globally.
-
-    Args:
-        num_layers (int): number of layers.
-        sliding_window (int | None): the model's window; None disables it everywhere.
-
-    Returns:
-        list[int | None]: one window per layer.
-    """
-    return [sliding_window if i % 2 == 0 else None for i in range(num_layers)]
 
 
 @deprecated_arguments(
@@ -52,9 +44,9 @@ def gemma2(
     attn_dropout: float = 0.0,
     norm_eps: float = 1e-6,
     rope_base: float = 10_000,
-    attn_softcapping: float | None = 50.0,
-    final_logit_softcapping: float | None = 30.0,
-    sliding_window: int | None = 4096,
+    attn_softcapping: float | None = GEMMA2_ATTN_SOFTCAPPING,
+    final_logit_softcapping: float | None = GEMMA2_FINAL_LOGIT_SOFTCAPPING,
+    sliding_window: int | None = GEMMA2_SLIDING_WINDOW,
     query_pre_attn_scalar: float | None = None,
     lora: LoRASettings | None = None,
 ) -> TransformerDecoder:
@@ -97,10 +89,10 @@ def gemma2(
         embed_dim=embed_dim, intermediate_dim=intermediate_dim, max_seq_len=max_seq_len,
         head_dim=head_dim, attn_dropout=attn_dropout, norm_eps=norm_eps, rope_base=rope_base,
         tie_word_embeddings=True, norm_offset=GEMMA_NORM_OFFSET,
-        mlp_activation=nn.GELU(approximate="tanh"), embed_scale=math.sqrt(embed_dim),
+        mlp_activation=gemma_activation(), embed_scale=gemma_embed_scale(embed_dim),
         attn_scale=scalar**-0.5, attn_softcapping=attn_softcapping,
         final_logit_softcapping=final_logit_softcapping, post_norms=True,
-        sliding_window=layer_sliding_windows(num_layers, sliding_window), lora=lora,
+        sliding_window=gemma2_sliding_windows(num_layers, sliding_window), lora=lora,
     )
 
 
