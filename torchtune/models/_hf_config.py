@@ -4,9 +4,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from torch import nn
-
 from torchtune.models._decoder_builder import build_decoder
+from torchtune.models._family_facts import (
+    GEMMA2_ATTN_SOFTCAPPING,
+    GEMMA2_FINAL_LOGIT_SOFTCAPPING,
+    GEMMA2_QUERY_PRE_ATTN_SCALAR,
+    GEMMA2_SLIDING_WINDOW,
+    GEMMA3_SLIDING_WINDOW_PATTERN,
+    GEMMA_NORM_OFFSET,
+    gemma2_sliding_windows,
+    gemma3_sliding_windows,
+    gemma_activation,
+    gemma_embed_scale,
+)
 from torchtune.models._lora_settings import LoRASettings, MoESettings
 from torchtune.modules import TransformerDecoder
 
@@ -124,23 +134,29 @@ def _gemma(config: dict[str, Any], act_key: str = "hidden_act") -> dict[str, Any
     return {
         **_common(config, act_key, _GELU_TANH),
         "tie_word_embeddings": bool(config.get("tie_word_embeddings", True)),
-        "norm_offset": 1.0,
-        "mlp_activation": nn.GELU(approximate="tanh"),
-        "embed_scale": config["hidden_size"] ** 0.5,
+        "norm_offset": GEMMA_NORM_OFFSET,
+        "mlp_activation": gemma_activation(),
+        "embed_scale": gemma_embed_scale(config["hidden_size"]),
     }
 
 
+def _layer_windows(types: list[str], window: int | None) -> list[int | None]:
+    return [window if t == "sliding_attention" else None for t in types]
+
+
 def _gemma2(config: dict[str, Any]) -> dict[str, Any]:
+    """Gemma 2: a key that ``config.json`` leaves out takes Gemma2Config's default (the published
+    soft caps and window; an explicit null disables them)."""
     n = config["num_hidden_layers"]
-    types = config.get("layer_types") or ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n)]
-    window = config.get("sliding_window")
+    window = config.get("sliding_window", GEMMA2_SLIDING_WINDOW)
+    types = config.get("layer_types")
     return {
         **_gemma(config, "hidden_activation"),
-        "attn_scale": config.get("query_pre_attn_scalar", 256) ** -0.5,
-        "attn_softcapping": config.get("attn_logit_softcapping"),
-        "final_logit_softcapping": config.get("final_logit_softcapping"),
+        "attn_scale": config.get("query_pre_attn_scalar", GEMMA2_QUERY_PRE_ATTN_SCALAR) ** -0.5,
+        "attn_softcapping": config.get("attn_logit_softcapping", GEMMA2_ATTN_SOFTCAPPING),
+        "final_logit_softcapping": config.get("final_logit_softcapping", GEMMA2_FINAL_LOGIT_SOFTCAPPING),
         "post_norms": True,
-        "sliding_window": [window if t == "sliding_attention" else None for t in types],
+        "sliding_window": _layer_windows(types, window) if types else gemma2_sliding_windows(n, window),
     }
 
 
@@ -169,7 +185,6 @@ _GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
     "rms_norm_eps": 1e-6, "query_pre_attn_scalar": 256, "sliding_window": 4096,
     "hidden_activation": "gelu_pytorch_tanh", "tie_word_embeddings": True,
 }
-GEMMA3_SLIDING_WINDOW_PATTERN = 6  # 5 local layers, then 1 global
 
 
 def _gemma3_rope(config: dict[str, Any]) -> tuple[float, dict[str, Any] | None, float]:
@@ -195,9 +210,7 @@ def _gemma3_text(config: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("use_bidirectional_attention=True (an encoder variant) is not supported; only causal Gemma 3")
     n = config["num_hidden_layers"]
     pattern = config.get("sliding_window_pattern", GEMMA3_SLIDING_WINDOW_PATTERN)
-    types = config.get("layer_types") or [
-        "sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)
-    ]
+    types = config.get("layer_types")
     theta, scaling, local_theta = _gemma3_rope(config)
     window = config.get("sliding_window")
     return {
@@ -209,7 +222,7 @@ def _gemma3_text(config: dict[str, Any]) -> dict[str, Any]:
         "attn_scale": config["query_pre_attn_scalar"] ** -0.5,
         "final_logit_softcapping": config.get("final_logit_softcapping"),
         "post_norms": True,
-        "sliding_window": [window if t == "sliding_attention" else None for t in types],
+        "sliding_window": _layer_windows(types, window) if types else gemma3_sliding_windows(n, window, pattern),
     }
 
 

@@ -1,7 +1,7 @@
 """Small helpers shared across the library."""
 
-from torchtune.utils._deprecation import deprecated_aliases
+from torchtune.utils._deprecation import deprecated_aliases, deprecated_arguments
 from torchtune.utils._import import require
 from torchtune.utils._lazy_state_dict import LazyStateDict, tensor_meta
 
-__all__ = ["LazyStateDict", "deprecated_aliases", "require", "tensor_meta"]
+__all__ = ["LazyStateDict", "deprecated_aliases", "deprecated_arguments", "require", "tensor_meta"]

@@ -1,9 +1,12 @@
-"""Old public names kept for one release after a move, with a warning that names the new home."""
+"""Old public names and call forms kept for one release, with a warning that names the new one."""
 
+import functools
 import importlib
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def deprecated_aliases(module: str, moved: Mapping[str, str]) -> Callable[[str], Any]:
@@ -39,3 +42,60 @@ def deprecated_aliases(module: str, moved: Mapping[str, str]) -> Callable[[str],
         return getattr(importlib.import_module(path), attr)
 
     return __getattr__
+
+
+def deprecated_arguments(
+    *, positional: Sequence[str] = (), renamed: Mapping[str, str] | None = None
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Keep the old call forms of a function working for one release, warning with the new form.
+
+    For a function whose arguments became keyword-only (``positional`` lists the order in which
+    it used to take them) or were renamed (``renamed`` maps each old keyword to the new one).
+    The wrapped function shows the new signature (``inspect.signature`` follows
+    ``__wrapped__``); each old form raises a ``DeprecationWarning`` naming the new spelling.
+
+    Args:
+        positional (Sequence[str]): the parameters the function took positionally before, in
+            their old order and with their old names. Default: () (no positional arguments).
+        renamed (Mapping[str, str] | None): old keyword -> new keyword. Default: None.
+
+    Returns:
+        Callable[[Callable[..., T]], Callable[..., T]]: the decorator.
+    """
+    renamed = dict(renamed or {})
+
+    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        name = fn.__name__
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            if len(args) > len(positional):
+                raise TypeError(f"{name}() takes keyword arguments only; got {len(args)} positional arguments")
+            if args:
+                names = [renamed.get(old, old) for old in positional[: len(args)]]
+                given = [n for n in names if n in kwargs]
+                if given:
+                    raise TypeError(f"{name}() got multiple values for argument {given[0]!r}")
+                warnings.warn(
+                    f"{name}() takes keyword arguments only; passing {', '.join(names)} by position is deprecated "
+                    f"and will stop working in the next release: call {name}({', '.join(f'{n}=...' for n in names)})",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs.update(zip(names, args))
+            for old, new in renamed.items():
+                if old not in kwargs:
+                    continue
+                if new in kwargs:
+                    raise TypeError(f"{name}() got both {old}= (deprecated) and {new}=; pass only {new}=")
+                warnings.warn(
+                    f"{name}({old}=...) is deprecated and will be removed in the next release; use {new}=...",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs[new] = kwargs.pop(old)
+            return fn(**kwargs)
+
+        return wrapper
+
+    return decorate

@@ -141,12 +141,26 @@ def test_bad_lora_args(kwargs, message):
 def test_family_builders_show_their_defaults():
     import inspect
 
-    from torchtune.models._family import decoder_family
     from torchtune.models.qwen2_5 import qwen2_5
     from torchtune.models.qwen3 import qwen3
 
     assert inspect.signature(qwen2_5).parameters["qkv_bias"].default is True
     assert inspect.signature(qwen3).parameters["qk_norm"].default is True
     assert qwen2_5.__name__ == "qwen2_5" and "qkv_bias=True" in qwen2_5.__doc__
-    with pytest.raises(TypeError, match=r"fam: \['qkv_biass'\] are not build_decoder arguments"):
-        decoder_family("fam", __name__, "x", qkv_biass=True)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'qkv_biass'"):
+        qwen2_5(vocab_size=10, num_layers=1, num_heads=4, num_kv_heads=2, embed_dim=16, intermediate_dim=8,
+                max_seq_len=8, qkv_biass=True)
+
+
+def test_lora_family_builders_take_lora_rank_by_position_like_the_presets():
+    import inspect
+
+    from torchtune.models.llama3_1 import lora_llama3_1
+
+    preset_params = list(inspect.signature(_preset("llama3_2.lora_llama3_2_1b")).parameters)
+    family_params = list(inspect.signature(lora_llama3_1).parameters)
+    assert family_params[: len(preset_params)] == preset_params
+    with torch.device("meta"):
+        model = lora_llama3_1(["q_proj"], False, False, 4, 8.0, vocab_size=10, num_layers=1, num_heads=4,
+                              num_kv_heads=2, embed_dim=16, intermediate_dim=8, max_seq_len=8)
+    assert model.layers[0].attn.q_proj.rank == 4 and model.layers[0].attn.q_proj.scaling == 2.0

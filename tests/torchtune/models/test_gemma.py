@@ -126,3 +126,17 @@ def test_lora_unknown_module_is_refused() -> None:
     with pytest.raises(ValueError, match=r"has unknown names \['o_proj'\]"):
         lora_gemma(["o_proj"], vocab_size=16, num_layers=1, num_heads=2, head_dim=4, num_kv_heads=1,
                    embed_dim=8, intermediate_dim=8, max_seq_len=8)
+
+
+def test_positional_arguments_are_deprecated_but_build_the_same_model() -> None:
+    import inspect
+
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in inspect.signature(gemma).parameters.values())
+    torch.manual_seed(0)
+    new = gemma(vocab_size=64, num_layers=2, num_heads=2, head_dim=8, num_kv_heads=1, embed_dim=16,
+                intermediate_dim=24, max_seq_len=32)
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match=r"gemma\(\) takes keyword arguments only; .* call gemma\(vocab_size=\.\.\."):
+        old = gemma(64, 2, 2, 8, 1, 16, 24, 32)
+    assert str(old) == str(new)
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values()))

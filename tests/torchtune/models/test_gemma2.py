@@ -28,9 +28,9 @@ def _builder(config: dict) -> torch.nn.Module:
         num_heads=config["num_attention_heads"], head_dim=config["head_dim"],
         num_kv_heads=config["num_key_value_heads"], embed_dim=config["hidden_size"],
         intermediate_dim=config["intermediate_size"], max_seq_len=config["max_position_embeddings"],
-        norm_eps=config["rms_norm_eps"], hidden_capping_value=config["attn_logit_softcapping"],
-        final_capping_value=config["final_logit_softcapping"],
-        sliding_window_size=config["sliding_window"], query_pre_attn_scalar=config["query_pre_attn_scalar"],
+        norm_eps=config["rms_norm_eps"], attn_softcapping=config["attn_logit_softcapping"],
+        final_logit_softcapping=config["final_logit_softcapping"],
+        sliding_window=config["sliding_window"], query_pre_attn_scalar=config["query_pre_attn_scalar"],
     )
 
 
@@ -109,7 +109,8 @@ def test_greedy_generation_matches_transformers() -> None:
 
 
 def test_sliding_window_alternates_from_layer_zero() -> None:
-    model = gemma2(64, 4, 2, 8, 1, 16, 24, 32, sliding_window_size=7)
+    model = gemma2(vocab_size=64, num_layers=4, num_heads=2, head_dim=8, num_kv_heads=1, embed_dim=16,
+                   intermediate_dim=24, max_seq_len=32, sliding_window=7)
     assert [layer.attn.sliding_window for layer in model.layers] == [7, None, 7, None]
 
 
@@ -157,4 +158,93 @@ def test_lora_on_tied_output_is_refused() -> None:
 
 def test_bad_query_pre_attn_scalar() -> None:
     with pytest.raises(ValueError, match="query_pre_attn_scalar=0 must be positive"):
-        gemma2(16, 1, 2, 4, 1, 8, 8, 8, query_pre_attn_scalar=0)
+        gemma2(vocab_size=16, num_layers=1, num_heads=2, head_dim=4, num_kv_heads=1, embed_dim=8,
+               intermediate_dim=8, max_seq_len=8, query_pre_attn_scalar=0)
+
+
+def _state(model: torch.nn.Module) -> dict:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_old_positional_and_renamed_arguments_still_build_the_same_model() -> None:
+    """Deprecated for one release: positional arguments and the names hidden_capping_value,
+    final_capping_value and sliding_window_size."""
+    torch.manual_seed(0)
+    new = gemma2(vocab_size=64, num_layers=2, num_heads=2, head_dim=8, num_kv_heads=1, embed_dim=16,
+                 intermediate_dim=24, max_seq_len=32, attn_softcapping=5.0, final_logit_softcapping=6.0,
+                 sliding_window=7)
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning) as caught:
+        old = gemma2(64, 2, 2, 8, 1, 16, 24, 32, hidden_capping_value=5.0, final_capping_value=6.0,
+                     sliding_window_size=7)
+    messages = [str(w.message) for w in caught]
+    assert any("takes keyword arguments only" in m and "vocab_size=..." in m for m in messages)
+    assert any("hidden_capping_value=...) is deprecated" in m and "use attn_softcapping=" in m for m in messages)
+    assert any("use final_logit_softcapping=" in m for m in messages)
+    assert any("use sliding_window=" in m for m in messages)
+    assert str(old) == str(new)
+    assert all(torch.equal(a, b) for a, b in zip(_state(old).values(), _state(new).values()))
+    attn = old.layers[0].attn
+    assert (attn.softcapping, old.final_logit_softcapping, attn.sliding_window) == (5.0, 6.0, 7)
+    assert old.layers[1].attn.sliding_window is None
+
+
+def test_old_positional_names_follow_the_renames() -> None:
+    with pytest.warns(DeprecationWarning, match=r"call gemma2\(.*attn_softcapping=\.\.\., "
+                                                 r"final_logit_softcapping=\.\.\., sliding_window=\.\.\."):
+        model = gemma2(16, 2, 2, 4, 1, 8, 8, 8, 0.0, 1e-6, 10_000, 4.0, None, 3)
+    assert model.layers[0].attn.softcapping == 4.0 and model.final_logit_softcapping is None
+    assert [layer.attn.sliding_window for layer in model.layers] == [3, None]
+
+
+def test_old_and_new_name_together_is_an_error() -> None:
+    with pytest.raises(TypeError, match=r"got both hidden_capping_value= \(deprecated\) and attn_softcapping="):
+        gemma2(vocab_size=16, num_layers=1, num_heads=2, head_dim=4, num_kv_heads=1, embed_dim=8,
+               intermediate_dim=8, max_seq_len=8, hidden_capping_value=1.0, attn_softcapping=2.0)
+    with pytest.raises(TypeError, match=r"got multiple values for argument 'vocab_size'"):
+        gemma2(16, vocab_size=16, num_layers=1, num_heads=2, head_dim=4, num_kv_heads=1, embed_dim=8,
+               intermediate_dim=8, max_seq_len=8)
+    with pytest.raises(TypeError, match=r"takes keyword arguments only; got 17 positional arguments"):
+        gemma2(*range(17))
+
+
+def test_signature_is_keyword_only_with_the_shared_names() -> None:
+    import inspect
+
+    params = inspect.signature(gemma2).parameters
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+    assert {"attn_softcapping", "final_logit_softcapping", "sliding_window"} <= set(params)
+    assert not {"hidden_capping_value", "final_capping_value", "sliding_window_size"} & set(params)
+
+
+def test_config_json_without_the_optional_keys_takes_transformers_defaults() -> None:
+    """A config.json without query_pre_attn_scalar, the soft caps, sliding_window or layer_types
+    builds what transformers builds from it: Gemma2Config's defaults (256, 50, 30, 4096 on even
+    layers), not head_dim or "no cap"."""
+    optional = ("query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping", "sliding_window")
+    sparse = {k: v for k, v in TINY.items() if k not in optional}
+    reference = Gemma2Config()
+    torch.manual_seed(0)
+    hf = AutoModelForCausalLM.from_config(Gemma2Config(**sparse), attn_implementation="eager").eval()
+    ours = model_from_hf_config({"model_type": "gemma2", **sparse}).eval()
+    ours.load_state_dict(hf_to_tune(hf.state_dict(), hf.config.to_dict()))
+    attn = ours.layers[0].attn
+    assert attn.scale == reference.query_pre_attn_scalar ** -0.5 != sparse["head_dim"] ** -0.5
+    assert attn.softcapping == reference.attn_logit_softcapping
+    assert ours.final_logit_softcapping == reference.final_logit_softcapping
+    assert [layer.attn.sliding_window for layer in ours.layers] == [reference.sliding_window, None,
+                                                                    reference.sliding_window]
+    tokens, is_real = _padded_batch()
+    mask, input_pos = generation_masks(is_real, 0)
+    with torch.no_grad():
+        logits = ours(tokens, mask=mask, input_pos=input_pos)
+    torch.testing.assert_close(logits[is_real], _hf_logits(hf, tokens, is_real)[is_real], atol=1e-5, rtol=1e-5)
+
+
+def test_explicit_null_soft_caps_and_window_disable_them() -> None:
+    config = {"model_type": "gemma2", **TINY, "attn_logit_softcapping": None, "final_logit_softcapping": None,
+              "sliding_window": None}
+    with torch.device("meta"):
+        ours = model_from_hf_config(config)
+    assert ours.layers[0].attn.softcapping is None and ours.final_logit_softcapping is None
+    assert all(layer.attn.sliding_window is None for layer in ours.layers)

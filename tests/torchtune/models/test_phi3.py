@@ -131,3 +131,17 @@ def test_bad_head_count() -> None:
     with pytest.raises(ValueError, match="num_heads=3 must divide embed_dim=8"):
         lora_phi3(["q_proj"], vocab_size=16, num_layers=1, num_heads=3, num_kv_heads=3, embed_dim=8,
                   intermediate_dim=8, max_seq_len=8)
+
+
+def test_positional_arguments_are_deprecated_but_build_the_same_model() -> None:
+    import inspect
+
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in inspect.signature(phi3).parameters.values())
+    torch.manual_seed(0)
+    new = phi3(vocab_size=64, num_layers=2, num_heads=2, num_kv_heads=1, embed_dim=16, intermediate_dim=24,
+                max_seq_len=32, sliding_window=5)
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match=r"phi3\(\) takes keyword arguments only; .* call phi3\(vocab_size=\.\.\."):
+        old = phi3(64, 2, 2, 1, 16, 24, 32, 0.0, 1e-5, 10_000, 5)
+    assert str(old) == str(new)
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values()))

@@ -1,20 +1,21 @@
 """Gemma (v1) builders: GeGLU (tanh GELU) feed-forward, ``(1 + scale)`` RMSNorm, output tied to
 the embeddings and embeddings scaled by ``sqrt(embed_dim)``."""
 
-import math
-
-from torch import nn
+from typing import Any
 
 from torchtune.models._decoder_builder import build_decoder
-from torchtune.models._lora_settings import LoRASettings, lora_builder
+from torchtune.models._family_facts import GEMMA_NORM_OFFSET, gemma_activation, gemma_embed_scale
+from torchtune.models._lora_settings import LoRASettings
 from torchtune.modules import TransformerDecoder
+from torchtune.utils import deprecated_arguments
 
 
-# Gemma's RMSNorm multiplies by (1 + scale); Hugging Face stores `scale`.
-GEMMA_NORM_OFFSET = 1.0
-
-
+@deprecated_arguments(positional=(
+    "vocab_size", "num_layers", "num_heads", "head_dim", "num_kv_heads", "embed_dim", "intermediate_dim",
+    "max_seq_len", "attn_dropout", "norm_eps", "rope_base", "lora",
+))  # positional arguments: deprecated in 0.2
 def gemma(
+    *,
     vocab_size: int,
     num_layers: int,
     num_heads: int,
@@ -55,8 +56,42 @@ def gemma(
         embed_dim=embed_dim, intermediate_dim=intermediate_dim, max_seq_len=max_seq_len,
         head_dim=head_dim, attn_dropout=attn_dropout, norm_eps=norm_eps, rope_base=rope_base,
         tie_word_embeddings=True, norm_offset=GEMMA_NORM_OFFSET,
-        mlp_activation=nn.GELU(approximate="tanh"), embed_scale=math.sqrt(embed_dim), lora=lora,
+        mlp_activation=gemma_activation(), embed_scale=gemma_embed_scale(embed_dim), lora=lora,
     )
 
 
-lora_gemma = lora_builder(gemma, "lora_gemma", __name__)
+def lora_gemma(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+    **sizes: Any,
+) -> TransformerDecoder:
+    """:func:`gemma` with LoRA/DoRA adapters (QLoRA with ``quantize_base``).
+
+    Args:
+        lora_attn_modules (list[str]): any of q_proj, k_proj, v_proj, output_proj.
+        apply_lora_to_mlp (bool): adapt the feed-forward projections. Default: False.
+        apply_lora_to_output (bool): adapt the output projection (not with tied embeddings).
+            Default: False.
+        lora_rank (int): adapter rank. Default: 8.
+        lora_alpha (float): adapter alpha. Default: 16.
+        lora_dropout (float): adapter dropout. Default: 0.0.
+        use_dora (bool): DoRA instead of LoRA. Default: False.
+        quantize_base (bool): NF4 base weights under the adapters (QLoRA; needs the ``quant``
+            extra). Default: False.
+        **sizes (Any): the keyword arguments of :func:`gemma`.
+
+    Returns:
+        TransformerDecoder: the model with adapters.
+
+    Raises:
+        ValueError: on bad LoRA options (LoRA on a tied output included) or sizes.
+    """
+    lora = LoRASettings(tuple(lora_attn_modules), apply_lora_to_mlp, apply_lora_to_output,
+                        lora_rank, lora_alpha, lora_dropout, use_dora, quantize_base)
+    return gemma(**sizes, lora=lora)

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.gemma._component_builders import gemma, lora_gemma
 from torchtune.modules import TransformerDecoder
 
@@ -35,7 +34,81 @@ def gemma_7b() -> TransformerDecoder:
     return gemma(**_GEMMA_7B)
 
 
-lora_gemma_2b = lora_preset(lora_gemma, _GEMMA_2B, "lora_gemma_2b", __name__)
-qlora_gemma_2b = qlora_preset(lora_gemma, _GEMMA_2B, "qlora_gemma_2b", __name__)
-lora_gemma_7b = lora_preset(lora_gemma, _GEMMA_7B, "lora_gemma_7b", __name__)
-qlora_gemma_7b = qlora_preset(lora_gemma, _GEMMA_7B, "qlora_gemma_7b", __name__)
+def lora_gemma_2b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Gemma 2B with LoRA/DoRA adapters; arguments as in :func:`lora_gemma`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_GEMMA_2B)
+
+
+def qlora_gemma_2b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Gemma 2B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_gemma`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_GEMMA_2B)
+
+
+def lora_gemma_7b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Gemma 7B with LoRA/DoRA adapters; arguments as in :func:`lora_gemma`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_GEMMA_7B)
+
+
+def qlora_gemma_7b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Gemma 7B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_gemma`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_GEMMA_7B)

@@ -3,14 +3,13 @@ files (attention soft cap 50, final soft cap 30, sliding window 4096 on even lay
 
 from typing import Any
 
-from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.gemma2._component_builders import gemma2, lora_gemma2
 from torchtune.modules import TransformerDecoder
 
 
 _COMMON: dict[str, Any] = dict(
     vocab_size=256_000, max_seq_len=8192, norm_eps=1e-6, rope_base=10_000,
-    hidden_capping_value=50.0, final_capping_value=30.0, sliding_window_size=4096,
+    attn_softcapping=50.0, final_logit_softcapping=30.0, sliding_window=4096,
 )
 _GEMMA2_2B: dict[str, Any] = dict(
     _COMMON, num_layers=26, num_heads=8, head_dim=256, num_kv_heads=4, embed_dim=2304,
@@ -53,9 +52,121 @@ def gemma2_27b() -> TransformerDecoder:
     return gemma2(**_GEMMA2_27B)
 
 
-lora_gemma2_2b = lora_preset(lora_gemma2, _GEMMA2_2B, "lora_gemma2_2b", __name__)
-qlora_gemma2_2b = qlora_preset(lora_gemma2, _GEMMA2_2B, "qlora_gemma2_2b", __name__)
-lora_gemma2_9b = lora_preset(lora_gemma2, _GEMMA2_9B, "lora_gemma2_9b", __name__)
-qlora_gemma2_9b = qlora_preset(lora_gemma2, _GEMMA2_9B, "qlora_gemma2_9b", __name__)
-lora_gemma2_27b = lora_preset(lora_gemma2, _GEMMA2_27B, "lora_gemma2_27b", __name__)
-qlora_gemma2_27b = qlora_preset(lora_gemma2, _GEMMA2_27B, "qlora_gemma2_27b", __name__)
+def lora_gemma2_2b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Gemma 2 2B with LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_2B)
+
+
+def qlora_gemma2_2b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Gemma 2 2B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_2B)
+
+
+def lora_gemma2_9b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Gemma 2 9B with LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_9B)
+
+
+def qlora_gemma2_9b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Gemma 2 9B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_9B)
+
+
+def lora_gemma2_27b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Gemma 2 27B with LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_27B)
+
+
+def qlora_gemma2_27b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Gemma 2 27B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_gemma2`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_gemma2(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                       quantize_base=quantize_base, **_GEMMA2_27B)

@@ -3,35 +3,16 @@ embeddings, plus per-head q/k RMSNorm, five sliding-window (local) layers for ea
 and a separate RoPE theta for the local layers (global layers of the 4B-27B models also stretch
 positions by a linear factor of 8). There is no attention-logit soft-cap."""
 
-import math
-
-from torch import nn
-
 from torchtune.models._decoder_builder import build_decoder
+from torchtune.models._family_facts import (
+    GEMMA3_SLIDING_WINDOW_PATTERN,
+    GEMMA_NORM_OFFSET,
+    gemma3_sliding_windows,
+    gemma_activation,
+    gemma_embed_scale,
+)
 from torchtune.models._lora_settings import LoRASettings
 from torchtune.modules import TransformerDecoder
-
-# Gemma's RMSNorm multiplies by (1 + scale); Hugging Face stores `scale`.
-GEMMA3_NORM_OFFSET = 1.0
-
-
-def gemma3_sliding_windows(num_layers: int, sliding_window: int | None, pattern: int = 6) -> list[int | None]:
-    """Per-layer windows: every ``pattern``-th layer (1-based) is global, the others slide.
-
-    Args:
-        num_layers (int): number of layers.
-        sliding_window (int | None): the local layers' window; None disables it everywhere.
-        pattern (int): one global layer in this many. Default: 6.
-
-    Returns:
-        list[int | None]: one window per layer (None = global).
-
-    Raises:
-        ValueError: when ``pattern`` is not a positive integer.
-    """
-    if pattern <= 0:
-        raise ValueError(f"sliding_window_pattern={pattern} must be a positive integer")
-    return [sliding_window if (i + 1) % pattern else None for i in range(num_layers)]
 
 
 def gemma3(
@@ -45,7 +26,7 @@ def gemma3(
     intermediate_dim: int,
     max_seq_len: int,
     sliding_window: int | None,
-    sliding_window_pattern: int = 6,
+    sliding_window_pattern: int = GEMMA3_SLIDING_WINDOW_PATTERN,
     norm_eps: float = 1e-6,
     rope_base: float = 1_000_000.0,
     local_rope_base: float = 10_000.0,
@@ -94,8 +75,8 @@ def gemma3(
         vocab_size=vocab_size, num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads,
         embed_dim=embed_dim, intermediate_dim=intermediate_dim, max_seq_len=max_seq_len, head_dim=head_dim,
         attn_dropout=attn_dropout, norm_eps=norm_eps, rope_base=rope_base, rope_scaling=scaling,
-        local_rope_base=local_rope_base, qk_norm=True, tie_word_embeddings=True, norm_offset=GEMMA3_NORM_OFFSET,
-        mlp_activation=nn.GELU(approximate="tanh"), embed_scale=math.sqrt(embed_dim), attn_scale=scalar**-0.5,
+        local_rope_base=local_rope_base, qk_norm=True, tie_word_embeddings=True, norm_offset=GEMMA_NORM_OFFSET,
+        mlp_activation=gemma_activation(), embed_scale=gemma_embed_scale(embed_dim), attn_scale=scalar**-0.5,
         final_logit_softcapping=final_logit_softcapping, post_norms=True,
         sliding_window=gemma3_sliding_windows(num_layers, sliding_window, sliding_window_pattern), lora=lora,
     )
@@ -105,7 +86,6 @@ def lora_gemma3(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
     apply_lora_to_output: bool = False,
-    *,
     lora_rank: int = 8,
     lora_alpha: float = 16,
     lora_dropout: float = 0.0,

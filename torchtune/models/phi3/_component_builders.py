@@ -2,12 +2,20 @@
 optional sliding window on every layer. Hugging Face fuses ``qkv_proj`` and ``gate_up_proj``;
 here they are separate projections, split when converting checkpoints."""
 
+from typing import Any
+
 from torchtune.models._decoder_builder import build_decoder
-from torchtune.models._lora_settings import LoRASettings, lora_builder
+from torchtune.models._lora_settings import LoRASettings
 from torchtune.modules import TransformerDecoder
+from torchtune.utils import deprecated_arguments
 
 
+@deprecated_arguments(positional=(
+    "vocab_size", "num_layers", "num_heads", "num_kv_heads", "embed_dim", "intermediate_dim", "max_seq_len",
+    "attn_dropout", "norm_eps", "rope_base", "sliding_window", "lora",
+))  # positional arguments: deprecated in 0.2
 def phi3(
+    *,
     vocab_size: int,
     num_layers: int,
     num_heads: int,
@@ -52,4 +60,38 @@ def phi3(
     )
 
 
-lora_phi3 = lora_builder(phi3, "lora_phi3", __name__)
+def lora_phi3(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+    **sizes: Any,
+) -> TransformerDecoder:
+    """:func:`phi3` with LoRA/DoRA adapters (QLoRA with ``quantize_base``).
+
+    Args:
+        lora_attn_modules (list[str]): any of q_proj, k_proj, v_proj, output_proj.
+        apply_lora_to_mlp (bool): adapt the feed-forward projections. Default: False.
+        apply_lora_to_output (bool): adapt the output projection (not with tied embeddings).
+            Default: False.
+        lora_rank (int): adapter rank. Default: 8.
+        lora_alpha (float): adapter alpha. Default: 16.
+        lora_dropout (float): adapter dropout. Default: 0.0.
+        use_dora (bool): DoRA instead of LoRA. Default: False.
+        quantize_base (bool): NF4 base weights under the adapters (QLoRA; needs the ``quant``
+            extra). Default: False.
+        **sizes (Any): the keyword arguments of :func:`phi3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters.
+
+    Raises:
+        ValueError: on bad LoRA options (LoRA on a tied output included) or sizes.
+    """
+    lora = LoRASettings(tuple(lora_attn_modules), apply_lora_to_mlp, apply_lora_to_output,
+                        lora_rank, lora_alpha, lora_dropout, use_dora, quantize_base)
+    return phi3(**sizes, lora=lora)

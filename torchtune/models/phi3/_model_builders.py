@@ -3,7 +3,6 @@
 
 from typing import Any
 
-from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.phi3._component_builders import lora_phi3, phi3
 from torchtune.modules import TransformerDecoder
 
@@ -23,5 +22,41 @@ def phi3_mini() -> TransformerDecoder:
     return phi3(**_PHI3_MINI)
 
 
-lora_phi3_mini = lora_preset(lora_phi3, _PHI3_MINI, "lora_phi3_mini", __name__)
-qlora_phi3_mini = qlora_preset(lora_phi3, _PHI3_MINI, "qlora_phi3_mini", __name__)
+def lora_phi3_mini(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Phi-3-mini-4k with LoRA/DoRA adapters; arguments as in :func:`lora_phi3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_phi3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                     lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                     quantize_base=quantize_base, **_PHI3_MINI)
+
+
+def qlora_phi3_mini(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Phi-3-mini-4k with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_phi3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_phi3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                     lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                     quantize_base=quantize_base, **_PHI3_MINI)

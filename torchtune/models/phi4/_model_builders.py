@@ -3,7 +3,6 @@
 
 from typing import Any
 
-from torchtune.models._lora_settings import lora_preset, qlora_preset
 from torchtune.models.phi3 import lora_phi3, phi3
 from torchtune.modules import TransformerDecoder
 
@@ -23,5 +22,41 @@ def phi4_14b() -> TransformerDecoder:
     return phi3(**_PHI4_14B)
 
 
-lora_phi4_14b = lora_preset(lora_phi3, _PHI4_14B, "lora_phi4_14b", __name__)
-qlora_phi4_14b = qlora_preset(lora_phi3, _PHI4_14B, "qlora_phi4_14b", __name__)
+def lora_phi4_14b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Phi-4 14B with LoRA/DoRA adapters; arguments as in :func:`lora_phi3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_phi3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                     lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                     quantize_base=quantize_base, **_PHI4_14B)
+
+
+def qlora_phi4_14b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Phi-4 14B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_phi3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_phi3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                     lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                     quantize_base=quantize_base, **_PHI4_14B)

@@ -1,11 +1,12 @@
 """Qwen3 presets with the sizes of the published configs."""
 
-from torchtune.models._family import preset
-from torchtune.models._lora_settings import lora_preset, qlora_preset
-from torchtune.models.qwen3._component_builders import qwen3, lora_qwen3
+from typing import Any
+
+from torchtune.models.qwen3._component_builders import lora_qwen3, qwen3
+from torchtune.modules import TransformerDecoder
 
 
-_QWEN3_0_6B = dict(
+_QWEN3_0_6B: dict[str, Any] = dict(
     vocab_size=151_936,
     max_seq_len=40_960,
     head_dim=128,
@@ -16,11 +17,58 @@ _QWEN3_0_6B = dict(
     intermediate_dim=3_072,
     tie_word_embeddings=True,
 )
-qwen3_0_6b = preset(qwen3, _QWEN3_0_6B, "qwen3_0_6b", __name__, "Qwen3 0.6B (tied embeddings).")
-lora_qwen3_0_6b = lora_preset(lora_qwen3, _QWEN3_0_6B, "lora_qwen3_0_6b", __name__)
-qlora_qwen3_0_6b = qlora_preset(lora_qwen3, _QWEN3_0_6B, "qlora_qwen3_0_6b", __name__)
 
-_QWEN3_1_7B = dict(
+
+def qwen3_0_6b() -> TransformerDecoder:
+    """Qwen3 0.6B (596,049,920 parameters; tied embeddings).
+
+    Returns:
+        TransformerDecoder: the model (random weights).
+    """
+    return qwen3(**_QWEN3_0_6B)
+
+
+def lora_qwen3_0_6b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Qwen3 0.6B with LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_0_6B)
+
+
+def qlora_qwen3_0_6b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Qwen3 0.6B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_0_6B)
+
+
+_QWEN3_1_7B: dict[str, Any] = dict(
     vocab_size=151_936,
     max_seq_len=40_960,
     head_dim=128,
@@ -31,11 +79,58 @@ _QWEN3_1_7B = dict(
     intermediate_dim=6_144,
     tie_word_embeddings=True,
 )
-qwen3_1_7b = preset(qwen3, _QWEN3_1_7B, "qwen3_1_7b", __name__, "Qwen3 1.7B (tied embeddings).")
-lora_qwen3_1_7b = lora_preset(lora_qwen3, _QWEN3_1_7B, "lora_qwen3_1_7b", __name__)
-qlora_qwen3_1_7b = qlora_preset(lora_qwen3, _QWEN3_1_7B, "qlora_qwen3_1_7b", __name__)
 
-_QWEN3_4B = dict(
+
+def qwen3_1_7b() -> TransformerDecoder:
+    """Qwen3 1.7B (1,720,574,976 parameters; tied embeddings).
+
+    Returns:
+        TransformerDecoder: the model (random weights).
+    """
+    return qwen3(**_QWEN3_1_7B)
+
+
+def lora_qwen3_1_7b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Qwen3 1.7B with LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_1_7B)
+
+
+def qlora_qwen3_1_7b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Qwen3 1.7B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_1_7B)
+
+
+_QWEN3_4B: dict[str, Any] = dict(
     vocab_size=151_936,
     max_seq_len=40_960,
     head_dim=128,
@@ -46,11 +141,58 @@ _QWEN3_4B = dict(
     intermediate_dim=9_728,
     tie_word_embeddings=True,
 )
-qwen3_4b = preset(qwen3, _QWEN3_4B, "qwen3_4b", __name__, "Qwen3 4B (tied embeddings).")
-lora_qwen3_4b = lora_preset(lora_qwen3, _QWEN3_4B, "lora_qwen3_4b", __name__)
-qlora_qwen3_4b = qlora_preset(lora_qwen3, _QWEN3_4B, "qlora_qwen3_4b", __name__)
 
-_QWEN3_8B = dict(
+
+def qwen3_4b() -> TransformerDecoder:
+    """Qwen3 4B (4,022,468,096 parameters; tied embeddings).
+
+    Returns:
+        TransformerDecoder: the model (random weights).
+    """
+    return qwen3(**_QWEN3_4B)
+
+
+def lora_qwen3_4b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Qwen3 4B with LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_4B)
+
+
+def qlora_qwen3_4b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Qwen3 4B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_4B)
+
+
+_QWEN3_8B: dict[str, Any] = dict(
     vocab_size=151_936,
     max_seq_len=40_960,
     head_dim=128,
@@ -61,11 +203,58 @@ _QWEN3_8B = dict(
     intermediate_dim=12_288,
     tie_word_embeddings=False,
 )
-qwen3_8b = preset(qwen3, _QWEN3_8B, "qwen3_8b", __name__, "Qwen3 8B.")
-lora_qwen3_8b = lora_preset(lora_qwen3, _QWEN3_8B, "lora_qwen3_8b", __name__)
-qlora_qwen3_8b = qlora_preset(lora_qwen3, _QWEN3_8B, "qlora_qwen3_8b", __name__)
 
-_QWEN3_14B = dict(
+
+def qwen3_8b() -> TransformerDecoder:
+    """Qwen3 8B (8,190,735,360 parameters).
+
+    Returns:
+        TransformerDecoder: the model (random weights).
+    """
+    return qwen3(**_QWEN3_8B)
+
+
+def lora_qwen3_8b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Qwen3 8B with LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_8B)
+
+
+def qlora_qwen3_8b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Qwen3 8B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_8B)
+
+
+_QWEN3_14B: dict[str, Any] = dict(
     vocab_size=151_936,
     max_seq_len=40_960,
     head_dim=128,
@@ -76,11 +265,58 @@ _QWEN3_14B = dict(
     intermediate_dim=17_408,
     tie_word_embeddings=False,
 )
-qwen3_14b = preset(qwen3, _QWEN3_14B, "qwen3_14b", __name__, "Qwen3 14B.")
-lora_qwen3_14b = lora_preset(lora_qwen3, _QWEN3_14B, "lora_qwen3_14b", __name__)
-qlora_qwen3_14b = qlora_preset(lora_qwen3, _QWEN3_14B, "qlora_qwen3_14b", __name__)
 
-_QWEN3_32B = dict(
+
+def qwen3_14b() -> TransformerDecoder:
+    """Qwen3 14B (14,768,307,200 parameters).
+
+    Returns:
+        TransformerDecoder: the model (random weights).
+    """
+    return qwen3(**_QWEN3_14B)
+
+
+def lora_qwen3_14b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Qwen3 14B with LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_14B)
+
+
+def qlora_qwen3_14b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Qwen3 14B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_14B)
+
+
+_QWEN3_32B: dict[str, Any] = dict(
     vocab_size=151_936,
     max_seq_len=40_960,
     head_dim=128,
@@ -91,6 +327,52 @@ _QWEN3_32B = dict(
     intermediate_dim=25_600,
     tie_word_embeddings=False,
 )
-qwen3_32b = preset(qwen3, _QWEN3_32B, "qwen3_32b", __name__, "Qwen3 32B.")
-lora_qwen3_32b = lora_preset(lora_qwen3, _QWEN3_32B, "lora_qwen3_32b", __name__)
-qlora_qwen3_32b = qlora_preset(lora_qwen3, _QWEN3_32B, "qlora_qwen3_32b", __name__)
+
+
+def qwen3_32b() -> TransformerDecoder:
+    """Qwen3 32B (32,762,123,264 parameters).
+
+    Returns:
+        TransformerDecoder: the model (random weights).
+    """
+    return qwen3(**_QWEN3_32B)
+
+
+def lora_qwen3_32b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = False,
+) -> TransformerDecoder:
+    """Qwen3 32B with LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_32B)
+
+
+def qlora_qwen3_32b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+    quantize_base: bool = True,
+) -> TransformerDecoder:
+    """Qwen3 32B with NF4 base weights (QLoRA) and LoRA/DoRA adapters; arguments as in :func:`lora_qwen3`.
+
+    Returns:
+        TransformerDecoder: the model with adapters (random weights).
+    """
+    return lora_qwen3(lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
+                      lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_dora=use_dora,
+                      quantize_base=quantize_base, **_QWEN3_32B)

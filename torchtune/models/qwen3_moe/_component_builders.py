@@ -79,7 +79,6 @@ def lora_qwen3_moe(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
     apply_lora_to_output: bool = False,
-    *,
     lora_rank: int = 8,
     lora_alpha: float = 16,
     lora_dropout: float = 0.0,
