@@ -153,6 +153,9 @@ def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch
         if method == "lora":
             set_adapter_dtype(model, torch.float32)  # as the recipes: fp32 master weights for adapters
             set_trainable_params(model, get_adapter_params(model))
+        from torchtune.training import release_freed_memory
+
+        release_freed_memory()  # as the LoRA recipes do once the model is loaded
         if impl == "ours-qlora-ac":  # activation checkpointing per decoder layer, as the recipes' key does
             from torchtune.modules import TransformerSelfAttentionLayer
             from torchtune.training import apply_activation_checkpointing
