@@ -164,3 +164,110 @@ def test_lora_family_builders_take_lora_rank_by_position_like_the_presets():
         model = lora_llama3_1(["q_proj"], False, False, 4, 8.0, vocab_size=10, num_layers=1, num_heads=4,
                               num_kv_heads=2, embed_dim=16, intermediate_dim=8, max_seq_len=8)
     assert model.layers[0].attn.q_proj.rank == 4 and model.layers[0].attn.q_proj.scaling == 2.0
+
+
+# Each family's defaults as its published Hugging Face config.json files set them; every other
+# argument is build_decoder's default.
+_LLAMA3_1_SCALING = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 8192}
+FAMILY_DEFAULTS = {
+    "llama2": {},
+    "llama3": {"rope_base": 500000.0},
+    "llama3_1": {"rope_base": 500000.0, "rope_scaling": _LLAMA3_1_SCALING},
+    "mistral": {},
+    "qwen2_5": {"norm_eps": 1e-6, "rope_base": 1000000.0, "qkv_bias": True},
+    "qwen3": {"norm_eps": 1e-6, "rope_base": 1000000.0, "qkv_bias": False, "qk_norm": True},
+    "smollm2": {"rope_base": 100000.0, "tie_word_embeddings": True},
+}
+_TINY = dict(vocab_size=32, num_layers=2, num_heads=4, num_kv_heads=2, embed_dim=16, intermediate_dim=24,
+             max_seq_len=16)
+
+
+def _family(name):
+    return getattr(importlib.import_module(f"torchtune.models.{name}"), name)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_DEFAULTS))
+def test_family_builder_signature_lists_every_build_decoder_argument(name):
+    import inspect
+
+    ours = inspect.signature(_family(name)).parameters
+    theirs = inspect.signature(build_decoder).parameters
+    assert set(ours) == set(theirs)
+    assert not any(p.kind is p.VAR_KEYWORD for p in ours.values())
+    for key, value in FAMILY_DEFAULTS[name].items():
+        assert ours[key].default == value, key
+    for key in set(theirs) - set(FAMILY_DEFAULTS[name]):
+        assert ours[key].default is theirs[key].default, key
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_DEFAULTS))
+def test_family_builder_is_build_decoder_with_published_defaults(name):
+    # mlp_bias and head_dim are forwarded through **options.
+    options = dict(_TINY, mlp_bias=True, head_dim=8)
+    torch.manual_seed(0)
+    ours = _family(name)(**options)
+    torch.manual_seed(0)
+    reference = build_decoder(**options, **FAMILY_DEFAULTS[name])
+    assert repr(ours) == repr(reference)
+    assert ours.state_dict().keys() == reference.state_dict().keys()
+    for key, value in reference.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    tokens = torch.randint(0, 32, (1, 8))
+    torch.testing.assert_close(ours(tokens), reference(tokens), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_DEFAULTS))
+def test_lora_family_builder_signature_is_the_family_signature_without_lora(name):
+    import inspect
+
+    lora_builder = getattr(importlib.import_module(f"torchtune.models.{name}"), f"lora_{name}")
+    family = inspect.signature(_family(name)).parameters
+    params = inspect.signature(lora_builder).parameters
+    own = [n for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert own[:2] == ["lora_attn_modules", "apply_lora_to_mlp"]
+    forwarded = {n: p for n, p in params.items() if n not in own}
+    assert set(forwarded) == set(family) - {"lora"}
+    assert all(p.kind is p.KEYWORD_ONLY for p in forwarded.values())
+    assert all(forwarded[n].default == family[n].default for n in forwarded)
+
+
+def test_config_validation_reports_a_misspelled_size_under_a_lora_builder(tmp_path):
+    from torchtune.config import ConfigValidationError, load_config, validate
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text(
+        "model:\n"
+        "  _component_: torchtune.models.qwen3.lora_qwen3\n"
+        "  lora_attn_modules: [q_proj]\n"
+        "  vocab_size: 32\n"
+        "  num_layer: 2\n"
+        "  qk_norm: false\n"
+    )
+    with pytest.raises(ConfigValidationError) as e:
+        validate(load_config(path))
+    message = str(e.value)
+    assert "cfg.yaml:5" in message and "'model.num_layer' is not an argument" in message
+    assert "num_layers" in message  # the suggestion
+    assert "qk_norm" not in message and "vocab_size" not in message
+
+
+def test_forwards_kwargs_refuses_what_it_cannot_forward():
+    from torchtune.utils import forwards_kwargs
+
+    def target(*, a: int, b: int = 2) -> int:
+        return a + b
+
+    with pytest.raises(TypeError, match=r"no \*\*kwargs to forward to .*target"):
+        forwards_kwargs(target)(lambda a: a)
+    with pytest.raises(TypeError, match=r"exclude=\['c'\] are not parameters of .*target"):
+        forwards_kwargs(target, exclude=("c",))
+
+    @forwards_kwargs(target, exclude=("a",))
+    def caller(x: int, **rest: int) -> int:
+        return target(a=x, **rest)
+
+    import inspect
+
+    assert str(inspect.signature(caller)) == "(x: int, *, b: int = 2) -> int"
+    assert caller(1, b=5) == 6

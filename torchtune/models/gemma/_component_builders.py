@@ -7,7 +7,7 @@ from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._family_facts import GEMMA_NORM_OFFSET, gemma_activation, gemma_embed_scale
 from torchtune.models._lora_settings import LoRASettings
 from torchtune.modules import TransformerDecoder
-from torchtune.utils import deprecated_arguments
+from torchtune.utils import deprecated_arguments, forwards_kwargs
 
 
 @deprecated_arguments(positional=(
@@ -60,6 +60,7 @@ def gemma(
     )
 
 
+@forwards_kwargs(gemma, exclude=("lora",))
 def lora_gemma(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
@@ -84,7 +85,7 @@ def lora_gemma(
         use_dora (bool): DoRA instead of LoRA. Default: False.
         quantize_base (bool): NF4 base weights under the adapters (QLoRA; needs the ``quant``
             extra). Default: False.
-        **sizes (Any): the keyword arguments of :func:`gemma`.
+        **sizes (Any): the keyword arguments of :func:`gemma` (shown in this signature).
 
     Returns:
         TransformerDecoder: the model with adapters.

@@ -16,7 +16,7 @@ from torchtune.models._family_facts import (
 )
 from torchtune.models._lora_settings import LoRASettings
 from torchtune.modules import TransformerDecoder
-from torchtune.utils import deprecated_arguments
+from torchtune.utils import deprecated_arguments, forwards_kwargs
 
 
 @deprecated_arguments(
@@ -96,6 +96,7 @@ def gemma2(
     )
 
 
+@forwards_kwargs(gemma2, exclude=("lora",))
 def lora_gemma2(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
@@ -120,7 +121,7 @@ def lora_gemma2(
         use_dora (bool): DoRA instead of LoRA. Default: False.
         quantize_base (bool): NF4 base weights under the adapters (QLoRA; needs the ``quant``
             extra). Default: False.
-        **sizes (Any): the keyword arguments of :func:`gemma2`.
+        **sizes (Any): the keyword arguments of :func:`gemma2` (shown in this signature).
 
     Returns:
         TransformerDecoder: the model with adapters.

@@ -13,6 +13,7 @@ from torchtune.models._family_facts import (
 )
 from torchtune.models._lora_settings import LoRASettings
 from torchtune.modules import TransformerDecoder
+from torchtune.utils import forwards_kwargs
 
 
 def gemma3(
@@ -82,6 +83,7 @@ def gemma3(
     )
 
 
+@forwards_kwargs(gemma3, exclude=("lora",))
 def lora_gemma3(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
@@ -102,7 +104,7 @@ def lora_gemma3(
         lora_alpha (float): adapter alpha. Default: 16.
         lora_dropout (float): adapter dropout. Default: 0.0.
         use_dora (bool): DoRA instead of LoRA. Default: False.
-        **sizes (int | float | None): the keyword arguments of :func:`gemma3`.
+        **sizes (int | float | None): the keyword arguments of :func:`gemma3` (shown in this signature).
 
     Returns:
         TransformerDecoder: the model with adapters.

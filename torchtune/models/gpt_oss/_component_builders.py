@@ -8,6 +8,7 @@ from typing import Any
 from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._lora_settings import LoRASettings, MoESettings
 from torchtune.modules import TransformerDecoder
+from torchtune.utils import forwards_kwargs
 
 _YARN: dict[str, Any] = {"rope_type": "yarn", "factor": 32.0, "original_max_position_embeddings": 4096,
                          "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False}
@@ -77,6 +78,7 @@ def gpt_oss(
     )
 
 
+@forwards_kwargs(gpt_oss, exclude=("lora",))
 def lora_gpt_oss(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
@@ -98,7 +100,7 @@ def lora_gpt_oss(
         lora_alpha (float): adapter alpha. Default: 16.
         lora_dropout (float): adapter dropout. Default: 0.0.
         use_dora (bool): DoRA instead of LoRA. Default: False.
-        **sizes (Any): the keyword arguments of :func:`gpt_oss`.
+        **sizes (Any): the keyword arguments of :func:`gpt_oss` (shown in this signature).
 
     Returns:
         TransformerDecoder: the model with adapters.

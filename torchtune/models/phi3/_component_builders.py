@@ -7,7 +7,7 @@ from typing import Any
 from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._lora_settings import LoRASettings
 from torchtune.modules import TransformerDecoder
-from torchtune.utils import deprecated_arguments
+from torchtune.utils import deprecated_arguments, forwards_kwargs
 
 
 @deprecated_arguments(positional=(
@@ -60,6 +60,7 @@ def phi3(
     )
 
 
+@forwards_kwargs(phi3, exclude=("lora",))
 def lora_phi3(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
@@ -84,7 +85,7 @@ def lora_phi3(
         use_dora (bool): DoRA instead of LoRA. Default: False.
         quantize_base (bool): NF4 base weights under the adapters (QLoRA; needs the ``quant``
             extra). Default: False.
-        **sizes (Any): the keyword arguments of :func:`phi3`.
+        **sizes (Any): the keyword arguments of :func:`phi3` (shown in this signature).
 
     Returns:
         TransformerDecoder: the model with adapters.

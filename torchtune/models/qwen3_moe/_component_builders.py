@@ -5,6 +5,7 @@ weights renormalised, no shared expert)."""
 from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._lora_settings import LoRASettings, MoESettings
 from torchtune.modules import TransformerDecoder
+from torchtune.utils import forwards_kwargs
 
 
 def qwen3_moe(
@@ -75,6 +76,7 @@ def qwen3_moe(
     )
 
 
+@forwards_kwargs(qwen3_moe, exclude=("lora",))
 def lora_qwen3_moe(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
@@ -97,7 +99,7 @@ def lora_qwen3_moe(
         lora_alpha (float): adapter alpha. Default: 16.
         lora_dropout (float): adapter dropout. Default: 0.0.
         use_dora (bool): DoRA instead of LoRA. Default: False.
-        **sizes (int | float | bool | list[int] | None): the keyword arguments of :func:`qwen3_moe`.
+        **sizes (int | float | bool | list[int] | None): the keyword arguments of :func:`qwen3_moe` (shown in this signature).
 
     Returns:
         TransformerDecoder: the model with adapters.

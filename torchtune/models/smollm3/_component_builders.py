@@ -4,6 +4,7 @@
 from torchtune.models._decoder_builder import build_decoder
 from torchtune.models._lora_settings import LoRASettings
 from torchtune.modules import TransformerDecoder
+from torchtune.utils import forwards_kwargs
 
 
 def smollm3_rope_layers(num_layers: int, no_rope_layer_interval: int = 4) -> list[bool]:
@@ -72,6 +73,7 @@ def smollm3(
     )
 
 
+@forwards_kwargs(smollm3, exclude=("lora",))
 def lora_smollm3(
     lora_attn_modules: list[str],
     apply_lora_to_mlp: bool = False,
@@ -93,7 +95,7 @@ def lora_smollm3(
         lora_alpha (float): adapter alpha. Default: 16.
         lora_dropout (float): adapter dropout. Default: 0.0.
         use_dora (bool): DoRA instead of LoRA. Default: False.
-        **sizes (int | float | bool): the keyword arguments of :func:`smollm3`.
+        **sizes (int | float | bool): the keyword arguments of :func:`smollm3` (shown in this signature).
 
     Returns:
         TransformerDecoder: the model with adapters.
