@@ -176,7 +176,7 @@ def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch
                      embed_dim=cfg["hidden_size"], max_seq_len=cfg["max_position_embeddings"],
                      intermediate_dim=cfg["intermediate_size"], rope_base=int(cfg["rope_theta"]),
                      tie_word_embeddings=cfg["tie_word_embeddings"])
-        qlora = impl == "0.6.1-qlora"  # its QLoRA: quantize_base=True on the same LoRA builder
+        qlora = impl.startswith("0.6.1-qlora")  # its QLoRA: quantize_base=True on the same LoRA builder
         if method == "lora":
             model = lora_llama3_2(LORA["lora_attn_modules"], LORA["apply_lora_to_mlp"], **sizes,
                                   lora_rank=LORA["lora_rank"], lora_alpha=LORA["lora_alpha"], quantize_base=qlora)
@@ -185,6 +185,11 @@ def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch
         loss_fn = CEWithChunkedOutputLoss(num_output_chunks=4)
         if not qlora:  # (built in the default fp32; .to would not keep 0.6.1's NF4 weights as they are)
             model = model.to(DTYPES[dtype])
+        if impl == "0.6.1-qlora-ac":  # its activation checkpointing per decoder layer (its recipes' key)
+            from torchtune.modules import TransformerSelfAttentionLayer
+            from torchtune.training import set_activation_checkpointing
+
+            set_activation_checkpointing(model, auto_wrap_policy={TransformerSelfAttentionLayer})
     from torchtune.modules.peft import get_adapter_params, set_trainable_params  # same names in both
 
     if method == "lora":
@@ -196,6 +201,7 @@ def build(impl: str, size: str, method: str, dtype: str = "fp32") -> tuple[torch
 IMPLS = {  # impl -> (batches, fused AdamW, output_index: the model computes only labelled positions)
     "ours": ("free", True, True), "ours-padded": ("padded", True, True), "ours-packed": ("packed", True, True),
     "ours-baseline": ("padded", False, False), "0.6.1": ("padded", False, False), "0.6.1-qlora": ("padded", False, False),
+    "0.6.1-qlora-ac": ("padded", False, False),
     "ours-qlora": ("free", True, True), "ours-qlora-ac": ("free", True, True),
 }
 
@@ -322,7 +328,7 @@ def machine() -> str:
 
 IMPL_NAMES = {"ours": "this torchtune", "ours-padded": "this torchtune, padded", "ours-packed": "this torchtune, packed",
               "ours-baseline": "this torchtune, before (full logits, for-loop AdamW)", "0.6.1": "torchtune 0.6.1",
-              "0.6.1-qlora": "torchtune 0.6.1 QLoRA"}
+              "0.6.1-qlora": "torchtune 0.6.1 QLoRA", "0.6.1-qlora-ac": "torchtune 0.6.1 QLoRA, activation checkpointing"}
 
 
 def targets(results: list[dict], peaks: dict[str, float]) -> str:
@@ -477,9 +483,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run nothing: merge the results saved by earlier --json runs (e.g. 1B apart) and "
                         "print them / write the docs; the highest measured peak counts")
     parser.add_argument("--reference-python", help="interpreter of a torchtune 0.6.1 venv to compare with")
-    parser.add_argument("--reference-impls", nargs="+", default=["0.6.1"], choices=["0.6.1", "0.6.1-qlora"],
+    parser.add_argument("--reference-impls", nargs="+", default=["0.6.1"], choices=["0.6.1", "0.6.1-qlora", "0.6.1-qlora-ac"],
                         help="what --reference-python runs: 0.6.1 = its LoRA/full; 0.6.1-qlora = its QLoRA "
-                        "(quantize_base=True, LoRA cases, fp32 only)")
+                        "(quantize_base=True, LoRA cases, fp32 only); 0.6.1-qlora-ac = that with its activation checkpointing "
+                        "per decoder layer")
     parser.add_argument("--reference-cases", nargs="+", metavar="SIZE:METHOD",
                         help="cases also run with --reference-python (default: all cases)")
     parser.add_argument("--one", nargs=5, metavar=("IMPL", "SIZE", "METHOD", "BATCHES", "DTYPE"), help=argparse.SUPPRESS)
