@@ -34,7 +34,9 @@ def apply_activation_checkpointing(model: nn.Module, auto_wrap_policy: Policy) -
     ``torch.utils.checkpoint.checkpoint(..., use_reentrant=False)``: its intermediate
     activations are freed after the forward pass and recomputed during backward. The
     module tree and state-dict keys are unchanged (no wrapper module is inserted). Modules
-    inside an already selected module are not selected again.
+    inside an already selected module are not selected again. Submodules with their own
+    recomputation (``set_activation_recompute``, e.g. :class:`~torchtune.modules.FeedForward`)
+    have it turned off inside a checkpointed module, where it only adds memory.
 
     Args:
         model (nn.Module): the model (the root itself may be selected).
@@ -54,6 +56,9 @@ def apply_activation_checkpointing(model: nn.Module, auto_wrap_policy: Policy) -
         module = stack.pop()
         if select(module) and not is_checkpointed(module):
             module.forward = _CheckpointedForward(module.forward)
+            for sub in module.modules():  # e.g. FeedForward: the checkpoint recomputes the whole layer
+                if callable(getattr(sub, "set_activation_recompute", None)):
+                    sub.set_activation_recompute(False)
             count += 1
             continue
         stack.extend(reversed(list(module.children())))

@@ -4,6 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+import torchtune.modules._feed_forward as feed_forward_module
+from torchtune.modules import FeedForward
 from torchtune.training import apply_activation_checkpointing, is_checkpointed
 
 
@@ -77,3 +79,33 @@ def test_callable_policy_and_nested_selection():
 def test_bad_policy(policy, message):
     with pytest.raises(TypeError, match=message):
         apply_activation_checkpointing(Tiny(), policy)
+
+
+class MLPBlock(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.mlp = FeedForward(gate_proj=nn.Linear(d, 3 * d), down_proj=nn.Linear(3 * d, d), up_proj=nn.Linear(d, 3 * d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mlp(x)
+
+
+def test_feed_forward_recompute_turned_off_inside_checkpointed_modules(monkeypatch):
+    # FeedForward's own recomputation of act(w1(x)) only adds memory under a whole-layer
+    # checkpoint; it stays on in modules that are not checkpointed. Gradients are unchanged.
+    calls = []
+    apply = feed_forward_module._GatedActivation.apply
+    monkeypatch.setattr(feed_forward_module._GatedActivation, "apply",
+                        lambda *a: calls.append(1) or apply(*a))
+    torch.manual_seed(0)
+    ref = nn.Sequential(MLPBlock(8), MLPBlock(8))
+    ckpt = copy.deepcopy(ref)
+    assert apply_activation_checkpointing(ckpt, auto_wrap_policy=lambda m: m is ckpt[0]) == 1
+    x = torch.randn(2, 5, 8)
+    expected = _grads(ref, x)
+    assert len(calls) == 2  # both blocks recompute the activation
+    calls.clear()
+    got = _grads(ckpt, x)
+    assert len(calls) == 1  # only the block that is not checkpointed
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0)
